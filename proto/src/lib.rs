@@ -1,0 +1,49 @@
+//! Every Orderly API and event, generated from the .proto files under `proto/`.
+//!
+//! Services depend on this crate and never copy .proto files.
+
+/// The encoded `FileDescriptorSet` of every Orderly proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/orderly_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("orderly.common.v1");
+    }
+}
+
+pub mod order {
+    pub mod v1 {
+        tonic::include_proto!("orderly.order.v1");
+    }
+}
+
+pub mod inventory {
+    pub mod v1 {
+        tonic::include_proto!("orderly.inventory.v1");
+    }
+}
+
+pub mod payment {
+    pub mod v1 {
+        tonic::include_proto!("orderly.payment.v1");
+    }
+}
+
+pub mod notification {
+    pub mod v1 {
+        tonic::include_proto!("orderly.notification.v1");
+    }
+}
+
+pub mod saga {
+    pub mod v1 {
+        tonic::include_proto!("orderly.saga.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("orderly.events.v1");
+    }
+}

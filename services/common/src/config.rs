@@ -1,0 +1,151 @@
+//! Configuration shared by every component, in layers: defaults, `ORDERLY_*` environment, flags.
+//! Each component flattens the groups it needs into its own `clap` arguments.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// How a component's gRPC server listens and protects itself.
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Address the gRPC server listens on [default: 127.0.0.1 and the component's port]
+    #[arg(long, env = "ORDERLY_LISTEN_ADDR")]
+    pub listen_addr: Option<SocketAddr>,
+
+    /// Requests running longer than this are cancelled with DEADLINE_EXCEEDED
+    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Requests in flight per connection; beyond it new requests are shed with UNAVAILABLE
+    #[arg(long, env = "ORDERLY_CONCURRENCY_LIMIT", default_value_t = 256)]
+    pub concurrency_limit: usize,
+
+    /// On SIGTERM, how long in-flight work may take to drain before the process exits
+    #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServerArgs {
+    pub fn on(listen_addr: SocketAddr) -> Self {
+        Self {
+            listen_addr: Some(listen_addr),
+            request_timeout_ms: 10_000,
+            concurrency_limit: 256,
+            shutdown_grace_secs: 20,
+        }
+    }
+
+    pub fn listen_addr_or(&self, default_port: u16) -> SocketAddr {
+        self.listen_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// Where a component keeps its data.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path/to/file.db` or `postgres://user@host/db`
+    /// [default: a SQLite file named after the component in the data directory]
+    #[arg(long, env = "ORDERLY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for SQLite files and broker storage
+    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "orderly-data")]
+    pub data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    pub fn url_for(&self, component: &str) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => crate::db::sqlite_url(&self.data_dir.join(format!("{component}.db"))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+/// How a component reaches Kafka (the embedded broker by default, any cluster in production).
+#[derive(Args, Clone, Debug)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma separated
+    #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap: String,
+
+    /// Longest a consumer's fetch waits for data; the embedded broker always waits this long,
+    /// so it bounds every hop's latency
+    #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 5)]
+    pub kafka_fetch_wait_max_ms: u32,
+
+    /// How long the producer waits to fill a batch before sending it
+    #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = 2)]
+    pub kafka_linger_ms: u32,
+
+    /// Partitions for topics this component creates
+    #[arg(long, env = "ORDERLY_KAFKA_PARTITIONS", default_value_t = 3)]
+    pub kafka_partitions: i32,
+
+    /// Replication factor for topics this component creates
+    #[arg(long, env = "ORDERLY_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub kafka_replication_factor: i32,
+
+    #[arg(long, env = "ORDERLY_KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
+    pub kafka_security_protocol: SecurityProtocol,
+
+    /// SASL mechanism, e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    #[arg(long, env = "ORDERLY_KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    #[arg(long, env = "ORDERLY_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (prefer the environment variable; never logged)
+    #[arg(long, env = "ORDERLY_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// CA certificate file (PEM) for TLS connections to Kafka
+    #[arg(long, env = "ORDERLY_KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    pub fn at(bootstrap: impl Into<String>) -> Self {
+        Self {
+            kafka_bootstrap: bootstrap.into(),
+            kafka_fetch_wait_max_ms: 5,
+            kafka_linger_ms: 2,
+            kafka_partitions: 3,
+            kafka_replication_factor: 1,
+            kafka_security_protocol: SecurityProtocol::Plaintext,
+            kafka_sasl_mechanism: None,
+            kafka_sasl_username: None,
+            kafka_sasl_password: None,
+            kafka_ssl_ca_location: None,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Database connections: SQLite files by default, PostgreSQL when given a `postgres://` URL.
+//! Every service runs its own migrations at start-up (and `orderly migrate` runs them alone).
+
+use std::{path::Path, time::Duration};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+/// The URL of a SQLite file, created on first use.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Opens a pool on `url`. For SQLite it creates the parent directory and turns on WAL so readers
+/// never block the writer; `synchronous=NORMAL` keeps commits durable across process crashes.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if let Some(path) = sqlite_path(url) {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| DbErr::Custom(format!("cannot create {}: {error}", parent.display())))?;
+        }
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    } else {
+        options.max_connections(16);
+    }
+    Database::connect(options).await
+}
+
+/// Connects and brings the schema up to date with `M`'s migrations.
+pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let db = connect(url).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+/// Whether an error means the database could not be reached (retry later) rather than that the
+/// request was wrong.
+pub fn is_unavailable(error: &DbErr) -> bool {
+    matches!(
+        error,
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_path_strips_scheme_and_query() {
+        assert_eq!(sqlite_path("sqlite:///tmp/x/order.db?mode=rwc"), Some("/tmp/x/order.db"));
+        assert_eq!(sqlite_path("sqlite://data/order.db"), Some("data/order.db"));
+        assert_eq!(sqlite_path("postgres://localhost/order"), None);
+    }
+}

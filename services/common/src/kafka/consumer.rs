@@ -1,0 +1,22 @@
+//! Consumers in a consumer group that commit only offsets the application has stored, and store
+//! them only after the event's effect is committed to the database (at-least-once delivery).
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use super::{KafkaError, client_config};
+use crate::config::KafkaArgs;
+
+pub fn consumer(args: &KafkaArgs, group_id: &str, topics: &[&str]) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = client_config(args)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // The embedded broker answers a fetch only when this timer runs out, even when data is
+        // waiting, so it bounds the latency of every hop (see README: measured figures).
+        .set("fetch.wait.max.ms", args.kafka_fetch_wait_max_ms.to_string())
+        .set("session.timeout.ms", "10000")
+        .create()?;
+    consumer.subscribe(topics)?;
+    Ok(consumer)
+}

@@ -1,0 +1,22 @@
+//! Kafka plumbing over rdkafka (librdkafka): client settings, topics, the event envelope, an
+//! idempotent producer and consumers that store offsets only when told to.
+
+mod client;
+mod consumer;
+pub mod envelope;
+mod producer;
+pub mod topics;
+
+pub use client::client_config;
+pub use consumer::consumer;
+pub use producer::EventProducer;
+
+/// What can go wrong talking to Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+
+    #[error("cannot create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+}

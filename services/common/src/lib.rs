@@ -1,0 +1,15 @@
+//! Shared plumbing for every Orderly component: configuration, telemetry, shutdown, the gRPC
+//! server stack, databases and Kafka. Services hold their domain; this crate holds the rest,
+//! once.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod kafka;
+pub mod shutdown;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::ApiError;
+pub use shutdown::Shutdown;

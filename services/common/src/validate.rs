@@ -1,0 +1,184 @@
+//! Request validation shared by every API: each check names the field it rejects, so a client
+//! knows what to fix.
+
+use orderly_proto::common::v1::{Money, PageRequest};
+use uuid::Uuid;
+
+use crate::ApiError;
+
+pub const MAX_ID_LEN: usize = 64;
+pub const MAX_NAME_LEN: usize = 200;
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+/// An identifier chosen by users (sku, customer id): 1-64 characters of letters, digits, `-`,
+/// `_`, `.` or `:`.
+pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(ApiError::invalid(field, format!("is longer than {MAX_ID_LEN} characters")));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!("contains {bad:?}; use letters, digits, '-', '_', '.' or ':'"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Free text such as a product name: non-blank, at most 200 characters.
+pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN {
+        return Err(ApiError::invalid(field, format!("is longer than {MAX_NAME_LEN} characters")));
+    }
+    Ok(trimmed)
+}
+
+/// Optional free text (a reason): at most 200 characters.
+pub fn optional_text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.trim().is_empty() { Ok("") } else { text(field, value) }
+}
+
+/// An ISO 4217 currency code: three uppercase letters.
+pub fn currency<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(value)
+    } else if value.is_empty() {
+        Err(ApiError::invalid(field, "is required"))
+    } else {
+        Err(ApiError::invalid(field, format!("{value:?} is not a currency code (three uppercase letters, e.g. USD)")))
+    }
+}
+
+/// A strictly positive amount of money with a valid currency; returns (minor units, currency).
+pub fn positive_money<'a>(field: &str, value: Option<&'a Money>) -> Result<(i64, &'a str), ApiError> {
+    let money = value.ok_or_else(|| ApiError::invalid(field, "is required"))?;
+    let currency = currency(&format!("{field}.currency"), &money.currency)?;
+    if money.amount_minor <= 0 {
+        return Err(ApiError::invalid(
+            format!("{field}.amount_minor"),
+            format!("must be positive, got {}", money.amount_minor),
+        ));
+    }
+    Ok((money.amount_minor, currency))
+}
+
+/// A quantity of items: at least 1.
+pub fn positive_quantity(field: &str, value: u32) -> Result<u32, ApiError> {
+    if value == 0 {
+        Err(ApiError::invalid(field, "must be at least 1"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A UUID in its canonical text form.
+pub fn uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, format!("{value:?} is not a UUID")))
+}
+
+/// One page of a keyset-paginated listing: `after` is the last key of the previous page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub size: u64,
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// Reads page size and token, applying the default and the maximum size.
+    pub fn from_request(field: &str, request: Option<&PageRequest>) -> Result<Self, ApiError> {
+        let (size, token) = request.map_or((0, ""), |page| (page.page_size, page.page_token.as_str()));
+        Self::new(field, size, token)
+    }
+
+    pub fn new(field: &str, size: u32, token: &str) -> Result<Self, ApiError> {
+        let size = match u64::from(size) {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let after = if token.is_empty() {
+            None
+        } else {
+            Some(decode_token(token).ok_or_else(|| {
+                ApiError::invalid(format!("{field}.page_token"), "is not a token this server issued")
+            })?)
+        };
+        Ok(Self { size, after })
+    }
+
+    /// The token for the page after one that returned `keys` (empty when there is no more).
+    pub fn next_token<'a>(&self, keys: impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator) -> String {
+        if (keys.len() as u64) < self.size {
+            return String::new();
+        }
+        keys.last().map(encode_token).unwrap_or_default()
+    }
+}
+
+// Tokens are the last key in hex: opaque to clients, trivially checked by the server.
+fn encode_token(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    if token.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_reject_empty_long_and_odd_characters() {
+        assert!(identifier("sku", "mug-1").is_ok());
+        assert!(identifier("sku", "").unwrap_err().to_string().contains("sku"));
+        assert!(identifier("sku", &"x".repeat(65)).is_err());
+        assert!(identifier("sku", "a b").is_err());
+    }
+
+    #[test]
+    fn currency_must_be_three_uppercase_letters() {
+        assert!(currency("c", "USD").is_ok());
+        for bad in ["usd", "US", "USDX", "", "U$D"] {
+            assert!(currency("c", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn money_must_be_positive_and_names_the_subfield() {
+        let zero = Money { amount_minor: 0, currency: "USD".into() };
+        let error = positive_money("amount", Some(&zero)).unwrap_err();
+        assert!(error.to_string().starts_with("invalid amount.amount_minor"));
+        assert!(positive_money("amount", None).is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let page = Page::new("page", 2, "").unwrap();
+        let token = page.next_token(["a", "b"].into_iter());
+        assert_eq!(Page::new("page", 2, &token).unwrap().after.as_deref(), Some("b"));
+        assert_eq!(page.next_token(["a"].into_iter()), "");
+        assert!(Page::new("page", 2, "zz").is_err());
+        assert_eq!(Page::new("page", 10_000, "").unwrap().size, MAX_PAGE_SIZE);
+    }
+}
