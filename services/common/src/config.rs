@@ -149,3 +149,15 @@ impl KafkaArgs {
         }
     }
 }
+
+/// What every service component is configured with; a component with more knobs flattens this
+/// into its own arguments.
+#[derive(Args, Clone, Debug)]
+pub struct ServiceConfig {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}

@@ -2,6 +2,7 @@
 //! server stack, databases and Kafka. Services hold their domain; this crate holds the rest,
 //! once.
 
+pub mod component;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod grpc;
 pub mod kafka;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;
 pub mod validate;
 
 pub use error::ApiError;

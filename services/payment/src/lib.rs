@@ -1,0 +1,25 @@
+//! The payment service: customer accounts, payments against them, and a ledger that explains
+//! every balance change. Money is integer minor units in the account's currency.
+
+mod domain;
+mod grpc;
+mod store;
+
+use orderly_common::{Shutdown, component::{self, ComponentError}};
+use orderly_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
+use tonic::service::Routes;
+
+pub use orderly_migration_payment::Migrator;
+
+pub const NAME: &str = "payment";
+pub const DEFAULT_PORT: u16 = 50053;
+
+pub type Config = orderly_common::config::ServiceConfig;
+
+/// Runs the payment service until `shutdown`.
+pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
+    component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
+        Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(db)))
+    })
+    .await
+}

@@ -1,0 +1,18 @@
+//! Conversions between database timestamps and protobuf `Timestamp`s.
+
+use chrono::{DateTime, Utc};
+
+pub fn to_proto(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2e9, so it fits.
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Now, rounded to microseconds: what PostgreSQL stores, so a value read back equals the value
+/// written on every backend.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

@@ -1,0 +1,176 @@
+//! The InventoryService API: validates requests, calls the store, maps rows to messages.
+
+use orderly_common::{
+    ApiError,
+    time::to_proto,
+    validate::{self, Page},
+};
+use orderly_proto::{
+    common::v1::Money,
+    inventory::v1::{
+        GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse,
+        ListReservationsRequest, ListReservationsResponse, Product, ReleaseReservationRequest,
+        ReleaseReservationResponse, Reservation, ReservationItem, ReservationStatus as ProtoStatus,
+        RestockRequest, RestockResponse, UpsertProductRequest, UpsertProductResponse,
+        inventory_service_server::InventoryService,
+    },
+};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::ReservationStatus,
+    store::{
+        products::{self, RestockRefused},
+        reservations,
+    },
+};
+
+pub struct InventoryApi {
+    db: DatabaseConnection,
+}
+
+impl InventoryApi {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl InventoryService for InventoryApi {
+    async fn upsert_product(&self, request: Request<UpsertProductRequest>) -> Reply<UpsertProductResponse> {
+        let request = request.into_inner();
+        let sku = validate::identifier("sku", &request.sku)?;
+        let name = validate::text("name", &request.name)?;
+        let (price, currency) = validate::positive_money("unit_price", request.unit_price.as_ref())?;
+        let product = products::upsert(&self.db, sku, name, price, currency)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(sku, price, currency, "product upserted");
+        Ok(Response::new(UpsertProductResponse { product: Some(product_message(product)) }))
+    }
+
+    async fn restock(&self, request: Request<RestockRequest>) -> Reply<RestockResponse> {
+        let request = request.into_inner();
+        let sku = validate::identifier("sku", &request.sku)?;
+        let quantity = validate::positive_quantity("quantity", request.quantity)?;
+        let product = match products::restock(&self.db, sku, quantity).await.map_err(ApiError::from)? {
+            Ok(product) => product,
+            Err(RestockRefused::UnknownProduct) => return Err(ApiError::not_found("product", sku).into()),
+            Err(RestockRefused::WouldOverflow) => {
+                return Err(ApiError::invalid("quantity", format!("{sku} would hold more than {} units", u32::MAX)).into());
+            }
+        };
+        tracing::info!(sku, quantity, available = product.available, "product restocked");
+        Ok(Response::new(RestockResponse { product: Some(product_message(product)) }))
+    }
+
+    async fn get_product(&self, request: Request<GetProductRequest>) -> Reply<GetProductResponse> {
+        let sku = validate::identifier("sku", &request.get_ref().sku)?;
+        let product = products::find(&self.db, sku)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("product", sku))?;
+        Ok(Response::new(GetProductResponse { product: Some(product_message(product)) }))
+    }
+
+    async fn list_products(&self, request: Request<ListProductsRequest>) -> Reply<ListProductsResponse> {
+        let page = Page::from_request("page", request.get_ref().page.as_ref())?;
+        let rows = products::list(&self.db, page.after.as_deref(), page.size)
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = page.next_token(rows.iter().map(|row| row.sku.as_str()));
+        Ok(Response::new(ListProductsResponse {
+            products: rows.into_iter().map(product_message).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<ReleaseReservationRequest>,
+    ) -> Reply<ReleaseReservationResponse> {
+        let request = request.into_inner();
+        let order_id = validate::uuid("order_id", &request.order_id)?;
+        let reason = validate::optional_text("reason", &request.reason)?;
+        let reservation = reservations::release(&self.db, order_id, reason)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("reservation for order", order_id.to_string()))?;
+        if reservation.header.status == ReservationStatus::Committed.as_str() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "reservation for order {order_id} is committed (the order was confirmed) and cannot be released"
+            ))
+            .into());
+        }
+        tracing::info!(order_id = %order_id, reason, "reservation released");
+        Ok(Response::new(ReleaseReservationResponse {
+            reservation: Some(reservation_message(reservation)),
+        }))
+    }
+
+    async fn list_reservations(
+        &self,
+        request: Request<ListReservationsRequest>,
+    ) -> Reply<ListReservationsResponse> {
+        let request = request.into_inner();
+        let order_id = match request.order_id.as_str() {
+            "" => None,
+            id => Some(validate::uuid("order_id", id)?),
+        };
+        let status = match ProtoStatus::try_from(request.status) {
+            Ok(status) => ReservationStatus::from_proto(status),
+            Err(_) => return Err(ApiError::invalid("status", format!("unknown status {}", request.status)).into()),
+        };
+        let page = Page::from_request("page", request.page.as_ref())?;
+        let after = page
+            .after
+            .as_deref()
+            .map(|after| validate::uuid("page.page_token", after))
+            .transpose()?;
+        let rows = reservations::list(&self.db, order_id, status, after, page.size)
+            .await
+            .map_err(ApiError::from)?;
+        let keys: Vec<String> = rows.iter().map(|row| row.header.order_id.to_string()).collect();
+        Ok(Response::new(ListReservationsResponse {
+            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            reservations: rows.into_iter().map(reservation_message).collect(),
+        }))
+    }
+}
+
+fn count(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+fn product_message(row: products::Model) -> Product {
+    Product {
+        unit_price: Some(Money { amount_minor: row.unit_price_minor, currency: row.currency }),
+        available: count(row.available),
+        reserved: count(row.reserved),
+        sold: count(row.sold),
+        created_at: Some(to_proto(row.created_at)),
+        updated_at: Some(to_proto(row.updated_at)),
+        sku: row.sku,
+        name: row.name,
+    }
+}
+
+fn reservation_message(reservation: reservations::Reservation) -> Reservation {
+    let header = reservation.header;
+    let status = ReservationStatus::parse(&header.status).map_or(ProtoStatus::Unspecified, ReservationStatus::to_proto);
+    Reservation {
+        order_id: header.order_id.to_string(),
+        status: status.into(),
+        items: reservation
+            .items
+            .into_iter()
+            .map(|item| ReservationItem { sku: item.sku, quantity: count(item.quantity) })
+            .collect(),
+        reason: header.reason,
+        created_at: Some(to_proto(header.created_at)),
+        updated_at: Some(to_proto(header.updated_at)),
+    }
+}

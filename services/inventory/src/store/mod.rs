@@ -1,0 +1,4 @@
+//! Inventory's tables and the queries on them.
+
+pub mod products;
+pub mod reservations;

@@ -1,0 +1,3 @@
+//! Notification's table and the queries on it.
+
+pub mod notifications;

@@ -1,0 +1,102 @@
+//! The OrderService API: validates requests, calls the store, maps rows to messages.
+
+use orderly_common::{
+    ApiError,
+    time::to_proto,
+    validate::{self, Page},
+};
+use orderly_proto::{
+    common::v1::Money,
+    order::v1::{
+        GetOrderRequest, GetOrderResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderLine,
+        OrderStatus as ProtoStatus, PlaceOrderRequest, PlaceOrderResponse,
+        order_service_server::OrderService,
+    },
+};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::{domain::OrderStatus, store::orders};
+
+pub struct OrderApi {
+    db: DatabaseConnection,
+}
+
+impl OrderApi {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn place_order(&self, _request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
+        // Placing orders needs the saga (pricing, outbox, orchestrator); until it lands the
+        // call says so plainly instead of storing orders nothing would ever decide.
+        Err(Status::unimplemented("placing orders is not available yet: the order saga is not deployed"))
+    }
+
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {
+        let order_id = validate::uuid("order_id", &request.get_ref().order_id)?;
+        let order = orders::find(&self.db, order_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
+        Ok(Response::new(GetOrderResponse { order: Some(order_message(order)) }))
+    }
+
+    async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
+        let request = request.into_inner();
+        let customer_id = match request.customer_id.as_str() {
+            "" => None,
+            id => Some(validate::identifier("customer_id", id)?),
+        };
+        let status = match ProtoStatus::try_from(request.status) {
+            Ok(status) => OrderStatus::from_proto(status),
+            Err(_) => return Err(ApiError::invalid("status", format!("unknown status {}", request.status)).into()),
+        };
+        let page = Page::from_request("page", request.page.as_ref())?;
+        let after = page
+            .after
+            .as_deref()
+            .map(|after| validate::uuid("page.page_token", after))
+            .transpose()?;
+        let rows = orders::list(&self.db, customer_id, status, after, page.size)
+            .await
+            .map_err(ApiError::from)?;
+        let keys: Vec<String> = rows.iter().map(|row| row.header.id.to_string()).collect();
+        Ok(Response::new(ListOrdersResponse {
+            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            orders: rows.into_iter().map(order_message).collect(),
+        }))
+    }
+}
+
+fn order_message(order: orders::Order) -> Order {
+    let header = order.header;
+    let currency = header.currency;
+    let money = |amount_minor: i64| Some(Money { amount_minor, currency: currency.clone() });
+    let status = OrderStatus::parse(&header.status).map_or(ProtoStatus::Unspecified, OrderStatus::to_proto);
+    Order {
+        order_id: header.id.to_string(),
+        customer_id: header.customer_id,
+        items: order
+            .lines
+            .into_iter()
+            .map(|line| OrderLine {
+                sku: line.sku,
+                quantity: u32::try_from(line.quantity).unwrap_or(u32::MAX),
+                unit_price: money(line.unit_price_minor),
+                line_total: money(line.unit_price_minor.saturating_mul(line.quantity)),
+            })
+            .collect(),
+        total: money(header.total_minor),
+        status: status.into(),
+        reason: header.reason,
+        created_at: Some(to_proto(header.created_at)),
+        updated_at: Some(to_proto(header.updated_at)),
+        idempotency_key: header.idempotency_key.unwrap_or_default(),
+    }
+}

@@ -1,0 +1,81 @@
+//! The `orders` table and reads of whole orders (header plus lines).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*};
+
+use super::lines;
+use crate::domain::OrderStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "orders")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub customer_id: String,
+    pub status: String,
+    pub reason: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// An order with its lines.
+#[derive(Clone, Debug)]
+pub struct Order {
+    pub header: Model,
+    pub lines: Vec<lines::Model>,
+}
+
+pub async fn find(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Order>, DbErr> {
+    let Some(header) = Entity::find_by_id(order_id).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(with_lines(db, vec![header]).await?.pop())
+}
+
+/// Orders ordered by id (time-ordered UUIDs), optionally filtered, after `after` when given.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    customer_id: Option<&str>,
+    status: Option<OrderStatus>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Order>, DbErr> {
+    let mut query = Entity::find().order_by_asc(Column::Id).limit(limit);
+    if let Some(customer_id) = customer_id {
+        query = query.filter(Column::CustomerId.eq(customer_id));
+    }
+    if let Some(status) = status {
+        query = query.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    let headers = query.all(db).await?;
+    with_lines(db, headers).await
+}
+
+async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Vec<Order>, DbErr> {
+    let ids: Vec<Uuid> = headers.iter().map(|header| header.id).collect();
+    let mut all_lines = lines::Entity::find()
+        .filter(lines::Column::OrderId.is_in(ids))
+        .order_by_asc(lines::Column::LineNo)
+        .all(db)
+        .await?;
+    Ok(headers
+        .into_iter()
+        .map(|header| {
+            let (mine, rest) = all_lines.drain(..).partition(|line| line.order_id == header.id);
+            all_lines = rest;
+            Order { header, lines: mine }
+        })
+        .collect())
+}

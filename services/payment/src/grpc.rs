@@ -1,0 +1,153 @@
+//! The PaymentService API: validates requests, calls the store, maps rows to messages.
+
+use orderly_common::{
+    ApiError,
+    time::to_proto,
+    validate::{self, Page},
+};
+use orderly_proto::{
+    common::v1::Money,
+    payment::v1::{
+        Account, DepositRequest, DepositResponse, GetAccountRequest, GetAccountResponse,
+        ListPaymentsRequest, ListPaymentsResponse, OpenAccountRequest, OpenAccountResponse, Payment,
+        PaymentStatus as ProtoStatus, RefundPaymentRequest, RefundPaymentResponse,
+        payment_service_server::PaymentService,
+    },
+};
+use sea_orm::DatabaseConnection;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::PaymentStatus,
+    store::{
+        accounts::{self, DepositRefused},
+        payments,
+    },
+};
+
+pub struct PaymentApi {
+    db: DatabaseConnection,
+}
+
+impl PaymentApi {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn open_account(&self, request: Request<OpenAccountRequest>) -> Reply<OpenAccountResponse> {
+        let request = request.into_inner();
+        let customer_id = validate::identifier("customer_id", &request.customer_id)?;
+        let currency = validate::currency("currency", &request.currency)?;
+        let account = accounts::open(&self.db, customer_id, currency).await.map_err(ApiError::from)?;
+        if account.currency != currency {
+            return Err(ApiError::AlreadyExists(format!(
+                "customer {customer_id} already has an account in {}",
+                account.currency
+            ))
+            .into());
+        }
+        tracing::info!(customer_id, currency, "account open");
+        Ok(Response::new(OpenAccountResponse { account: Some(account_message(account)) }))
+    }
+
+    async fn deposit(&self, request: Request<DepositRequest>) -> Reply<DepositResponse> {
+        let request = request.into_inner();
+        let customer_id = validate::identifier("customer_id", &request.customer_id)?;
+        let (amount, currency) = validate::positive_money("amount", request.amount.as_ref())?;
+        let account = match accounts::deposit(&self.db, customer_id, amount, currency)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Ok(account) => account,
+            Err(DepositRefused::UnknownAccount) => return Err(ApiError::not_found("account", customer_id).into()),
+            Err(DepositRefused::WrongCurrency(expected)) => {
+                return Err(ApiError::invalid(
+                    "amount.currency",
+                    format!("account {customer_id} holds {expected}, not {currency}"),
+                )
+                .into());
+            }
+            Err(DepositRefused::WouldOverflow) => {
+                return Err(ApiError::invalid("amount.amount_minor", "the balance would overflow").into());
+            }
+        };
+        tracing::info!(customer_id, amount, currency, "deposit");
+        Ok(Response::new(DepositResponse { account: Some(account_message(account)) }))
+    }
+
+    async fn get_account(&self, request: Request<GetAccountRequest>) -> Reply<GetAccountResponse> {
+        let customer_id = validate::identifier("customer_id", &request.get_ref().customer_id)?;
+        let account = accounts::find(&self.db, customer_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("account", customer_id))?;
+        Ok(Response::new(GetAccountResponse { account: Some(account_message(account)) }))
+    }
+
+    async fn refund_payment(&self, request: Request<RefundPaymentRequest>) -> Reply<RefundPaymentResponse> {
+        let request = request.into_inner();
+        let order_id = validate::uuid("order_id", &request.order_id)?;
+        let reason = validate::optional_text("reason", &request.reason)?;
+        let payment = payments::refund(&self.db, order_id, reason)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("payment for order", order_id.to_string()))?;
+        tracing::info!(order_id = %order_id, status = payment.status, "refund requested");
+        Ok(Response::new(RefundPaymentResponse { payment: Some(payment_message(payment)) }))
+    }
+
+    async fn list_payments(&self, request: Request<ListPaymentsRequest>) -> Reply<ListPaymentsResponse> {
+        let request = request.into_inner();
+        let customer_id = match request.customer_id.as_str() {
+            "" => None,
+            id => Some(validate::identifier("customer_id", id)?),
+        };
+        let order_id = match request.order_id.as_str() {
+            "" => None,
+            id => Some(validate::uuid("order_id", id)?),
+        };
+        let page = Page::from_request("page", request.page.as_ref())?;
+        let after = page
+            .after
+            .as_deref()
+            .map(|after| validate::uuid("page.page_token", after))
+            .transpose()?;
+        let rows = payments::list(&self.db, customer_id, order_id, after, page.size)
+            .await
+            .map_err(ApiError::from)?;
+        let keys: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+        Ok(Response::new(ListPaymentsResponse {
+            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            payments: rows.into_iter().map(payment_message).collect(),
+        }))
+    }
+}
+
+fn account_message(row: accounts::Model) -> Account {
+    Account {
+        balance: Some(Money { amount_minor: row.balance_minor, currency: row.currency.clone() }),
+        held: Some(Money { amount_minor: row.held_minor, currency: row.currency }),
+        created_at: Some(to_proto(row.created_at)),
+        updated_at: Some(to_proto(row.updated_at)),
+        customer_id: row.customer_id,
+    }
+}
+
+fn payment_message(row: payments::Model) -> Payment {
+    let status = PaymentStatus::parse(&row.status).map_or(ProtoStatus::Unspecified, PaymentStatus::to_proto);
+    Payment {
+        payment_id: row.id.to_string(),
+        order_id: row.order_id.to_string(),
+        customer_id: row.customer_id,
+        amount: Some(Money { amount_minor: row.amount_minor, currency: row.currency }),
+        status: status.into(),
+        reason: row.reason,
+        created_at: Some(to_proto(row.created_at)),
+        updated_at: Some(to_proto(row.updated_at)),
+    }
+}

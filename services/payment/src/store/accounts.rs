@@ -1,0 +1,114 @@
+//! The `accounts` table: each customer's spendable balance and the money held for orders.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, TransactionTrait,
+    entity::prelude::*,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::ledger;
+use crate::domain::LedgerKind;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "accounts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub customer_id: String,
+    pub currency: String,
+    pub balance_minor: i64,
+    pub held_minor: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub async fn find(db: &impl ConnectionTrait, customer_id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(customer_id.to_owned()).one(db).await
+}
+
+/// Opens an empty account. Returns the existing account instead when one is already open for
+/// the customer (the caller checks its currency).
+pub async fn open(db: &DatabaseConnection, customer_id: &str, currency: &str) -> Result<Model, DbErr> {
+    let now = orderly_common::time::now();
+    let row = ActiveModel {
+        customer_id: Set(customer_id.to_owned()),
+        currency: Set(currency.to_owned()),
+        balance_minor: Set(0),
+        held_minor: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Entity::insert(row)
+        .on_conflict_do_nothing_on([Column::CustomerId])
+        .exec_without_returning(db)
+        .await?;
+    find(db, customer_id).await?.ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))
+}
+
+/// Why a deposit was refused.
+pub enum DepositRefused {
+    UnknownAccount,
+    WrongCurrency(String),
+    WouldOverflow,
+}
+
+/// Adds money to the balance and writes the ledger entry, in one transaction.
+pub async fn deposit(
+    db: &DatabaseConnection,
+    customer_id: &str,
+    amount_minor: i64,
+    currency: &str,
+) -> Result<Result<Model, DepositRefused>, DbErr> {
+    let txn = db.begin().await?;
+    let updated = Entity::update_many()
+        .col_expr(Column::BalanceMinor, Expr::col(Column::BalanceMinor).add(amount_minor))
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::Currency.eq(currency))
+        .filter(Column::BalanceMinor.lte(i64::MAX - amount_minor))
+        .exec(&txn)
+        .await?;
+    let Some(account) = find(&txn, customer_id).await? else {
+        return Ok(Err(DepositRefused::UnknownAccount));
+    };
+    if updated.rows_affected != 1 {
+        return Ok(Err(if account.currency != currency {
+            DepositRefused::WrongCurrency(account.currency)
+        } else {
+            DepositRefused::WouldOverflow
+        }));
+    }
+    ledger::record(&txn, &account, None, LedgerKind::Deposit, amount_minor, 0).await?;
+    txn.commit().await?;
+    Ok(Ok(account))
+}
+
+/// Applies a (balance, held) movement and returns the account after it.
+pub async fn apply(
+    db: &impl ConnectionTrait,
+    customer_id: &str,
+    balance_change: i64,
+    held_change: i64,
+) -> Result<Model, DbErr> {
+    let updated = Entity::update_many()
+        .col_expr(Column::BalanceMinor, Expr::col(Column::BalanceMinor).add(balance_change))
+        .col_expr(Column::HeldMinor, Expr::col(Column::HeldMinor).add(held_change))
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::BalanceMinor.gte(-balance_change))
+        .filter(Column::HeldMinor.gte(-held_change))
+        .exec(db)
+        .await?;
+    let account = find(db, customer_id).await?;
+    match (updated.rows_affected, account) {
+        (1, Some(account)) => Ok(account),
+        _ => Err(DbErr::Custom(format!(
+            "account {customer_id} cannot move balance by {balance_change} and held by {held_change}"
+        ))),
+    }
+}

@@ -1,0 +1,87 @@
+//! The `payments` table: at most one payment per order.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect,
+    TransactionTrait, entity::prelude::*, sea_query::Expr,
+};
+
+use super::{accounts, ledger};
+use crate::domain::{LedgerKind, PaymentStatus};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "payments")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    #[sea_orm(unique)]
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub async fn find_by_order(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::OrderId.eq(order_id)).one(db).await
+}
+
+/// Payments ordered by id (time-ordered UUIDs), optionally filtered, after `after` when given.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    customer_id: Option<&str>,
+    order_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Entity::find().order_by_asc(Column::Id).limit(limit);
+    if let Some(customer_id) = customer_id {
+        query = query.filter(Column::CustomerId.eq(customer_id));
+    }
+    if let Some(order_id) = order_id {
+        query = query.filter(Column::OrderId.eq(order_id));
+    }
+    if let Some(after) = after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    query.all(db).await
+}
+
+/// Gives an order's money back, in one transaction: held money for an AUTHORIZED payment,
+/// captured money for a CAPTURED one. Idempotent: a payment already REFUNDED (or DECLINED) is
+/// returned unchanged.
+pub async fn refund(db: &DatabaseConnection, order_id: Uuid, reason: &str) -> Result<Option<Model>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(payment) = find_by_order(&txn, order_id).await? else {
+        return Ok(None);
+    };
+    let status = PaymentStatus::parse(&payment.status)
+        .ok_or_else(|| DbErr::Custom(format!("payment {} has unknown status {}", payment.id, payment.status)))?;
+    let Some((balance_change, held_change)) = status.refund_movement(payment.amount_minor) else {
+        return Ok(Some(payment));
+    };
+    // Claim the payment in the status we read: of two concurrent refunds only one moves money.
+    let claimed = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(PaymentStatus::Refunded.as_str()))
+        .col_expr(Column::Reason, Expr::value(reason))
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::Id.eq(payment.id))
+        .filter(Column::Status.eq(status.as_str()))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected == 1 {
+        let account = accounts::apply(&txn, &payment.customer_id, balance_change, held_change).await?;
+        ledger::record(&txn, &account, Some(order_id), LedgerKind::Refund, balance_change, held_change).await?;
+    }
+    let refunded = find_by_order(&txn, order_id).await?;
+    txn.commit().await?;
+    Ok(refunded)
+}
