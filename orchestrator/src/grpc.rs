@@ -8,8 +8,8 @@ use orderly_common::{
 use orderly_proto::{
     common::v1::Money,
     saga::v1::{
-        GetSagaRequest, GetSagaResponse, ListSagasRequest, ListSagasResponse, Saga, SagaHistoryEntry,
-        SagaState, SagaStep, StepStatus, saga_service_server::SagaService,
+        GetSagaRequest, GetSagaResponse, ListSagasRequest, ListSagasResponse, Saga,
+        SagaHistoryEntry, SagaState, SagaStep, StepStatus, saga_service_server::SagaService,
     },
 };
 use sea_orm::DatabaseConnection;
@@ -40,7 +40,9 @@ impl SagaService for SagaApi {
         let mut message = saga_message(saga.header);
         message.steps = saga.steps.into_iter().map(step_message).collect();
         message.history = saga.history.into_iter().map(history_message).collect();
-        Ok(Response::new(GetSagaResponse { saga: Some(message) }))
+        Ok(Response::new(GetSagaResponse {
+            saga: Some(message),
+        }))
     }
 
     async fn list_sagas(&self, request: Request<ListSagasRequest>) -> Reply<ListSagasResponse> {
@@ -48,7 +50,11 @@ impl SagaService for SagaApi {
         let state = match SagaState::try_from(request.state) {
             Ok(SagaState::Unspecified) => None,
             Ok(state) => Some(state.as_str_name()),
-            Err(_) => return Err(ApiError::invalid("state", format!("unknown state {}", request.state)).into()),
+            Err(_) => {
+                return Err(
+                    ApiError::invalid("state", format!("unknown state {}", request.state)).into(),
+                );
+            }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page
@@ -71,8 +77,13 @@ fn saga_message(row: sagas::Model) -> Saga {
     Saga {
         order_id: row.order_id.to_string(),
         customer_id: row.customer_id,
-        total: Some(Money { amount_minor: row.total_minor, currency: row.currency }),
-        state: SagaState::from_str_name(&row.state).unwrap_or(SagaState::Unspecified).into(),
+        total: Some(Money {
+            amount_minor: row.total_minor,
+            currency: row.currency,
+        }),
+        state: SagaState::from_str_name(&row.state)
+            .unwrap_or(SagaState::Unspecified)
+            .into(),
         reason: row.reason,
         steps: Vec::new(),
         history: Vec::new(),
@@ -85,7 +96,9 @@ fn saga_message(row: sagas::Model) -> Saga {
 fn step_message(row: steps::Model) -> SagaStep {
     SagaStep {
         name: row.name,
-        status: StepStatus::from_str_name(&row.status).unwrap_or(StepStatus::Unspecified).into(),
+        status: StepStatus::from_str_name(&row.status)
+            .unwrap_or(StepStatus::Unspecified)
+            .into(),
         detail: row.detail,
         attempts: u32::try_from(row.attempts).unwrap_or(0),
         updated_at: Some(to_proto(row.updated_at)),

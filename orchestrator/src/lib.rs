@@ -4,8 +4,11 @@
 mod grpc;
 mod store;
 
-use orderly_common::{Shutdown, component::{self, ComponentError}};
-use orderly_proto::saga::v1::saga_service_server::{SagaServiceServer, SERVICE_NAME};
+use orderly_common::{
+    Shutdown,
+    component::{self, ComponentError},
+};
+use orderly_proto::saga::v1::saga_service_server::{SERVICE_NAME, SagaServiceServer};
 use tonic::service::Routes;
 
 pub use orderly_migration_orchestrator::Migrator;

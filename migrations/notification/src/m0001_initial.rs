@@ -25,13 +25,34 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Notifications::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Notifications::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Notifications::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Notifications::OrderId).uuid().not_null())
-                    .col(ColumnDef::new(Notifications::CustomerId).string_len(64).not_null())
-                    .col(ColumnDef::new(Notifications::Kind).string_len(32).not_null())
-                    .col(ColumnDef::new(Notifications::Channel).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(Notifications::CustomerId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::Kind)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::Channel)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Notifications::Message).text().not_null())
-                    .col(ColumnDef::new(Notifications::SentAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Notifications::SentAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -50,6 +71,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Notifications::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Notifications::Table).to_owned())
+            .await
     }
 }

@@ -50,16 +50,38 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Sagas::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Sagas::OrderId).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Sagas::OrderId)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Sagas::CustomerId).string_len(64).not_null())
                     .col(ColumnDef::new(Sagas::TotalMinor).big_integer().not_null())
                     .col(ColumnDef::new(Sagas::Currency).string_len(3).not_null())
                     .col(ColumnDef::new(Sagas::State).string_len(16).not_null())
                     .col(ColumnDef::new(Sagas::Reason).text().not_null().default(""))
-                    .col(ColumnDef::new(Sagas::DeadlineAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Sagas::Version).big_integer().not_null().default(0))
-                    .col(ColumnDef::new(Sagas::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Sagas::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Sagas::DeadlineAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Sagas::Version)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Sagas::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Sagas::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -82,9 +104,23 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(SagaSteps::OrderId).uuid().not_null())
                     .col(ColumnDef::new(SagaSteps::Name).string_len(32).not_null())
                     .col(ColumnDef::new(SagaSteps::Status).string_len(16).not_null())
-                    .col(ColumnDef::new(SagaSteps::Detail).text().not_null().default(""))
-                    .col(ColumnDef::new(SagaSteps::Attempts).integer().not_null().default(0))
-                    .col(ColumnDef::new(SagaSteps::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(SagaSteps::Detail)
+                            .text()
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(
+                        ColumnDef::new(SagaSteps::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(SagaSteps::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col(SagaSteps::OrderId).col(SagaSteps::Name))
                     .foreign_key(
                         ForeignKey::create()
@@ -99,12 +135,29 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(SagaHistory::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(SagaHistory::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(SagaHistory::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(SagaHistory::OrderId).uuid().not_null())
-                    .col(ColumnDef::new(SagaHistory::EventId).string_len(64).not_null())
-                    .col(ColumnDef::new(SagaHistory::EventType).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(SagaHistory::EventId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SagaHistory::EventType)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(SagaHistory::Note).text().not_null())
-                    .col(ColumnDef::new(SagaHistory::At).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(SagaHistory::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(SagaHistory::Table, SagaHistory::OrderId)
@@ -116,8 +169,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(SagaHistory::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(SagaSteps::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Sagas::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(SagaHistory::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(SagaSteps::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Sagas::Table).to_owned())
+            .await
     }
 }

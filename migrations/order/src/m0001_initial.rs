@@ -44,10 +44,27 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Orders::Reason).text().not_null().default(""))
                     .col(ColumnDef::new(Orders::TotalMinor).big_integer().not_null())
                     .col(ColumnDef::new(Orders::Currency).string_len(3).not_null())
-                    .col(ColumnDef::new(Orders::IdempotencyKey).string_len(128).null().unique_key())
-                    .col(ColumnDef::new(Orders::RequestHash).string_len(64).not_null())
-                    .col(ColumnDef::new(Orders::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Orders::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Orders::IdempotencyKey)
+                            .string_len(128)
+                            .null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Orders::RequestHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Orders::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Orders::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -70,9 +87,21 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(OrderLines::OrderId).uuid().not_null())
                     .col(ColumnDef::new(OrderLines::LineNo).integer().not_null())
                     .col(ColumnDef::new(OrderLines::Sku).string_len(64).not_null())
-                    .col(ColumnDef::new(OrderLines::Quantity).big_integer().not_null())
-                    .col(ColumnDef::new(OrderLines::UnitPriceMinor).big_integer().not_null())
-                    .primary_key(Index::create().col(OrderLines::OrderId).col(OrderLines::LineNo))
+                    .col(
+                        ColumnDef::new(OrderLines::Quantity)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(OrderLines::UnitPriceMinor)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(OrderLines::OrderId)
+                            .col(OrderLines::LineNo),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(OrderLines::Table, OrderLines::OrderId)
@@ -84,7 +113,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(OrderLines::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Orders::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(OrderLines::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Orders::Table).to_owned())
+            .await
     }
 }

@@ -48,7 +48,11 @@ pub async fn find(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Sa
         .order_by_asc(history::Column::Id)
         .all(db)
         .await?;
-    Ok(Some(Saga { header, steps, history }))
+    Ok(Some(Saga {
+        header,
+        steps,
+        history,
+    }))
 }
 
 /// Sagas ordered by order id, optionally only those in `state`, after `after` when given.

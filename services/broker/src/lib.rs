@@ -25,7 +25,11 @@ const CLUSTER_ID: &str = "orderly";
 #[derive(Args, Clone, Debug)]
 pub struct BrokerArgs {
     /// Address the Kafka listener binds
-    #[arg(long = "listen-addr", env = "ORDERLY_BROKER_LISTEN_ADDR", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "listen-addr",
+        env = "ORDERLY_BROKER_LISTEN_ADDR",
+        default_value = "127.0.0.1:9092"
+    )]
     pub listen_addr: SocketAddr,
 
     /// host:port clients are told to connect to [default: the listen address]
@@ -56,9 +60,15 @@ impl BrokerArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("invalid broker setting {setting}: {reason}")]
-    Config { setting: &'static str, reason: String },
+    Config {
+        setting: &'static str,
+        reason: String,
+    },
     #[error("cannot prepare data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("broker failed: {0}")]
     Broker(String),
 }
@@ -110,10 +120,11 @@ fn storage_url(args: &BrokerArgs) -> Result<Url, BrokerError> {
             path: args.data_dir.clone(),
             source,
         })?;
-        let data_dir = std::path::absolute(&args.data_dir).map_err(|source| BrokerError::DataDir {
-            path: args.data_dir.clone(),
-            source,
-        })?;
+        let data_dir =
+            std::path::absolute(&args.data_dir).map_err(|source| BrokerError::DataDir {
+                path: args.data_dir.clone(),
+                source,
+            })?;
         return Ok(sqlite_url(&data_dir.join("broker.db")));
     };
     Url::parse(storage).map_err(|error| BrokerError::Config {
@@ -126,7 +137,8 @@ fn storage_url(args: &BrokerArgs) -> Result<Url, BrokerError> {
 /// slash, onto the working directory. An extra slash keeps the path absolute, so the file lands
 /// where we say whatever the working directory is.
 fn sqlite_url(path: &Path) -> Url {
-    Url::parse(&format!("sqlite:///{}", path.display())).expect("an absolute path forms a valid URL")
+    Url::parse(&format!("sqlite:///{}", path.display()))
+        .expect("an absolute path forms a valid URL")
 }
 
 #[cfg(test)]
@@ -149,6 +161,9 @@ mod tests {
     #[test]
     fn sqlite_storage_stays_at_the_absolute_path() {
         let file = Path::new("/var/lib/orderly/broker.db");
-        assert_eq!(tansu_resolves(&sqlite_url(file), Path::new("/somewhere/else")), file);
+        assert_eq!(
+            tansu_resolves(&sqlite_url(file), Path::new("/somewhere/else")),
+            file
+        );
     }
 }

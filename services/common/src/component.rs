@@ -22,11 +22,11 @@ use crate::{
 pub enum ComponentError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] crate::kafka::KafkaError),
 }
 

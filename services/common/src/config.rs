@@ -94,7 +94,11 @@ impl SecurityProtocol {
 #[derive(Args, Clone, Debug)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma separated
-    #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "ORDERLY_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     pub kafka_bootstrap: String,
 
     /// Longest a consumer's fetch waits for data; the embedded broker always waits this long,

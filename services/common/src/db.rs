@@ -20,9 +20,13 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
     if let Some(path) = sqlite_path(url) {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| DbErr::Custom(format!("cannot create {}: {error}", parent.display())))?;
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
+            })?;
         }
         options.map_sqlx_sqlite_opts(|sqlite| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -46,17 +50,16 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<Database
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     Some(rest.split('?').next().unwrap_or(rest))
 }
 
 /// Whether an error means the database could not be reached (retry later) rather than that the
 /// request was wrong.
 pub fn is_unavailable(error: &DbErr) -> bool {
-    matches!(
-        error,
-        DbErr::Conn(_) | DbErr::ConnectionAcquire(_)
-    )
+    matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
 }
 
 #[cfg(test)]
@@ -65,7 +68,10 @@ mod tests {
 
     #[test]
     fn sqlite_path_strips_scheme_and_query() {
-        assert_eq!(sqlite_path("sqlite:///tmp/x/order.db?mode=rwc"), Some("/tmp/x/order.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x/order.db?mode=rwc"),
+            Some("/tmp/x/order.db")
+        );
         assert_eq!(sqlite_path("sqlite://data/order.db"), Some("data/order.db"));
         assert_eq!(sqlite_path("postgres://localhost/order"), None);
     }

@@ -69,7 +69,9 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match &error {
             // Internal details stay in the log, not in the client's message.
-            ApiError::Unavailable(source) => tracing::warn!(error = %source, "database unavailable"),
+            ApiError::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable")
+            }
             ApiError::Internal(source) => tracing::error!(error = %source, "internal error"),
             _ => {}
         }
@@ -83,9 +85,15 @@ mod tests {
 
     #[test]
     fn invalid_argument_names_the_field() {
-        let status = Status::from(ApiError::invalid("unit_price.currency", "must be 3 uppercase letters"));
+        let status = Status::from(ApiError::invalid(
+            "unit_price.currency",
+            "must be 3 uppercase letters",
+        ));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.message(), "invalid unit_price.currency: must be 3 uppercase letters");
+        assert_eq!(
+            status.message(),
+            "invalid unit_price.currency: must be 3 uppercase letters"
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> 
         return Err(ApiError::invalid(field, "is required"));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(ApiError::invalid(field, format!("is longer than {MAX_ID_LEN} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("is longer than {MAX_ID_LEN} characters"),
+        ));
     }
     if let Some(bad) = value
         .chars()
@@ -39,14 +42,21 @@ pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
         return Err(ApiError::invalid(field, "is required"));
     }
     if trimmed.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::invalid(field, format!("is longer than {MAX_NAME_LEN} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("is longer than {MAX_NAME_LEN} characters"),
+        ));
     }
     Ok(trimmed)
 }
 
 /// Optional free text (a reason): at most 200 characters.
 pub fn optional_text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    if value.trim().is_empty() { Ok("") } else { text(field, value) }
+    if value.trim().is_empty() {
+        Ok("")
+    } else {
+        text(field, value)
+    }
 }
 
 /// An ISO 4217 currency code: three uppercase letters.
@@ -56,12 +66,18 @@ pub fn currency<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
     } else if value.is_empty() {
         Err(ApiError::invalid(field, "is required"))
     } else {
-        Err(ApiError::invalid(field, format!("{value:?} is not a currency code (three uppercase letters, e.g. USD)")))
+        Err(ApiError::invalid(
+            field,
+            format!("{value:?} is not a currency code (three uppercase letters, e.g. USD)"),
+        ))
     }
 }
 
 /// A strictly positive amount of money with a valid currency; returns (minor units, currency).
-pub fn positive_money<'a>(field: &str, value: Option<&'a Money>) -> Result<(i64, &'a str), ApiError> {
+pub fn positive_money<'a>(
+    field: &str,
+    value: Option<&'a Money>,
+) -> Result<(i64, &'a str), ApiError> {
     let money = value.ok_or_else(|| ApiError::invalid(field, "is required"))?;
     let currency = currency(&format!("{field}.currency"), &money.currency)?;
     if money.amount_minor <= 0 {
@@ -100,7 +116,8 @@ pub struct Page {
 impl Page {
     /// Reads page size and token, applying the default and the maximum size.
     pub fn from_request(field: &str, request: Option<&PageRequest>) -> Result<Self, ApiError> {
-        let (size, token) = request.map_or((0, ""), |page| (page.page_size, page.page_token.as_str()));
+        let (size, token) =
+            request.map_or((0, ""), |page| (page.page_size, page.page_token.as_str()));
         Self::new(field, size, token)
     }
 
@@ -113,14 +130,20 @@ impl Page {
             None
         } else {
             Some(decode_token(token).ok_or_else(|| {
-                ApiError::invalid(format!("{field}.page_token"), "is not a token this server issued")
+                ApiError::invalid(
+                    format!("{field}.page_token"),
+                    "is not a token this server issued",
+                )
             })?)
         };
         Ok(Self { size, after })
     }
 
     /// The token for the page after one that returned `keys` (empty when there is no more).
-    pub fn next_token<'a>(&self, keys: impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator) -> String {
+    pub fn next_token<'a>(
+        &self,
+        keys: impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator,
+    ) -> String {
         if (keys.len() as u64) < self.size {
             return String::new();
         }
@@ -151,7 +174,12 @@ mod tests {
     #[test]
     fn identifiers_reject_empty_long_and_odd_characters() {
         assert!(identifier("sku", "mug-1").is_ok());
-        assert!(identifier("sku", "").unwrap_err().to_string().contains("sku"));
+        assert!(
+            identifier("sku", "")
+                .unwrap_err()
+                .to_string()
+                .contains("sku")
+        );
         assert!(identifier("sku", &"x".repeat(65)).is_err());
         assert!(identifier("sku", "a b").is_err());
     }
@@ -166,7 +194,10 @@ mod tests {
 
     #[test]
     fn money_must_be_positive_and_names_the_subfield() {
-        let zero = Money { amount_minor: 0, currency: "USD".into() };
+        let zero = Money {
+            amount_minor: 0,
+            currency: "USD".into(),
+        };
         let error = positive_money("amount", Some(&zero)).unwrap_err();
         assert!(error.to_string().starts_with("invalid amount.amount_minor"));
         assert!(positive_money("amount", None).is_err());
@@ -176,7 +207,10 @@ mod tests {
     fn page_tokens_round_trip_and_reject_garbage() {
         let page = Page::new("page", 2, "").unwrap();
         let token = page.next_token(["a", "b"].into_iter());
-        assert_eq!(Page::new("page", 2, &token).unwrap().after.as_deref(), Some("b"));
+        assert_eq!(
+            Page::new("page", 2, &token).unwrap().after.as_deref(),
+            Some("b")
+        );
         assert_eq!(page.next_token(["a"].into_iter()), "");
         assert!(Page::new("page", 2, "zz").is_err());
         assert_eq!(Page::new("page", 10_000, "").unwrap().size, MAX_PAGE_SIZE);

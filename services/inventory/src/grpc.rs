@@ -40,31 +40,53 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl InventoryService for InventoryApi {
-    async fn upsert_product(&self, request: Request<UpsertProductRequest>) -> Reply<UpsertProductResponse> {
+    async fn upsert_product(
+        &self,
+        request: Request<UpsertProductRequest>,
+    ) -> Reply<UpsertProductResponse> {
         let request = request.into_inner();
         let sku = validate::identifier("sku", &request.sku)?;
         let name = validate::text("name", &request.name)?;
-        let (price, currency) = validate::positive_money("unit_price", request.unit_price.as_ref())?;
+        let (price, currency) =
+            validate::positive_money("unit_price", request.unit_price.as_ref())?;
         let product = products::upsert(&self.db, sku, name, price, currency)
             .await
             .map_err(ApiError::from)?;
         tracing::info!(sku, price, currency, "product upserted");
-        Ok(Response::new(UpsertProductResponse { product: Some(product_message(product)) }))
+        Ok(Response::new(UpsertProductResponse {
+            product: Some(product_message(product)),
+        }))
     }
 
     async fn restock(&self, request: Request<RestockRequest>) -> Reply<RestockResponse> {
         let request = request.into_inner();
         let sku = validate::identifier("sku", &request.sku)?;
         let quantity = validate::positive_quantity("quantity", request.quantity)?;
-        let product = match products::restock(&self.db, sku, quantity).await.map_err(ApiError::from)? {
+        let product = match products::restock(&self.db, sku, quantity)
+            .await
+            .map_err(ApiError::from)?
+        {
             Ok(product) => product,
-            Err(RestockRefused::UnknownProduct) => return Err(ApiError::not_found("product", sku).into()),
+            Err(RestockRefused::UnknownProduct) => {
+                return Err(ApiError::not_found("product", sku).into());
+            }
             Err(RestockRefused::WouldOverflow) => {
-                return Err(ApiError::invalid("quantity", format!("{sku} would hold more than {} units", u32::MAX)).into());
+                return Err(ApiError::invalid(
+                    "quantity",
+                    format!("{sku} would hold more than {} units", u32::MAX),
+                )
+                .into());
             }
         };
-        tracing::info!(sku, quantity, available = product.available, "product restocked");
-        Ok(Response::new(RestockResponse { product: Some(product_message(product)) }))
+        tracing::info!(
+            sku,
+            quantity,
+            available = product.available,
+            "product restocked"
+        );
+        Ok(Response::new(RestockResponse {
+            product: Some(product_message(product)),
+        }))
     }
 
     async fn get_product(&self, request: Request<GetProductRequest>) -> Reply<GetProductResponse> {
@@ -73,10 +95,15 @@ impl InventoryService for InventoryApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("product", sku))?;
-        Ok(Response::new(GetProductResponse { product: Some(product_message(product)) }))
+        Ok(Response::new(GetProductResponse {
+            product: Some(product_message(product)),
+        }))
     }
 
-    async fn list_products(&self, request: Request<ListProductsRequest>) -> Reply<ListProductsResponse> {
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Reply<ListProductsResponse> {
         let page = Page::from_request("page", request.get_ref().page.as_ref())?;
         let rows = products::list(&self.db, page.after.as_deref(), page.size)
             .await
@@ -122,7 +149,13 @@ impl InventoryService for InventoryApi {
         };
         let status = match ProtoStatus::try_from(request.status) {
             Ok(status) => ReservationStatus::from_proto(status),
-            Err(_) => return Err(ApiError::invalid("status", format!("unknown status {}", request.status)).into()),
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("unknown status {}", request.status),
+                )
+                .into());
+            }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page
@@ -133,7 +166,10 @@ impl InventoryService for InventoryApi {
         let rows = reservations::list(&self.db, order_id, status, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows.iter().map(|row| row.header.order_id.to_string()).collect();
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|row| row.header.order_id.to_string())
+            .collect();
         Ok(Response::new(ListReservationsResponse {
             next_page_token: page.next_token(keys.iter().map(String::as_str)),
             reservations: rows.into_iter().map(reservation_message).collect(),
@@ -147,7 +183,10 @@ fn count(value: i64) -> u32 {
 
 fn product_message(row: products::Model) -> Product {
     Product {
-        unit_price: Some(Money { amount_minor: row.unit_price_minor, currency: row.currency }),
+        unit_price: Some(Money {
+            amount_minor: row.unit_price_minor,
+            currency: row.currency,
+        }),
         available: count(row.available),
         reserved: count(row.reserved),
         sold: count(row.sold),
@@ -160,14 +199,18 @@ fn product_message(row: products::Model) -> Product {
 
 fn reservation_message(reservation: reservations::Reservation) -> Reservation {
     let header = reservation.header;
-    let status = ReservationStatus::parse(&header.status).map_or(ProtoStatus::Unspecified, ReservationStatus::to_proto);
+    let status = ReservationStatus::parse(&header.status)
+        .map_or(ProtoStatus::Unspecified, ReservationStatus::to_proto);
     Reservation {
         order_id: header.order_id.to_string(),
         status: status.into(),
         items: reservation
             .items
             .into_iter()
-            .map(|item| ReservationItem { sku: item.sku, quantity: count(item.quantity) })
+            .map(|item| ReservationItem {
+                sku: item.sku,
+                quantity: count(item.quantity),
+            })
             .collect(),
         reason: header.reason,
         created_at: Some(to_proto(header.created_at)),

@@ -5,8 +5,13 @@ mod domain;
 mod grpc;
 mod store;
 
-use orderly_common::{Shutdown, component::{self, ComponentError}};
-use orderly_proto::inventory::v1::inventory_service_server::{InventoryServiceServer, SERVICE_NAME};
+use orderly_common::{
+    Shutdown,
+    component::{self, ComponentError},
+};
+use orderly_proto::inventory::v1::inventory_service_server::{
+    InventoryServiceServer, SERVICE_NAME,
+};
 use tonic::service::Routes;
 
 pub use orderly_migration_inventory::Migrator;

@@ -4,8 +4,13 @@
 mod grpc;
 mod store;
 
-use orderly_common::{Shutdown, component::{self, ComponentError}};
-use orderly_proto::notification::v1::notification_service_server::{NotificationServiceServer, SERVICE_NAME};
+use orderly_common::{
+    Shutdown,
+    component::{self, ComponentError},
+};
+use orderly_proto::notification::v1::notification_service_server::{
+    NotificationServiceServer, SERVICE_NAME,
+};
 use tonic::service::Routes;
 
 pub use orderly_migration_notification::Migrator;
@@ -18,7 +23,9 @@ pub type Config = orderly_common::config::ServiceConfig;
 /// Runs the notification service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
     component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
-        Routes::new(NotificationServiceServer::new(grpc::NotificationApi::new(db)))
+        Routes::new(NotificationServiceServer::new(grpc::NotificationApi::new(
+            db,
+        )))
     })
     .await
 }

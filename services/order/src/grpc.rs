@@ -35,7 +35,9 @@ impl OrderService for OrderApi {
     async fn place_order(&self, _request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
         // Placing orders needs the saga (pricing, outbox, orchestrator); until it lands the
         // call says so plainly instead of storing orders nothing would ever decide.
-        Err(Status::unimplemented("placing orders is not available yet: the order saga is not deployed"))
+        Err(Status::unimplemented(
+            "placing orders is not available yet: the order saga is not deployed",
+        ))
     }
 
     async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {
@@ -44,7 +46,9 @@ impl OrderService for OrderApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
-        Ok(Response::new(GetOrderResponse { order: Some(order_message(order)) }))
+        Ok(Response::new(GetOrderResponse {
+            order: Some(order_message(order)),
+        }))
     }
 
     async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
@@ -55,7 +59,13 @@ impl OrderService for OrderApi {
         };
         let status = match ProtoStatus::try_from(request.status) {
             Ok(status) => OrderStatus::from_proto(status),
-            Err(_) => return Err(ApiError::invalid("status", format!("unknown status {}", request.status)).into()),
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("unknown status {}", request.status),
+                )
+                .into());
+            }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page
@@ -77,8 +87,14 @@ impl OrderService for OrderApi {
 fn order_message(order: orders::Order) -> Order {
     let header = order.header;
     let currency = header.currency;
-    let money = |amount_minor: i64| Some(Money { amount_minor, currency: currency.clone() });
-    let status = OrderStatus::parse(&header.status).map_or(ProtoStatus::Unspecified, OrderStatus::to_proto);
+    let money = |amount_minor: i64| {
+        Some(Money {
+            amount_minor,
+            currency: currency.clone(),
+        })
+    };
+    let status =
+        OrderStatus::parse(&header.status).map_or(ProtoStatus::Unspecified, OrderStatus::to_proto);
     Order {
         order_id: header.id.to_string(),
         customer_id: header.customer_id,

@@ -5,7 +5,10 @@ mod domain;
 mod grpc;
 mod store;
 
-use orderly_common::{Shutdown, component::{self, ComponentError}};
+use orderly_common::{
+    Shutdown,
+    component::{self, ComponentError},
+};
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
 

@@ -9,8 +9,8 @@ use orderly_proto::{
     common::v1::Money,
     payment::v1::{
         Account, DepositRequest, DepositResponse, GetAccountRequest, GetAccountResponse,
-        ListPaymentsRequest, ListPaymentsResponse, OpenAccountRequest, OpenAccountResponse, Payment,
-        PaymentStatus as ProtoStatus, RefundPaymentRequest, RefundPaymentResponse,
+        ListPaymentsRequest, ListPaymentsResponse, OpenAccountRequest, OpenAccountResponse,
+        Payment, PaymentStatus as ProtoStatus, RefundPaymentRequest, RefundPaymentResponse,
         payment_service_server::PaymentService,
     },
 };
@@ -39,11 +39,16 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl PaymentService for PaymentApi {
-    async fn open_account(&self, request: Request<OpenAccountRequest>) -> Reply<OpenAccountResponse> {
+    async fn open_account(
+        &self,
+        request: Request<OpenAccountRequest>,
+    ) -> Reply<OpenAccountResponse> {
         let request = request.into_inner();
         let customer_id = validate::identifier("customer_id", &request.customer_id)?;
         let currency = validate::currency("currency", &request.currency)?;
-        let account = accounts::open(&self.db, customer_id, currency).await.map_err(ApiError::from)?;
+        let account = accounts::open(&self.db, customer_id, currency)
+            .await
+            .map_err(ApiError::from)?;
         if account.currency != currency {
             return Err(ApiError::AlreadyExists(format!(
                 "customer {customer_id} already has an account in {}",
@@ -52,7 +57,9 @@ impl PaymentService for PaymentApi {
             .into());
         }
         tracing::info!(customer_id, currency, "account open");
-        Ok(Response::new(OpenAccountResponse { account: Some(account_message(account)) }))
+        Ok(Response::new(OpenAccountResponse {
+            account: Some(account_message(account)),
+        }))
     }
 
     async fn deposit(&self, request: Request<DepositRequest>) -> Reply<DepositResponse> {
@@ -64,7 +71,9 @@ impl PaymentService for PaymentApi {
             .map_err(ApiError::from)?
         {
             Ok(account) => account,
-            Err(DepositRefused::UnknownAccount) => return Err(ApiError::not_found("account", customer_id).into()),
+            Err(DepositRefused::UnknownAccount) => {
+                return Err(ApiError::not_found("account", customer_id).into());
+            }
             Err(DepositRefused::WrongCurrency(expected)) => {
                 return Err(ApiError::invalid(
                     "amount.currency",
@@ -73,11 +82,15 @@ impl PaymentService for PaymentApi {
                 .into());
             }
             Err(DepositRefused::WouldOverflow) => {
-                return Err(ApiError::invalid("amount.amount_minor", "the balance would overflow").into());
+                return Err(
+                    ApiError::invalid("amount.amount_minor", "the balance would overflow").into(),
+                );
             }
         };
         tracing::info!(customer_id, amount, currency, "deposit");
-        Ok(Response::new(DepositResponse { account: Some(account_message(account)) }))
+        Ok(Response::new(DepositResponse {
+            account: Some(account_message(account)),
+        }))
     }
 
     async fn get_account(&self, request: Request<GetAccountRequest>) -> Reply<GetAccountResponse> {
@@ -86,10 +99,15 @@ impl PaymentService for PaymentApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("account", customer_id))?;
-        Ok(Response::new(GetAccountResponse { account: Some(account_message(account)) }))
+        Ok(Response::new(GetAccountResponse {
+            account: Some(account_message(account)),
+        }))
     }
 
-    async fn refund_payment(&self, request: Request<RefundPaymentRequest>) -> Reply<RefundPaymentResponse> {
+    async fn refund_payment(
+        &self,
+        request: Request<RefundPaymentRequest>,
+    ) -> Reply<RefundPaymentResponse> {
         let request = request.into_inner();
         let order_id = validate::uuid("order_id", &request.order_id)?;
         let reason = validate::optional_text("reason", &request.reason)?;
@@ -98,10 +116,15 @@ impl PaymentService for PaymentApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("payment for order", order_id.to_string()))?;
         tracing::info!(order_id = %order_id, status = payment.status, "refund requested");
-        Ok(Response::new(RefundPaymentResponse { payment: Some(payment_message(payment)) }))
+        Ok(Response::new(RefundPaymentResponse {
+            payment: Some(payment_message(payment)),
+        }))
     }
 
-    async fn list_payments(&self, request: Request<ListPaymentsRequest>) -> Reply<ListPaymentsResponse> {
+    async fn list_payments(
+        &self,
+        request: Request<ListPaymentsRequest>,
+    ) -> Reply<ListPaymentsResponse> {
         let request = request.into_inner();
         let customer_id = match request.customer_id.as_str() {
             "" => None,
@@ -130,8 +153,14 @@ impl PaymentService for PaymentApi {
 
 fn account_message(row: accounts::Model) -> Account {
     Account {
-        balance: Some(Money { amount_minor: row.balance_minor, currency: row.currency.clone() }),
-        held: Some(Money { amount_minor: row.held_minor, currency: row.currency }),
+        balance: Some(Money {
+            amount_minor: row.balance_minor,
+            currency: row.currency.clone(),
+        }),
+        held: Some(Money {
+            amount_minor: row.held_minor,
+            currency: row.currency,
+        }),
         created_at: Some(to_proto(row.created_at)),
         updated_at: Some(to_proto(row.updated_at)),
         customer_id: row.customer_id,
@@ -139,12 +168,16 @@ fn account_message(row: accounts::Model) -> Account {
 }
 
 fn payment_message(row: payments::Model) -> Payment {
-    let status = PaymentStatus::parse(&row.status).map_or(ProtoStatus::Unspecified, PaymentStatus::to_proto);
+    let status =
+        PaymentStatus::parse(&row.status).map_or(ProtoStatus::Unspecified, PaymentStatus::to_proto);
     Payment {
         payment_id: row.id.to_string(),
         order_id: row.order_id.to_string(),
         customer_id: row.customer_id,
-        amount: Some(Money { amount_minor: row.amount_minor, currency: row.currency }),
+        amount: Some(Money {
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+        }),
         status: status.into(),
         reason: row.reason,
         created_at: Some(to_proto(row.created_at)),

@@ -5,7 +5,10 @@ mod domain;
 mod grpc;
 mod store;
 
-use orderly_common::{Shutdown, component::{self, ComponentError}};
+use orderly_common::{
+    Shutdown,
+    component::{self, ComponentError},
+};
 use orderly_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
 

@@ -15,9 +15,9 @@ use crate::{Shutdown, config::ServerArgs};
 
 /// Binds a listener, with an error that names the address (a port in use is the usual cause).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))
+    TcpListener::bind(addr).await.map_err(|error| {
+        std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+    })
 }
 
 /// A component's API, ready to be served with health and reflection beside it.
@@ -47,16 +47,11 @@ impl GrpcServer {
         let (health, health_service) = tonic_health::server::health_reporter();
         set_status(&health, self.service_name, ServingStatus::Serving).await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(orderly_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("descriptor sets are generated at build time and always valid");
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(orderly_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        const INVALID: &str = "descriptor sets are generated at build time and always valid";
+        let reflection_v1 = reflection(self.service_name).build_v1().expect(INVALID);
+        let reflection_v1alpha = reflection(self.service_name)
             .build_v1alpha()
-            .expect("descriptor sets are generated at build time and always valid");
+            .expect(INVALID);
 
         let routes = self
             .routes
@@ -78,9 +73,27 @@ impl GrpcServer {
             .load_shed(true)
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drained)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                drained,
+            )
             .await
     }
+}
+
+/// Reflection that describes every Orderly type but lists only what this server serves, so
+/// `grpcurl list` on a port shows that port's API.
+fn reflection(service_name: &'static str) -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(orderly_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name(service_name)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
 async fn set_status(health: &HealthReporter, service_name: &str, status: ServingStatus) {

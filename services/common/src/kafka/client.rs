@@ -8,7 +8,10 @@ pub fn client_config(args: &KafkaArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &args.kafka_bootstrap)
-        .set("security.protocol", args.kafka_security_protocol.as_librdkafka())
+        .set(
+            "security.protocol",
+            args.kafka_security_protocol.as_librdkafka(),
+        )
         // Reconnect quickly after a broker restart instead of backing off for seconds.
         .set("reconnect.backoff.max.ms", "1000");
     if let Some(mechanism) = &args.kafka_sasl_mechanism {

@@ -6,7 +6,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use super::{KafkaError, client_config};
 use crate::config::KafkaArgs;
 
-pub fn consumer(args: &KafkaArgs, group_id: &str, topics: &[&str]) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(
+    args: &KafkaArgs,
+    group_id: &str,
+    topics: &[&str],
+) -> Result<StreamConsumer, KafkaError> {
     let consumer: StreamConsumer = client_config(args)
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
@@ -14,7 +18,10 @@ pub fn consumer(args: &KafkaArgs, group_id: &str, topics: &[&str]) -> Result<Str
         .set("auto.offset.reset", "earliest")
         // The embedded broker answers a fetch only when this timer runs out, even when data is
         // waiting, so it bounds the latency of every hop (see README: measured figures).
-        .set("fetch.wait.max.ms", args.kafka_fetch_wait_max_ms.to_string())
+        .set(
+            "fetch.wait.max.ms",
+            args.kafka_fetch_wait_max_ms.to_string(),
+        )
         .set("session.timeout.ms", "10000")
         .create()?;
     consumer.subscribe(topics)?;

@@ -31,7 +31,11 @@ pub fn event_type(payload: &Payload) -> &'static str {
 }
 
 /// Wraps `payload` in a new envelope with a fresh event id.
-pub fn wrap(order_id: Uuid, payload: Payload, trace_context: Option<TraceContext>) -> EventEnvelope {
+pub fn wrap(
+    order_id: Uuid,
+    payload: Payload,
+    trace_context: Option<TraceContext>,
+) -> EventEnvelope {
     EventEnvelope {
         event_id: Uuid::now_v7().to_string(),
         event_type: event_type(&payload).to_owned(),
@@ -53,7 +57,10 @@ pub enum EnvelopeError {
     #[error("unsupported schema version {0} (this build reads {SCHEMA_VERSION})")]
     UnsupportedSchemaVersion(u32),
     #[error("event_type {declared:?} does not match payload {actual}")]
-    TypeMismatch { declared: String, actual: &'static str },
+    TypeMismatch {
+        declared: String,
+        actual: &'static str,
+    },
     #[error("invalid {field}: {value:?} is not a UUID")]
     BadId { field: &'static str, value: String },
 }
@@ -70,23 +77,39 @@ pub struct Event {
 /// Decodes and checks an envelope: ids are UUIDs, the type matches the payload, the schema
 /// version is one this build understands.
 pub fn open(bytes: &[u8]) -> Result<Event, EnvelopeError> {
-    let mut envelope =
-        EventEnvelope::decode(bytes).map_err(|error| EnvelopeError::Undecodable(error.to_string()))?;
+    let mut envelope = EventEnvelope::decode(bytes)
+        .map_err(|error| EnvelopeError::Undecodable(error.to_string()))?;
     if envelope.schema_version != SCHEMA_VERSION {
-        return Err(EnvelopeError::UnsupportedSchemaVersion(envelope.schema_version));
+        return Err(EnvelopeError::UnsupportedSchemaVersion(
+            envelope.schema_version,
+        ));
     }
-    let payload = envelope.payload.take().ok_or(EnvelopeError::MissingPayload)?;
+    let payload = envelope
+        .payload
+        .take()
+        .ok_or(EnvelopeError::MissingPayload)?;
     let actual = event_type(&payload);
     if envelope.event_type != actual {
-        return Err(EnvelopeError::TypeMismatch { declared: envelope.event_type.clone(), actual });
+        return Err(EnvelopeError::TypeMismatch {
+            declared: envelope.event_type.clone(),
+            actual,
+        });
     }
     let event_id = parse_id("event_id", &envelope.event_id)?;
     let order_id = parse_id("order_id", &envelope.order_id)?;
-    Ok(Event { event_id, order_id, envelope, payload })
+    Ok(Event {
+        event_id,
+        order_id,
+        envelope,
+        payload,
+    })
 }
 
 fn parse_id(field: &'static str, value: &str) -> Result<Uuid, EnvelopeError> {
-    Uuid::parse_str(value).map_err(|_| EnvelopeError::BadId { field, value: value.to_owned() })
+    Uuid::parse_str(value).map_err(|_| EnvelopeError::BadId {
+        field,
+        value: value.to_owned(),
+    })
 }
 
 fn now() -> prost_types::Timestamp {
@@ -104,7 +127,10 @@ mod tests {
     use super::*;
 
     fn rejected() -> Payload {
-        Payload::SagaRejected(SagaRejected { customer_id: "alice".into(), reason: "out of stock".into() })
+        Payload::SagaRejected(SagaRejected {
+            customer_id: "alice".into(),
+            reason: "out of stock".into(),
+        })
     }
 
     #[test]
@@ -119,18 +145,33 @@ mod tests {
 
     #[test]
     fn garbage_wrong_version_and_mismatched_type_are_refused() {
-        assert!(matches!(open(&[0xff, 0xff, 0xff]), Err(EnvelopeError::Undecodable(_))));
+        assert!(matches!(
+            open(&[0xff, 0xff, 0xff]),
+            Err(EnvelopeError::Undecodable(_))
+        ));
 
         let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
         envelope.schema_version = 99;
-        assert_eq!(open(&envelope.encode_to_vec()), Err(EnvelopeError::UnsupportedSchemaVersion(99)));
+        assert_eq!(
+            open(&envelope.encode_to_vec()),
+            Err(EnvelopeError::UnsupportedSchemaVersion(99))
+        );
 
         let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
         envelope.event_type = "OrderPlaced".into();
-        assert!(matches!(open(&envelope.encode_to_vec()), Err(EnvelopeError::TypeMismatch { .. })));
+        assert!(matches!(
+            open(&envelope.encode_to_vec()),
+            Err(EnvelopeError::TypeMismatch { .. })
+        ));
 
         let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
         envelope.order_id = "not-a-uuid".into();
-        assert!(matches!(open(&envelope.encode_to_vec()), Err(EnvelopeError::BadId { field: "order_id", .. })));
+        assert!(matches!(
+            open(&envelope.encode_to_vec()),
+            Err(EnvelopeError::BadId {
+                field: "order_id",
+                ..
+            })
+        ));
     }
 }

@@ -32,8 +32,17 @@ impl EventProducer {
     /// Enqueues `envelope` on `topic` without waiting; await the returned future for the broker's
     /// acknowledgement. Enqueue many, then await them all: awaiting one at a time caps throughput
     /// at one round trip per message.
-    pub fn send(&self, topic: &str, envelope: &EventEnvelope) -> Result<DeliveryFuture, KafkaError> {
-        self.send_raw(topic, &envelope.order_id, &envelope.encode_to_vec(), envelope_headers(envelope))
+    pub fn send(
+        &self,
+        topic: &str,
+        envelope: &EventEnvelope,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        self.send_raw(
+            topic,
+            &envelope.order_id,
+            &envelope.encode_to_vec(),
+            envelope_headers(envelope),
+        )
     }
 
     /// Enqueues arbitrary bytes: for dead letters and for tests that inject malformed messages.
@@ -44,7 +53,10 @@ impl EventProducer {
         payload: &[u8],
         headers: OwnedHeaders,
     ) -> Result<DeliveryFuture, KafkaError> {
-        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
         self.producer
             .send_result(record)
             .map_err(|(error, _)| KafkaError::Client(error))
@@ -60,15 +72,30 @@ impl EventProducer {
 fn envelope_headers(envelope: &EventEnvelope) -> OwnedHeaders {
     let version = envelope.schema_version.to_string();
     let mut out = OwnedHeaders::new()
-        .insert(Header { key: headers::EVENT_ID, value: Some(envelope.event_id.as_str()) })
-        .insert(Header { key: headers::EVENT_TYPE, value: Some(envelope.event_type.as_str()) })
-        .insert(Header { key: headers::SCHEMA_VERSION, value: Some(version.as_str()) });
+        .insert(Header {
+            key: headers::EVENT_ID,
+            value: Some(envelope.event_id.as_str()),
+        })
+        .insert(Header {
+            key: headers::EVENT_TYPE,
+            value: Some(envelope.event_type.as_str()),
+        })
+        .insert(Header {
+            key: headers::SCHEMA_VERSION,
+            value: Some(version.as_str()),
+        });
     if let Some(trace) = &envelope.trace_context {
         if !trace.traceparent.is_empty() {
-            out = out.insert(Header { key: headers::TRACEPARENT, value: Some(trace.traceparent.as_str()) });
+            out = out.insert(Header {
+                key: headers::TRACEPARENT,
+                value: Some(trace.traceparent.as_str()),
+            });
         }
         if !trace.tracestate.is_empty() {
-            out = out.insert(Header { key: headers::TRACESTATE, value: Some(trace.tracestate.as_str()) });
+            out = out.insert(Header {
+                key: headers::TRACESTATE,
+                value: Some(trace.tracestate.as_str()),
+            });
         }
     }
     out

@@ -66,7 +66,11 @@ pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaErro
 
 /// Keeps trying to create the topics until it works or `shutdown` is requested: a component
 /// may start before its broker.
-pub async fn ensure_with_retry(args: &KafkaArgs, topics: &[String], shutdown: &crate::Shutdown) -> bool {
+pub async fn ensure_with_retry(
+    args: &KafkaArgs,
+    topics: &[String],
+    shutdown: &crate::Shutdown,
+) -> bool {
     let mut backoff = Duration::from_millis(100);
     loop {
         match ensure(args, topics).await {

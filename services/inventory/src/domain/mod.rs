@@ -56,9 +56,16 @@ mod tests {
 
     #[test]
     fn status_text_round_trips() {
-        for status in [ReservationStatus::Reserved, ReservationStatus::Committed, ReservationStatus::Released] {
+        for status in [
+            ReservationStatus::Reserved,
+            ReservationStatus::Committed,
+            ReservationStatus::Released,
+        ] {
             assert_eq!(ReservationStatus::parse(status.as_str()), Some(status));
-            assert_eq!(ReservationStatus::from_proto(status.to_proto()), Some(status));
+            assert_eq!(
+                ReservationStatus::from_proto(status.to_proto()),
+                Some(status)
+            );
         }
         assert_eq!(ReservationStatus::parse("reserved"), None);
     }

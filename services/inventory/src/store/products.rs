@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*,
+    ActiveValue::Set,
+    ConnectionTrait, QueryOrder, QuerySelect,
+    entity::prelude::*,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
@@ -51,12 +53,19 @@ pub async fn upsert(
     Entity::insert(row)
         .on_conflict(
             OnConflict::column(Column::Sku)
-                .update_columns([Column::Name, Column::UnitPriceMinor, Column::Currency, Column::UpdatedAt])
+                .update_columns([
+                    Column::Name,
+                    Column::UnitPriceMinor,
+                    Column::Currency,
+                    Column::UpdatedAt,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(db)
         .await?;
-    find(db, sku).await?.ok_or_else(|| DbErr::RecordNotFound(sku.to_owned()))
+    find(db, sku)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(sku.to_owned()))
 }
 
 pub async fn find(db: &impl ConnectionTrait, sku: &str) -> Result<Option<Model>, DbErr> {
@@ -78,7 +87,10 @@ pub async fn restock(
 ) -> Result<Result<Model, RestockRefused>, DbErr> {
     let quantity = i64::from(quantity);
     let updated = Entity::update_many()
-        .col_expr(Column::Available, Expr::col(Column::Available).add(quantity))
+        .col_expr(
+            Column::Available,
+            Expr::col(Column::Available).add(quantity),
+        )
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::Sku.eq(sku))
         .filter(
@@ -98,7 +110,11 @@ pub async fn restock(
 }
 
 /// Products ordered by sku, after `after` when given.
-pub async fn list(db: &impl ConnectionTrait, after: Option<&str>, limit: u64) -> Result<Vec<Model>, DbErr> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
     let mut query = Entity::find().order_by_asc(Column::Sku).limit(limit);
     if let Some(after) = after {
         query = query.filter(Column::Sku.gt(after));

@@ -55,7 +55,10 @@ pub async fn list(
     with_items(db, headers).await
 }
 
-async fn with_items(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Vec<Reservation>, DbErr> {
+async fn with_items(
+    db: &impl ConnectionTrait,
+    headers: Vec<Model>,
+) -> Result<Vec<Reservation>, DbErr> {
     let ids: Vec<Uuid> = headers.iter().map(|header| header.order_id).collect();
     let mut all_items = items::Entity::find()
         .filter(items::Column::OrderId.is_in(ids))
@@ -65,9 +68,14 @@ async fn with_items(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Ve
     Ok(headers
         .into_iter()
         .map(|header| {
-            let (mine, rest) = all_items.drain(..).partition(|item| item.order_id == header.order_id);
+            let (mine, rest) = all_items
+                .drain(..)
+                .partition(|item| item.order_id == header.order_id);
             all_items = rest;
-            Reservation { header, items: mine }
+            Reservation {
+                header,
+                items: mine,
+            }
         })
         .collect())
 }
@@ -90,7 +98,10 @@ pub async fn release(
     // Claim the reservation first: of two concurrent releases only one sees a row change, so
     // stock is returned once.
     let claimed = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(ReservationStatus::Released.as_str()))
+        .col_expr(
+            Column::Status,
+            Expr::value(ReservationStatus::Released.as_str()),
+        )
         .col_expr(Column::Reason, Expr::value(reason))
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::OrderId.eq(order_id))

@@ -52,7 +52,11 @@ mod tests {
 
     #[test]
     fn status_text_round_trips() {
-        for status in [OrderStatus::Pending, OrderStatus::Confirmed, OrderStatus::Rejected] {
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Rejected,
+        ] {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
             assert_eq!(OrderStatus::from_proto(status.to_proto()), Some(status));
         }

@@ -73,9 +73,14 @@ async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Ve
     Ok(headers
         .into_iter()
         .map(|header| {
-            let (mine, rest) = all_lines.drain(..).partition(|line| line.order_id == header.id);
+            let (mine, rest) = all_lines
+                .drain(..)
+                .partition(|line| line.order_id == header.id);
             all_lines = rest;
-            Order { header, lines: mine }
+            Order {
+                header,
+                lines: mine,
+            }
         })
         .collect())
 }

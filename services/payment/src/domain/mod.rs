@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn refunds_return_held_or_captured_money_once() {
-        assert_eq!(PaymentStatus::Authorized.refund_movement(500), Some((500, -500)));
+        assert_eq!(
+            PaymentStatus::Authorized.refund_movement(500),
+            Some((500, -500))
+        );
         assert_eq!(PaymentStatus::Captured.refund_movement(500), Some((500, 0)));
         assert_eq!(PaymentStatus::Refunded.refund_movement(500), None);
         assert_eq!(PaymentStatus::Declined.refund_movement(500), None);
@@ -82,7 +85,12 @@ mod tests {
 
     #[test]
     fn status_text_round_trips() {
-        for status in [PaymentStatus::Authorized, PaymentStatus::Captured, PaymentStatus::Refunded, PaymentStatus::Declined] {
+        for status in [
+            PaymentStatus::Authorized,
+            PaymentStatus::Captured,
+            PaymentStatus::Refunded,
+            PaymentStatus::Declined,
+        ] {
             assert_eq!(PaymentStatus::parse(status.as_str()), Some(status));
         }
     }

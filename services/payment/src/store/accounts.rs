@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, TransactionTrait,
+    ActiveValue::Set,
+    ConnectionTrait, DatabaseConnection, TransactionTrait,
     entity::prelude::*,
     sea_query::{Expr, ExprTrait},
 };
@@ -33,7 +34,11 @@ pub async fn find(db: &impl ConnectionTrait, customer_id: &str) -> Result<Option
 
 /// Opens an empty account. Returns the existing account instead when one is already open for
 /// the customer (the caller checks its currency).
-pub async fn open(db: &DatabaseConnection, customer_id: &str, currency: &str) -> Result<Model, DbErr> {
+pub async fn open(
+    db: &DatabaseConnection,
+    customer_id: &str,
+    currency: &str,
+) -> Result<Model, DbErr> {
     let now = orderly_common::time::now();
     let row = ActiveModel {
         customer_id: Set(customer_id.to_owned()),
@@ -47,7 +52,9 @@ pub async fn open(db: &DatabaseConnection, customer_id: &str, currency: &str) ->
         .on_conflict_do_nothing_on([Column::CustomerId])
         .exec_without_returning(db)
         .await?;
-    find(db, customer_id).await?.ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))
+    find(db, customer_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))
 }
 
 /// Why a deposit was refused.
@@ -66,7 +73,10 @@ pub async fn deposit(
 ) -> Result<Result<Model, DepositRefused>, DbErr> {
     let txn = db.begin().await?;
     let updated = Entity::update_many()
-        .col_expr(Column::BalanceMinor, Expr::col(Column::BalanceMinor).add(amount_minor))
+        .col_expr(
+            Column::BalanceMinor,
+            Expr::col(Column::BalanceMinor).add(amount_minor),
+        )
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::CustomerId.eq(customer_id))
         .filter(Column::Currency.eq(currency))
@@ -96,8 +106,14 @@ pub async fn apply(
     held_change: i64,
 ) -> Result<Model, DbErr> {
     let updated = Entity::update_many()
-        .col_expr(Column::BalanceMinor, Expr::col(Column::BalanceMinor).add(balance_change))
-        .col_expr(Column::HeldMinor, Expr::col(Column::HeldMinor).add(held_change))
+        .col_expr(
+            Column::BalanceMinor,
+            Expr::col(Column::BalanceMinor).add(balance_change),
+        )
+        .col_expr(
+            Column::HeldMinor,
+            Expr::col(Column::HeldMinor).add(held_change),
+        )
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::CustomerId.eq(customer_id))
         .filter(Column::BalanceMinor.gte(-balance_change))

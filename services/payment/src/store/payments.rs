@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect,
-    TransactionTrait, entity::prelude::*, sea_query::Expr,
+    ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect, TransactionTrait,
+    entity::prelude::*, sea_query::Expr,
 };
 
 use super::{accounts, ledger};
@@ -30,8 +30,14 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub async fn find_by_order(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Model>, DbErr> {
-    Entity::find().filter(Column::OrderId.eq(order_id)).one(db).await
+pub async fn find_by_order(
+    db: &impl ConnectionTrait,
+    order_id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::OrderId.eq(order_id))
+        .one(db)
+        .await
 }
 
 /// Payments ordered by id (time-ordered UUIDs), optionally filtered, after `after` when given.
@@ -58,19 +64,30 @@ pub async fn list(
 /// Gives an order's money back, in one transaction: held money for an AUTHORIZED payment,
 /// captured money for a CAPTURED one. Idempotent: a payment already REFUNDED (or DECLINED) is
 /// returned unchanged.
-pub async fn refund(db: &DatabaseConnection, order_id: Uuid, reason: &str) -> Result<Option<Model>, DbErr> {
+pub async fn refund(
+    db: &DatabaseConnection,
+    order_id: Uuid,
+    reason: &str,
+) -> Result<Option<Model>, DbErr> {
     let txn = db.begin().await?;
     let Some(payment) = find_by_order(&txn, order_id).await? else {
         return Ok(None);
     };
-    let status = PaymentStatus::parse(&payment.status)
-        .ok_or_else(|| DbErr::Custom(format!("payment {} has unknown status {}", payment.id, payment.status)))?;
+    let status = PaymentStatus::parse(&payment.status).ok_or_else(|| {
+        DbErr::Custom(format!(
+            "payment {} has unknown status {}",
+            payment.id, payment.status
+        ))
+    })?;
     let Some((balance_change, held_change)) = status.refund_movement(payment.amount_minor) else {
         return Ok(Some(payment));
     };
     // Claim the payment in the status we read: of two concurrent refunds only one moves money.
     let claimed = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(PaymentStatus::Refunded.as_str()))
+        .col_expr(
+            Column::Status,
+            Expr::value(PaymentStatus::Refunded.as_str()),
+        )
         .col_expr(Column::Reason, Expr::value(reason))
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::Id.eq(payment.id))
@@ -78,8 +95,17 @@ pub async fn refund(db: &DatabaseConnection, order_id: Uuid, reason: &str) -> Re
         .exec(&txn)
         .await?;
     if claimed.rows_affected == 1 {
-        let account = accounts::apply(&txn, &payment.customer_id, balance_change, held_change).await?;
-        ledger::record(&txn, &account, Some(order_id), LedgerKind::Refund, balance_change, held_change).await?;
+        let account =
+            accounts::apply(&txn, &payment.customer_id, balance_change, held_change).await?;
+        ledger::record(
+            &txn,
+            &account,
+            Some(order_id),
+            LedgerKind::Refund,
+            balance_change,
+            held_change,
+        )
+        .await?;
     }
     let refunded = find_by_order(&txn, order_id).await?;
     txn.commit().await?;

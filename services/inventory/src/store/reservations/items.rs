@@ -27,9 +27,18 @@ impl ActiveModelBehavior for ActiveModel {}
 /// bug elsewhere surfaces as an error here instead of as negative stock.
 pub async fn return_to_available(db: &impl ConnectionTrait, item: &Model) -> Result<(), DbErr> {
     let moved = products::Entity::update_many()
-        .col_expr(products::Column::Reserved, Expr::col(products::Column::Reserved).sub(item.quantity))
-        .col_expr(products::Column::Available, Expr::col(products::Column::Available).add(item.quantity))
-        .col_expr(products::Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .col_expr(
+            products::Column::Reserved,
+            Expr::col(products::Column::Reserved).sub(item.quantity),
+        )
+        .col_expr(
+            products::Column::Available,
+            Expr::col(products::Column::Available).add(item.quantity),
+        )
+        .col_expr(
+            products::Column::UpdatedAt,
+            Expr::value(orderly_common::time::now()),
+        )
         .filter(products::Column::Sku.eq(&item.sku))
         .filter(products::Column::Reserved.gte(item.quantity))
         .exec(db)

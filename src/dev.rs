@@ -1,0 +1,215 @@
+//! `orderly dev`: the whole system in one process (embedded broker, four services, orchestrator),
+//! each server on its own port, seeded with demo data so the README walk-through works at once.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use orderly_broker::BrokerArgs;
+use orderly_common::{
+    Shutdown,
+    component::ComponentError,
+    config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig},
+};
+use tokio::task::JoinSet;
+
+use crate::seed;
+
+#[derive(Args, Clone, Debug)]
+pub struct DevArgs {
+    /// Directory for every component's SQLite database and the broker's storage
+    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "orderly-data")]
+    pub data_dir: PathBuf,
+
+    /// Address every server binds
+    #[arg(long, env = "ORDERLY_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    #[arg(long, env = "ORDERLY_ORDER_PORT", default_value_t = orderly_order::DEFAULT_PORT)]
+    pub order_port: u16,
+    #[arg(long, env = "ORDERLY_INVENTORY_PORT", default_value_t = orderly_inventory::DEFAULT_PORT)]
+    pub inventory_port: u16,
+    #[arg(long, env = "ORDERLY_PAYMENT_PORT", default_value_t = orderly_payment::DEFAULT_PORT)]
+    pub payment_port: u16,
+    #[arg(long, env = "ORDERLY_NOTIFICATION_PORT", default_value_t = orderly_notification::DEFAULT_PORT)]
+    pub notification_port: u16,
+    #[arg(long, env = "ORDERLY_ORCHESTRATOR_PORT", default_value_t = orderly_orchestrator::DEFAULT_PORT)]
+    pub orchestrator_port: u16,
+    #[arg(long, env = "ORDERLY_BROKER_PORT", default_value_t = 9092)]
+    pub broker_port: u16,
+
+    /// Use this Kafka instead of starting the embedded broker
+    #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
+
+    /// Skip creating the demo products and customer accounts
+    #[arg(long)]
+    pub no_seed: bool,
+}
+
+impl Default for DevArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: DevArgs,
+        }
+        Defaults::parse_from(["orderly"]).args
+    }
+}
+
+/// A component of the dev process, for the endpoint table.
+struct Endpoint {
+    component: &'static str,
+    addr: SocketAddr,
+    api: &'static str,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let mut broker = JoinSet::new();
+    let bootstrap = match &args.kafka_bootstrap {
+        Some(bootstrap) => bootstrap.clone(),
+        None => {
+            let broker_args = BrokerArgs::new(
+                SocketAddr::new(args.host, args.broker_port),
+                args.data_dir.clone(),
+            );
+            let (bootstrap, stop) = (broker_args.listen_addr.to_string(), shutdown.token());
+            broker.spawn(
+                async move { orderly_broker::run(&broker_args, stop.cancelled_owned()).await },
+            );
+            bootstrap
+        }
+    };
+
+    let endpoints = endpoints(&args);
+    let mut services: JoinSet<(&'static str, Result<(), ComponentError>)> = JoinSet::new();
+    for endpoint in &endpoints {
+        let config = ServiceConfig {
+            server: ServerArgs::on(endpoint.addr),
+            database: DatabaseArgs {
+                database_url: None,
+                data_dir: args.data_dir.clone(),
+            },
+            kafka: KafkaArgs::at(bootstrap.clone()),
+        };
+        let (component, shutdown) = (endpoint.component, shutdown.clone());
+        services.spawn(async move {
+            let result = match component {
+                orderly_order::NAME => orderly_order::run(&config, shutdown).await,
+                orderly_inventory::NAME => orderly_inventory::run(&config, shutdown).await,
+                orderly_payment::NAME => orderly_payment::run(&config, shutdown).await,
+                orderly_notification::NAME => orderly_notification::run(&config, shutdown).await,
+                _ => orderly_orchestrator::run(&config, shutdown).await,
+            };
+            (component, result)
+        });
+    }
+
+    tokio::select! {
+        ready = seed::wait_until_serving(endpoints.iter().map(|e| e.addr), Duration::from_secs(60)) => {
+            ready.context("waiting for the servers to start")?;
+        }
+        Some(failed) = services.join_next() => return stopped_early(failed),
+        Some(failed) = broker.join_next() => bail!("embedded broker stopped: {:?}", failed),
+    }
+    if !args.no_seed {
+        seed::demo_data(endpoints[1].addr, endpoints[2].addr)
+            .await
+            .context("seeding demo data")?;
+    }
+    print_table(&args, &endpoints, &bootstrap);
+
+    // Run until a signal, or until a component fails on its own.
+    let mut first_error = None;
+    tokio::select! {
+        () = shutdown.requested() => {}
+        Some(failed) = services.join_next() => {
+            first_error = stopped_early(failed).err();
+            shutdown.trigger();
+        }
+        Some(failed) = broker.join_next() => {
+            first_error = Some(anyhow::anyhow!("embedded broker stopped: {failed:?}"));
+            shutdown.trigger();
+        }
+    }
+    while let Some(joined) = services.join_next().await {
+        if let Ok((component, Err(error))) = joined {
+            tracing::error!(component, %error, "stopped with an error");
+        }
+    }
+    broker.shutdown().await;
+    first_error.map_or(Ok(()), Err)
+}
+
+fn stopped_early(
+    joined: Result<(&'static str, Result<(), ComponentError>), tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    match joined {
+        Ok((component, Ok(()))) => bail!("{component} stopped unexpectedly"),
+        Ok((component, Err(error))) => Err(anyhow::Error::new(error).context(component)),
+        Err(error) => bail!("a component panicked: {error}"),
+    }
+}
+
+fn endpoints(args: &DevArgs) -> Vec<Endpoint> {
+    let at = |port| SocketAddr::new(args.host, port);
+    vec![
+        Endpoint {
+            component: orderly_order::NAME,
+            addr: at(args.order_port),
+            api: "orderly.order.v1.OrderService",
+        },
+        Endpoint {
+            component: orderly_inventory::NAME,
+            addr: at(args.inventory_port),
+            api: "orderly.inventory.v1.InventoryService",
+        },
+        Endpoint {
+            component: orderly_payment::NAME,
+            addr: at(args.payment_port),
+            api: "orderly.payment.v1.PaymentService",
+        },
+        Endpoint {
+            component: orderly_notification::NAME,
+            addr: at(args.notification_port),
+            api: "orderly.notification.v1.NotificationService",
+        },
+        Endpoint {
+            component: orderly_orchestrator::NAME,
+            addr: at(args.orchestrator_port),
+            api: "orderly.saga.v1.SagaService",
+        },
+    ]
+}
+
+fn print_table(args: &DevArgs, endpoints: &[Endpoint], bootstrap: &str) {
+    let data_dir = std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone());
+    println!("\nOrderly is running. Data: {}\n", data_dir.display());
+    println!("  {:<14} {:<22} {}", "component", "endpoint", "api");
+    for endpoint in endpoints {
+        println!(
+            "  {:<14} {:<22} {}",
+            endpoint.component,
+            endpoint.addr.to_string(),
+            endpoint.api
+        );
+    }
+    let broker = if args.kafka_bootstrap.is_some() {
+        "kafka (external)"
+    } else {
+        "kafka (embedded)"
+    };
+    println!("  {:<14} {:<22} {}", "broker", bootstrap, broker);
+    println!(
+        "\nTry: grpcurl -plaintext localhost:{} list",
+        args.order_port
+    );
+    println!("Stop with Ctrl-C.\n");
+}

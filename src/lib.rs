@@ -1,0 +1,87 @@
+//! The `orderly` command line: parses flags and environment, then starts the chosen component.
+//! A library, so tests and benchmarks can start the same things the binary does.
+
+mod dev;
+mod migrate;
+mod seed;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderly_broker::BrokerArgs;
+use orderly_common::{
+    Shutdown,
+    config::ServiceConfig,
+    telemetry::{self, LogFormat},
+};
+
+pub use dev::DevArgs;
+
+/// The embedded broker logs expected conditions (a topic that already exists) as errors; keep its
+/// crates quiet unless RUST_LOG asks for them.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tansu_broker=off,tansu_storage=off,tansu_service=off,tansu_sans_io=off,tansu_schema=off";
+pub use migrate::MigrateArgs;
+
+/// Orderly: order sagas over gRPC and Kafka. Every flag can also be set with the
+/// `ORDERLY_*` environment variable shown in its help.
+#[derive(Debug, Parser)]
+#[command(name = "orderly", version, about, long_about = None)]
+pub struct Cli {
+    /// Log output format
+    #[arg(long, global = true, env = "ORDERLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: broker, the four services and the orchestrator (default)
+    Dev(DevArgs),
+    /// Run the embedded Kafka-compatible broker alone
+    Broker(BrokerArgs),
+    /// Run the order service
+    Order(ServiceConfig),
+    /// Run the inventory service
+    Inventory(ServiceConfig),
+    /// Run the payment service
+    Payment(ServiceConfig),
+    /// Run the notification service
+    Notification(ServiceConfig),
+    /// Run the saga orchestrator
+    Orchestrator(ServiceConfig),
+    /// Apply database migrations and exit
+    Migrate(MigrateArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.log_format, DEFAULT_LOG_FILTER);
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Dev(DevArgs::default()));
+    match command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Broker(args) => {
+            let shutdown = Shutdown::on_signals();
+            orderly_broker::run(&args, shutdown.requested())
+                .await
+                .context("broker")
+        }
+        Command::Order(config) => orderly_order::run(&config, Shutdown::on_signals())
+            .await
+            .context("order service"),
+        Command::Inventory(config) => orderly_inventory::run(&config, Shutdown::on_signals())
+            .await
+            .context("inventory service"),
+        Command::Payment(config) => orderly_payment::run(&config, Shutdown::on_signals())
+            .await
+            .context("payment service"),
+        Command::Notification(config) => orderly_notification::run(&config, Shutdown::on_signals())
+            .await
+            .context("notification service"),
+        Command::Orchestrator(config) => orderly_orchestrator::run(&config, Shutdown::on_signals())
+            .await
+            .context("orchestrator"),
+        Command::Migrate(args) => migrate::run(args).await,
+    }
+}
