@@ -16,6 +16,7 @@ use orderly_common::{
     config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig},
 };
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::seed;
 
@@ -71,7 +72,10 @@ struct Endpoint {
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    orderly_broker::configure_sqlite().await?;
     let shutdown = Shutdown::on_signals();
+    // The broker outlives the services so they can finish publishing while they drain.
+    let stop_broker = CancellationToken::new();
     let mut broker = JoinSet::new();
     let bootstrap = match &args.kafka_bootstrap {
         Some(bootstrap) => bootstrap.clone(),
@@ -113,14 +117,27 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     tokio::select! {
+        biased;
+        () = shutdown.requested() => {}
         ready = seed::wait_until_serving(endpoints.iter().map(|e| e.addr), Duration::from_secs(60)) => {
             ready.context("waiting for the servers to start")?;
         }
         Some(failed) = services.join_next() => return stopped_early(failed),
-        Some(failed) = broker.join_next() => bail!("embedded broker stopped: {:?}", failed),
+        Some(stopped) = broker.join_next() => return Err(broker_stopped(stopped)),
     }
-    if !args.no_seed {
-        seed::demo_data(endpoints[1].addr, endpoints[2].addr)
+    if !args.no_seed && !shutdown.is_triggered() {
+        let addr = |name| {
+            endpoints
+                .iter()
+                .find(|e| e.component == name)
+                .map(|e| e.addr)
+        };
+        let (Some(inventory), Some(payment)) =
+            (addr(orderly_inventory::NAME), addr(orderly_payment::NAME))
+        else {
+            bail!("dev runs inventory and payment");
+        };
+        seed::demo_data(inventory, payment)
             .await
             .context("seeding demo data")?;
     }
@@ -129,13 +146,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // Run until a signal, or until a component fails on its own.
     let mut first_error = None;
     tokio::select! {
+        biased;
         () = shutdown.requested() => {}
         Some(failed) = services.join_next() => {
             first_error = stopped_early(failed).err();
             shutdown.trigger();
         }
-        Some(failed) = broker.join_next() => {
-            first_error = Some(anyhow::anyhow!("embedded broker stopped: {failed:?}"));
+        Some(stopped) = broker.join_next() => {
+            first_error = Some(broker_stopped(stopped));
             shutdown.trigger();
         }
     }
@@ -144,7 +162,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             tracing::error!(component, %error, "stopped with an error");
         }
     }
-    broker.shutdown().await;
+    stop_broker.cancel();
+    while broker.join_next().await.is_some() {}
     first_error.map_or(Ok(()), Err)
 }
 
@@ -155,6 +174,16 @@ fn stopped_early(
         Ok((component, Ok(()))) => bail!("{component} stopped unexpectedly"),
         Ok((component, Err(error))) => Err(anyhow::Error::new(error).context(component)),
         Err(error) => bail!("a component panicked: {error}"),
+    }
+}
+
+fn broker_stopped(
+    joined: Result<Result<(), orderly_broker::BrokerError>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match joined {
+        Ok(Ok(())) => anyhow::anyhow!("embedded broker stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::Error::new(error).context("embedded broker"),
+        Err(error) => anyhow::anyhow!("embedded broker panicked: {error}"),
     }
 }
 

@@ -73,6 +73,18 @@ pub enum BrokerError {
     Broker(String),
 }
 
+/// Puts SQLite in the threading mode libsql requires. This binary links one SQLite, shared by
+/// the broker (libsql) and the services (sqlx; see .cargo/config.toml), and the mode can only be
+/// set before the first database opens, so a process that runs the broker beside services calls
+/// this before starting anything.
+pub async fn configure_sqlite() -> Result<(), BrokerError> {
+    libsql::Builder::new_local(":memory:")
+        .build()
+        .await
+        .map(drop)
+        .map_err(|error| BrokerError::Broker(format!("cannot initialize sqlite: {error}")))
+}
+
 /// Runs the broker until `shutdown` resolves.
 pub async fn run(args: &BrokerArgs, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
     let storage = storage_url(args)?;

@@ -37,7 +37,7 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown`: health turns NOT_SERVING first, so load balancers stop sending
-    /// work, then in-flight requests drain.
+    /// work, then in-flight requests drain for at most the configured grace period.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -62,12 +62,18 @@ impl GrpcServer {
         let local = listener.local_addr().ok();
         tracing::info!(service = self.service_name, addr = ?local, "grpc server listening");
         let service_name = self.service_name;
-        let drained = async move {
-            shutdown.requested().await;
+        let grace = args.shutdown_grace();
+        let stop = shutdown.clone();
+        let draining = async move {
+            stop.requested().await;
             set_status(&health, service_name, ServingStatus::NotServing).await;
-            tracing::info!(service = service_name, "not serving, draining requests");
+            tracing::info!(
+                service = service_name,
+                ?grace,
+                "not serving, draining requests"
+            );
         };
-        Server::builder()
+        let server = Server::builder()
             .timeout(args.request_timeout())
             .concurrency_limit_per_connection(args.concurrency_limit)
             .load_shed(true)
@@ -75,9 +81,19 @@ impl GrpcServer {
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
-                drained,
-            )
-            .await
+                draining,
+            );
+        let grace_over = async {
+            shutdown.requested().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = server => served,
+            () = grace_over => {
+                tracing::warn!(service = service_name, "requests still running after the grace period, stopping anyway");
+                Ok(())
+            }
+        }
     }
 }
 

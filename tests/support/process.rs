@@ -1,0 +1,83 @@
+//! `orderly` child processes that are killed when the test ends, pass or fail.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orderly");
+
+pub fn show_logs() -> bool {
+    std::env::var_os("TEST_LOG").is_some_and(|value| value != "0")
+}
+
+/// A running `orderly` process.
+pub struct Orderly {
+    child: Child,
+    args: Vec<String>,
+}
+
+impl Orderly {
+    /// Starts `orderly <args>` with a clean `ORDERLY_*` environment plus `envs`.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)], data_dir: &Path) -> Self {
+        let mut command = Command::new(BIN);
+        command.args(args).current_dir(data_dir);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ORDERLY_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("ORDERLY_DATA_DIR", data_dir)
+            .envs(envs.iter().copied());
+        if !show_logs() {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {BIN}: {error}"));
+        Self {
+            child,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up, like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "cannot signal {:?}",
+            self.args
+        );
+        self.child.wait().is_ok_and(|status| status.success())
+    }
+
+    /// Fails the test if the process has already exited (it should be serving).
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "orderly {:?} exited early with {status}; rerun with TEST_LOG=1",
+                self.args
+            );
+        }
+    }
+}
+
+impl Drop for Orderly {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
