@@ -8,3 +8,4 @@ mod admin_api;
 mod broker;
 mod dev;
 mod grpcurl;
+mod migrate;

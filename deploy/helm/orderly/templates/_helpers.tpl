@@ -1,0 +1,100 @@
+{{/* Names, labels and shared pod pieces. Component helpers take (dict "root" $ "component" NAME). */}}
+
+{{- define "orderly.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped name; 63 is the DNS label limit Kubernetes enforces on names. */}}
+{{- define "orderly.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "orderly.componentName" -}}
+{{- printf "%s-%s" (include "orderly.fullname" .root | trunc 50 | trimSuffix "-") .component }}
+{{- end }}
+
+{{- define "orderly.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "orderly.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "orderly.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "orderly.labels" -}}
+helm.sh/chart: {{ include "orderly.chart" .root }}
+{{ include "orderly.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: orderly
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "orderly.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "orderly.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "orderly.image" -}}
+{{- $img := .Values.image }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding a component's PostgreSQL URL: its own, else the shared one. */}}
+{{- define "orderly.databaseEnv" -}}
+{{- $svc := index .root.Values.services .component -}}
+- name: ORDERLY_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default .root.Values.database.existingSecret $svc.database.existingSecret }}
+      key: {{ $svc.database.key }}
+{{- end }}
+
+{{/* Pod-level security: the image's numeric non-root user, so runAsNonRoot can be verified. */}}
+{{- define "orderly.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "orderly.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The root filesystem is read-only; /tmp is the one writable place (ORDERLY_DATA_DIR lives there). */}}
+{{- define "orderly.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}

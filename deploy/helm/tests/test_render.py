@@ -1,0 +1,113 @@
+"""Helm's own code lints, renders and dry-run installs the chart; bad values are
+rejected with a message that names the problem."""
+
+from __future__ import annotations
+
+import helm_python as helm
+import pytest
+import yaml
+
+from conftest import (
+    CHART_DIR, COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, load_values,
+    of_kind, render, rendered_set,
+)
+
+
+@pytest.mark.parametrize("kube", ["v1.30.0", None])  # the chart's floor, and Helm's default
+@pytest.mark.parametrize("name", sorted(GOOD_VALUES))
+def test_lint_is_clean(name, kube):
+    report = helm.lint(str(CHART_DIR), GOOD_VALUES[name](), strict=True, namespace=NAMESPACE,
+                       kube_version=kube)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # warnings and errors
+    # "icon is recommended" is info (severity 1): an internal chart has no icon to show.
+    assert report["total_charts_linted"] == 1
+    assert not problems and not report["errors"], problems or report["errors"]
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_VALUES))
+def test_renders_every_component(name):
+    docs = rendered_set(name)
+    for kind in ("Deployment", "Service"):
+        got = sorted(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in of_kind(docs, kind))
+        assert got == sorted(COMPONENTS), f"{kind}s rendered for {got}"
+    assert len(of_kind(docs, "ConfigMap")) == 1
+
+
+def test_optional_parts_follow_their_switches():
+    kinds = lambda name: sorted({d["kind"] for d in rendered_set(name)})
+    assert kinds("all-on") == [
+        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job", "NetworkPolicy",
+        "PodDisruptionBudget", "Service", "ServiceMonitor",
+    ]  # serviceAccount.create is false there: an existing account is used
+    assert kinds("minimal") == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    assert kinds("defaults") == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Service", "ServiceAccount"]
+    hpas = {d["spec"]["scaleTargetRef"]["name"] for d in of_kind(rendered_set("all-on"), "HorizontalPodAutoscaler")}
+    assert hpas == {f"{RELEASE}-orderly-order", f"{RELEASE}-orderly-payment"}
+    for d in of_kind(rendered_set("all-on"), "Deployment"):
+        scaled = d["metadata"]["name"] in hpas
+        assert ("replicas" in d["spec"]) != scaled, "an HPA-managed Deployment must not pin replicas"
+
+
+def test_migration_hook_runs_before_install_and_upgrade():
+    (job,) = of_kind(rendered_set("defaults"), "Job")
+    ann = job["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in ann["helm.sh/hook-delete-policy"]
+    containers = job["spec"]["template"]["spec"]["containers"]
+    assert sorted(c["args"][1] for c in containers) == sorted(COMPONENTS)
+    assert all(c["args"][0] == "migrate" for c in containers)
+
+
+def test_client_side_dry_run_install():
+    cfg = helm.Config(storage_driver="memory", namespace=NAMESPACE)
+    try:
+        release = cfg.install(chart(), RELEASE, load_values("production-values.yaml"),
+                              dry_run="client", namespace=NAMESPACE)
+    finally:
+        cfg.close()
+    assert release["status"] == "pending-install"
+    docs = [d for d in yaml.safe_load_all(release["manifest"]) if d]
+    assert len(of_kind(docs, "Deployment")) == len(COMPONENTS)
+    notes = release["notes"]
+    for name in COMPONENTS:
+        assert f"port-forward svc/{RELEASE}-orderly-{name}" in notes
+    assert "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check" in notes
+    assert "created by each component at start-up" in notes
+
+
+BAD = {
+    # file: fragments the error must contain (the offending key, and why)
+    "bad-typo.yaml": ["/kafka", "'securityProtocl' not allowed"],
+    "bad-type.yaml": ["/services/order/replicas", "got string, want integer"],
+    "bad-missing-kafka.yaml": ["/kafka", "missing property 'bootstrapServers'"],
+    "bad-enum.yaml": ["/kafka/securityProtocol", "'sasl-ssl'"],
+    "bad-sasl-without-secret.yaml": ["/kafka/sasl/existingSecret"],
+    "bad-inline-password.yaml": ["'password' not allowed", "'url' not allowed"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_values_are_rejected_clearly(name):
+    values = load_values(name)
+    with pytest.raises(helm.HelmValuesError) as schema_err:
+        chart().validate_schema(values)
+    with pytest.raises(helm.HelmError) as install_err:  # the path `helm install` takes
+        cfg = helm.Config(storage_driver="memory", namespace=NAMESPACE)
+        try:
+            cfg.install(chart(), RELEASE, values, dry_run="client", namespace=NAMESPACE)
+        finally:
+            cfg.close()
+    for err in (schema_err, install_err):
+        message = str(err.value)
+        for fragment in BAD[name]:
+            assert fragment in message, f"{fragment!r} not in: {message}"
+        assert "S3NTINEL" not in message, "an error message echoed a secret value"
+
+
+def test_template_guards_catch_what_the_schema_cannot():
+    both_cas = {"kafka": {**REQUIRED["kafka"], "tls": {"caSecret": "a", "caConfigMap": "b"}}}
+    with pytest.raises(helm.HelmError, match="set caSecret or caConfigMap, not both"):
+        render(both_cas)
+    monitor_without_port = {**REQUIRED, "metrics": {"serviceMonitor": {"enabled": True}}}
+    with pytest.raises(helm.HelmError, match="needs metrics.enabled"):
+        render(monitor_without_port)

@@ -1,0 +1,119 @@
+"""No secret value is rendered; every container is non-root, read-only, capability-free,
+probed over gRPC and has resources; shutdown timing and NetworkPolicies hold together."""
+
+from __future__ import annotations
+
+from conftest import COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set
+
+# Env vars that carry credentials (test_drift also derives these from the binary's --help).
+SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD"}
+
+
+def test_nothing_secret_is_rendered(good):
+    name, docs = good
+    assert not of_kind(docs, "Secret"), "the chart must only reference Secrets, never create them"
+    for (cm,) in [of_kind(docs, "ConfigMap")]:
+        assert not SECRET_ENV & set(cm["data"]), "secret settings in the ConfigMap"
+    seen = set()
+    for where, spec in pod_specs(docs):
+        for c in spec["containers"]:
+            for env in c.get("env", []):
+                if env["name"] in SECRET_ENV:
+                    seen.add(env["name"])
+                    assert "value" not in env, f"{where}: {env['name']} has a literal value"
+                    assert set(env["valueFrom"]) == {"secretKeyRef"}, f"{where}: {env['name']}"
+    assert "ORDERLY_DATABASE_URL" in seen
+
+
+def test_every_container_is_locked_down(good):
+    name, docs = good
+    specs = pod_specs(docs)
+    assert len(specs) >= len(COMPONENTS)
+    for where, spec in specs:
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] != 0, where
+        assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["enableServiceLinks"] is False, f"{where}: service links pollute ORDERLY_* env"
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], where
+            res = c["resources"]
+            assert res["requests"]["cpu"] and res["requests"]["memory"], where
+            assert res["limits"]["memory"], where
+            mounts = {m["mountPath"] for m in c["volumeMounts"]}
+            assert "/tmp" in mounts, f"{where}: a read-only root needs a writable /tmp"
+
+
+def test_probes_use_grpc_health_on_the_served_port(good):
+    name, docs = good
+    for d in of_kind(docs, "Deployment"):
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        grpc_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
+        listen = next(e["value"] for e in c["env"] if e["name"] == "ORDERLY_LISTEN_ADDR")
+        assert listen == f"0.0.0.0:{grpc_port}", "the server must listen where it is probed"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["grpc"]["port"] == grpc_port, f"{d['metadata']['name']} {probe}"
+            assert c[probe]["grpc"].get("service", "") == ""  # overall health
+
+
+def test_termination_outlasts_the_drain(good):
+    name, docs = good
+    (cm,) = of_kind(docs, "ConfigMap")
+    grace = int(cm["data"]["ORDERLY_SHUTDOWN_GRACE_SECS"])
+    for d in of_kind(docs, "Deployment"):
+        spec = d["spec"]["template"]["spec"]
+        (c,) = spec["containers"]
+        sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        assert spec["terminationGracePeriodSeconds"] > sleep + grace, d["metadata"]["name"]
+
+
+def test_default_ports_match_the_binary():
+    ports = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["ports"][0]["port"]
+             for d in of_kind(rendered_set("defaults"), "Service")}
+    assert ports == {"order": 50051, "inventory": 50052, "payment": 50053,
+                     "notification": 50054, "orchestrator": 50055}
+
+
+def _policies(values) -> dict[str, dict]:
+    docs = manifests(render(values))
+    return {p["metadata"]["labels"]["app.kubernetes.io/component"]: p["spec"]
+            for p in of_kind(docs, "NetworkPolicy")}
+
+
+def _grpc_sources(spec) -> list:
+    """The `from` peers of the gRPC rule; None means any source."""
+    rules = [r for r in spec["ingress"] if r["ports"][0]["port"] == "grpc"]
+    if not rules:
+        return []
+    (rule,) = rules
+    return rule.get("from")
+
+
+def test_payment_and_inventory_only_take_calls_from_order_and_orchestrator():
+    pols = _policies(load_values("all-on.yaml"))
+    assert set(pols) == set(COMPONENTS)
+    ops = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
+    for callee in ("payment", "inventory"):
+        peers = _grpc_sources(pols[callee])
+        assert peers is not None, f"{callee} is open to every pod"
+        callers = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                         for p in peers if "podSelector" in p)
+        assert callers == ["orchestrator", "order"]
+        assert ops in peers
+    for caller in ("order", "orchestrator"):
+        egress_ports = {r["ports"][0]["port"] for r in pols[caller]["egress"] if "to" in r}
+        assert {50052, 50053} <= egress_ports, f"{caller} cannot reach its callees"
+    assert all(any(p["port"] == 53 for r in s["egress"] for p in r["ports"]) for s in pols.values())
+
+
+def test_closed_client_facing_components_admit_only_extra_sources():
+    values = {**REQUIRED, "networkPolicy": {"enabled": True, "allowAllToClientFacing": False}}
+    pols = _policies(values)
+    assert pols["order"]["ingress"] == [], "no peers means no ingress, never an open rule"
+    values["networkPolicy"]["extraIngressFrom"] = [{"podSelector": {"matchLabels": {"app": "gw"}}}]
+    assert _grpc_sources(_policies(values)["order"]) == [{"podSelector": {"matchLabels": {"app": "gw"}}}]
+    assert "Egress" not in pols["order"]["policyTypes"], "egress stays open unless asked"
