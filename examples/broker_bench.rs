@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
     orderly_broker::configure_sqlite().await?;
     for storage in ["sqlite", "memory"] {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let mut broker = BrokerArgs::new(([127, 0, 0, 1], port).into(), dir.path().to_owned());
         if storage == "memory" {
             broker.storage = Some("memory://orderly/".into());
@@ -41,14 +43,23 @@ async fn main() -> anyhow::Result<()> {
         println!("\n== {storage} storage");
         println!("produce-to-consume latency, {LATENCY_SAMPLES} sequential messages");
         for wait in FETCH_WAITS_MS {
-            let samples = if wait >= 100 { LATENCY_SAMPLES / 10 } else { LATENCY_SAMPLES };
+            let samples = if wait >= 100 {
+                LATENCY_SAMPLES / 10
+            } else {
+                LATENCY_SAMPLES
+            };
             let (p50, p99) = latency(&kafka, wait, samples).await?;
             println!("  fetch.wait.max.ms={wait:<4} p50 {p50:>8.2?}  p99 {p99:>8.2?}");
         }
-        println!("throughput, {messages} messages of {} bytes enqueued at once", PAYLOAD.len());
+        println!(
+            "throughput, {messages} messages of {} bytes enqueued at once",
+            PAYLOAD.len()
+        );
         for linger in LINGERS_MS {
             let (produced, consumed) = throughput(&kafka, linger, messages).await?;
-            println!("  linger.ms={linger:<3} produce {produced:>8.0} msg/s  consume {consumed:>8.0} msg/s");
+            println!(
+                "  linger.ms={linger:<3} produce {produced:>8.0} msg/s  consume {consumed:>8.0} msg/s"
+            );
         }
         stop.cancel();
         running.await??;
@@ -73,7 +84,11 @@ fn consumer(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<StreamConsumer> {
 }
 
 /// Sends one message at a time and times until the consumer has it.
-async fn latency(kafka: &KafkaArgs, fetch_wait_ms: u32, samples: usize) -> anyhow::Result<(Duration, Duration)> {
+async fn latency(
+    kafka: &KafkaArgs,
+    fetch_wait_ms: u32,
+    samples: usize,
+) -> anyhow::Result<(Duration, Duration)> {
     let mut kafka = kafka.clone();
     kafka.kafka_fetch_wait_max_ms = fetch_wait_ms;
     kafka.kafka_linger_ms = 0;
@@ -85,8 +100,13 @@ async fn latency(kafka: &KafkaArgs, fetch_wait_ms: u32, samples: usize) -> anyho
     // The first round trip also waits for the consumer group to form; it is not counted.
     for round in 0..=samples {
         let started = Instant::now();
-        producer.send_raw(&topic, "key", &PAYLOAD, OwnedHeaders::new())?.await?.map_err(|(e, _)| e)?;
-        tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.context("no message")??;
+        producer
+            .send_raw(&topic, "key", &PAYLOAD, OwnedHeaders::new())?
+            .await?
+            .map_err(|(e, _)| e)?;
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("no message")??;
         if round > 0 {
             times.push(started.elapsed());
         }
@@ -96,7 +116,11 @@ async fn latency(kafka: &KafkaArgs, fetch_wait_ms: u32, samples: usize) -> anyho
 }
 
 /// Enqueues `messages` at once, awaits every acknowledgement, then reads them all back.
-async fn throughput(kafka: &KafkaArgs, linger_ms: u32, messages: usize) -> anyhow::Result<(f64, f64)> {
+async fn throughput(
+    kafka: &KafkaArgs,
+    linger_ms: u32,
+    messages: usize,
+) -> anyhow::Result<(f64, f64)> {
     let mut kafka = kafka.clone();
     kafka.kafka_linger_ms = linger_ms;
     let topic = format!("bench.throughput.{linger_ms}");
@@ -113,12 +137,19 @@ async fn throughput(kafka: &KafkaArgs, linger_ms: u32, messages: usize) -> anyho
 
     let consumer = consumer(&kafka, &topic)?;
     // Time from the first message, so joining the consumer group is not counted.
-    tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.context("no message")??;
+    tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .context("no message")??;
     let started = Instant::now();
     for _ in 1..messages {
-        tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.context("consumer stalled")??;
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("consumer stalled")??;
     }
-    Ok((produced, (messages - 1) as f64 / started.elapsed().as_secs_f64()))
+    Ok((
+        produced,
+        (messages - 1) as f64 / started.elapsed().as_secs_f64(),
+    ))
 }
 
 fn percentile(sorted: &[Duration], percent: usize) -> Duration {

@@ -221,7 +221,7 @@ fn endpoints(args: &DevArgs) -> Vec<Endpoint> {
 fn print_table(args: &DevArgs, endpoints: &[Endpoint], bootstrap: &str) {
     let data_dir = std::path::absolute(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone());
     println!("\nOrderly is running. Data: {}\n", data_dir.display());
-    println!("  {:<14} {:<22} {}", "component", "endpoint", "api");
+    println!("  {:<14} {:<22} api", "component", "endpoint");
     for endpoint in endpoints {
         println!(
             "  {:<14} {:<22} {}",

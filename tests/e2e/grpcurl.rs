@@ -73,3 +73,71 @@ async fn grpcurl_lists_describes_and_health_checks_every_port() {
     ]);
     assert!(product.contains("\"available\": 5"), "{product}");
 }
+
+/// Every grpcurl line of the README walk-through, run as written against `orderly dev` (only
+/// the default ports are swapped for the test's). A line after a comment naming an error code
+/// must fail with that code; every other line must succeed.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_walkthrough_works_verbatim() {
+    if !grpcurl_installed() {
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("<!-- walkthrough")
+        .expect("README has a walkthrough block");
+    let end = readme
+        .find("<!-- /walkthrough -->")
+        .expect("walkthrough block ends");
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+
+    let mut expected_error = None;
+    let mut commands = 0;
+    for line in readme[start..end].lines().map(str::trim) {
+        if line.starts_with('#') {
+            expected_error = [
+                ("INVALID_ARGUMENT", "InvalidArgument"),
+                ("NOT_FOUND", "NotFound"),
+            ]
+            .into_iter()
+            .find(|(name, _)| line.contains(name))
+            .map(|(_, code)| code);
+            continue;
+        }
+        if !line.starts_with("grpcurl ") {
+            continue;
+        }
+        let mut command = line.to_owned();
+        for (default_port, (_, addr)) in (50051..).zip(&dev.endpoints) {
+            command = command.replace(
+                &format!("localhost:{default_port}"),
+                &format!("localhost:{}", addr.port()),
+            );
+        }
+        let output = Command::new("bash")
+            .args(["-c", &command])
+            .output()
+            .expect("bash runs");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        match expected_error.take() {
+            None => assert!(output.status.success(), "{line}\n{printed}"),
+            Some(code) => {
+                assert!(!output.status.success(), "should fail: {line}");
+                assert!(
+                    printed.contains(&format!("Code: {code}")),
+                    "{line}\n{printed}"
+                );
+            }
+        }
+        commands += 1;
+    }
+    assert!(
+        commands >= 10,
+        "only {commands} commands found in the walkthrough"
+    );
+}

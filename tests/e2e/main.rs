@@ -1,6 +1,9 @@
 //! End-to-end tests over real processes: the `orderly` binary, the embedded Kafka broker,
 //! SQLite and PostgreSQL, and real gRPC clients (tonic and grpcurl).
 
+// Helpers outside #[test] functions unwrap too: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

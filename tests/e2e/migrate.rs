@@ -20,17 +20,34 @@ fn migrate_is_idempotent_on_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
         let output = migrate(&[], dir.path());
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    for component in ["order", "inventory", "payment", "notification", "orchestrator"] {
-        assert!(dir.path().join(format!("{component}.db")).exists(), "{component}.db");
+    for component in [
+        "order",
+        "inventory",
+        "payment",
+        "notification",
+        "orchestrator",
+    ] {
+        assert!(
+            dir.path().join(format!("{component}.db")).exists(),
+            "{component}.db"
+        );
     }
 
     let postgres = Postgres::start();
     let url = postgres.fresh_database();
     for _ in 0..2 {
         let output = migrate(&["payment", "--database-url", &url], dir.path());
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
@@ -40,5 +57,8 @@ fn migrate_refuses_one_url_for_many_databases() {
     let output = migrate(&["--database-url", "sqlite://x.db"], dir.path());
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--database-url names one database"), "{stderr}");
+    assert!(
+        stderr.contains("--database-url names one database"),
+        "{stderr}"
+    );
 }

@@ -157,7 +157,7 @@ fn encode_token(key: &str) -> String {
 }
 
 fn decode_token(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..token.len())
