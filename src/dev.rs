@@ -13,7 +13,7 @@ use orderly_broker::BrokerArgs;
 use orderly_common::{
     Shutdown,
     component::ComponentError,
-    config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig},
+    config::{DatabaseArgs, DependencyArgs, KafkaArgs, ServerArgs, ServiceConfig},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,10 @@ pub struct DevArgs {
     /// Use this Kafka instead of starting the embedded broker
     #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
+
+    /// How long a saga waits for inventory and payment before it is rejected
+    #[arg(long, env = "ORDERLY_SAGA_DEADLINE_MS", default_value_t = 30_000)]
+    pub saga_deadline_ms: u64,
 
     /// Skip creating the demo products and customer accounts
     #[arg(long)]
@@ -92,10 +96,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
 
+    if args.kafka_bootstrap.is_none() {
+        wait_for_broker(&bootstrap, &mut broker).await?;
+    }
     let endpoints = endpoints(&args);
+    let addr = |name| {
+        endpoints
+            .iter()
+            .find(|e| e.component == name)
+            .map(|e| e.addr)
+    };
+    let (Some(inventory), Some(payment)) =
+        (addr(orderly_inventory::NAME), addr(orderly_payment::NAME))
+    else {
+        bail!("dev runs inventory and payment");
+    };
     let mut services: JoinSet<(&'static str, Result<(), ComponentError>)> = JoinSet::new();
     for endpoint in &endpoints {
-        let config = ServiceConfig {
+        let service = ServiceConfig {
             server: ServerArgs::on(endpoint.addr),
             database: DatabaseArgs {
                 database_url: None,
@@ -103,14 +121,39 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             },
             kafka: KafkaArgs::at(bootstrap.clone()),
         };
-        let (component, shutdown) = (endpoint.component, shutdown.clone());
+        let dependencies = DependencyArgs::at(inventory, payment);
+        let (component, shutdown, saga_deadline_ms) =
+            (endpoint.component, shutdown.clone(), args.saga_deadline_ms);
         services.spawn(async move {
             let result = match component {
-                orderly_order::NAME => orderly_order::run(&config, shutdown).await,
-                orderly_inventory::NAME => orderly_inventory::run(&config, shutdown).await,
-                orderly_payment::NAME => orderly_payment::run(&config, shutdown).await,
-                orderly_notification::NAME => orderly_notification::run(&config, shutdown).await,
-                _ => orderly_orchestrator::run(&config, shutdown).await,
+                orderly_order::NAME => {
+                    orderly_order::run(
+                        &orderly_order::Config {
+                            service,
+                            dependencies,
+                        },
+                        shutdown,
+                    )
+                    .await
+                }
+                orderly_inventory::NAME => orderly_inventory::run(&service, shutdown).await,
+                orderly_payment::NAME => orderly_payment::run(&service, shutdown).await,
+                orderly_notification::NAME => {
+                    let config = orderly_notification::Config {
+                        service,
+                        notifications_file: None,
+                    };
+                    orderly_notification::run(&config, shutdown).await
+                }
+                _ => {
+                    let config = orderly_orchestrator::Config {
+                        service,
+                        dependencies,
+                        saga_deadline_ms,
+                        compensation_max_attempts: 10,
+                    };
+                    orderly_orchestrator::run(&config, shutdown).await
+                }
             };
             (component, result)
         });
@@ -175,6 +218,25 @@ fn stopped_early(
         Ok((component, Err(error))) => Err(anyhow::Error::new(error).context(component)),
         Err(error) => bail!("a component panicked: {error}"),
     }
+}
+
+/// Waits until the embedded broker accepts connections, so the services' first connections
+/// succeed instead of logging refusals.
+async fn wait_for_broker(
+    bootstrap: &str,
+    broker: &mut JoinSet<Result<(), orderly_broker::BrokerError>>,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(bootstrap).await.is_err() {
+        if let Some(stopped) = broker.try_join_next() {
+            return Err(broker_stopped(stopped));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the embedded broker did not listen on {bootstrap} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 fn broker_stopped(

@@ -41,15 +41,15 @@ pub enum Command {
     /// Run the embedded Kafka-compatible broker alone
     Broker(BrokerArgs),
     /// Run the order service
-    Order(ServiceConfig),
+    Order(orderly_order::Config),
     /// Run the inventory service
     Inventory(ServiceConfig),
     /// Run the payment service
     Payment(ServiceConfig),
     /// Run the notification service
-    Notification(ServiceConfig),
+    Notification(orderly_notification::Config),
     /// Run the saga orchestrator
-    Orchestrator(ServiceConfig),
+    Orchestrator(orderly_orchestrator::Config),
     /// Apply database migrations and exit
     Migrate(MigrateArgs),
 }

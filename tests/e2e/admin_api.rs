@@ -22,7 +22,7 @@ use orderly_proto::{
 };
 use tonic::{Code, Status};
 
-use crate::support::{Services, channel, free_port, postgres::Postgres};
+use crate::support::{Options, System, channel, postgres::Postgres};
 
 fn usd(amount_minor: i64) -> Option<Money> {
     Some(Money {
@@ -47,25 +47,34 @@ fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Status>) {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
-fn no_broker() -> String {
-    // Admin RPCs need no Kafka; the services keep retrying topic creation in the background.
-    format!("127.0.0.1:{}", free_port())
+/// Admin RPCs need no Kafka; the services keep retrying to reach it in the background.
+fn without_broker() -> Options {
+    Options {
+        broker: false,
+        ..Options::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_on_sqlite() {
-    let services = Services::start(&no_broker(), |_| None).await;
-    exercise_every_api(&services).await;
+    let system = System::start(without_broker()).await;
+    exercise_every_api(&system).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_on_postgres() {
-    let postgres = Postgres::start();
-    let services = Services::start(&no_broker(), |_| Some(postgres.fresh_database())).await;
-    exercise_every_api(&services).await;
+    let postgres = std::rc::Rc::new(Postgres::start());
+    let server = postgres.clone();
+    let database_url = Box::new(move |_: &str| Some(server.fresh_database()));
+    let system = System::start(Options {
+        database_url,
+        ..without_broker()
+    })
+    .await;
+    exercise_every_api(&system).await;
 }
 
-async fn exercise_every_api(services: &Services) {
+async fn exercise_every_api(services: &System) {
     inventory(InventoryServiceClient::new(channel(
         services.addr("inventory"),
     )))
@@ -355,7 +364,7 @@ async fn payment(mut client: PaymentServiceClient<tonic::transport::Channel>) {
     assert!(payments.payments.is_empty());
 }
 
-async fn read_only_services(services: &Services) {
+async fn read_only_services(services: &System) {
     let unknown = uuid::Uuid::new_v4().to_string();
 
     let mut orders = OrderServiceClient::new(channel(services.addr("order")));
@@ -392,19 +401,36 @@ async fn read_only_services(services: &Services) {
             .await,
         "status",
     );
-    let place = PlaceOrderRequest {
-        customer_id: "alice".into(),
+    let place = |customer_id: &str, sku: &str, quantity| PlaceOrderRequest {
+        customer_id: customer_id.into(),
         items: vec![OrderItem {
-            sku: "mug".into(),
-            quantity: 1,
+            sku: sku.into(),
+            quantity,
         }],
         idempotency_key: String::new(),
     };
-    let unavailable = orders
-        .place_order(place)
-        .await
-        .expect_err("the saga is not deployed yet");
-    assert_eq!(unavailable.code(), Code::Unimplemented);
+    // PlaceOrder validates against the other services' data and stores nothing when refused.
+    assert_invalid(
+        orders.place_order(place("alice", "mug", 0)).await,
+        "items[0].quantity",
+    );
+    assert_invalid(
+        orders.place_order(place("alice", "no-such-sku", 1)).await,
+        "items",
+    );
+    assert_invalid(
+        orders.place_order(place("nobody", "mug", 1)).await,
+        "customer_id",
+    );
+    assert!(
+        orders
+            .list_orders(ListOrdersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .orders
+            .is_empty()
+    );
 
     let mut notifications = NotificationServiceClient::new(channel(services.addr("notification")));
     let listed = notifications

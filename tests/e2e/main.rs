@@ -12,3 +12,4 @@ mod broker;
 mod dev;
 mod grpcurl;
 mod migrate;
+mod saga;

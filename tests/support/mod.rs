@@ -3,8 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod invariants;
 pub mod postgres;
 pub mod process;
+pub mod quiet;
+pub mod topic;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -59,7 +62,7 @@ pub async fn wait_serving(addr: SocketAddr) {
     }
 }
 
-/// The service components and their APIs, as `orderly <component>` runs them.
+/// The service components, as `orderly <component>` runs them.
 pub const SERVICES: [&str; 5] = [
     "order",
     "inventory",
@@ -68,51 +71,165 @@ pub const SERVICES: [&str; 5] = [
     "orchestrator",
 ];
 
-/// A set of service processes sharing one data directory, each on a free port.
-pub struct Services {
-    pub dir: tempfile::TempDir,
-    processes: Vec<(&'static str, std::net::SocketAddr, process::Orderly)>,
+/// Picks a component's database URL (None: a SQLite file in the data directory).
+pub type DatabaseUrls = Box<dyn FnMut(&str) -> Option<String>>;
+
+/// How to start a [`System`].
+pub struct Options {
+    /// Start `orderly broker`; without it the services point at a port nobody listens on
+    /// (enough for tests of the admin APIs).
+    pub broker: bool,
+    pub database_url: DatabaseUrls,
+    pub saga_deadline_ms: u64,
 }
 
-impl Services {
-    /// Starts every service; `database_url` picks each one's database (None: SQLite files).
-    pub async fn start(
-        kafka_bootstrap: &str,
-        mut database_url: impl FnMut(&str) -> Option<String>,
-    ) -> Self {
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            broker: true,
+            database_url: Box::new(|_| None),
+            saga_deadline_ms: 30_000,
+        }
+    }
+}
+
+/// A component process and how to start it again.
+struct Component {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    envs: Vec<(String, String)>,
+    process: process::Orderly,
+}
+
+/// The whole system as separate processes sharing one data directory, each on a free port.
+pub struct System {
+    pub dir: tempfile::TempDir,
+    pub kafka: String,
+    broker: Option<process::Orderly>,
+    components: Vec<Component>,
+}
+
+impl System {
+    pub async fn start(mut options: Options) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orderly-test-")
             .tempdir()
             .expect("temp dir");
-        let mut processes = Vec::new();
-        for component in SERVICES {
-            let addr = loopback(free_port());
-            let listen = addr.to_string();
-            let url = database_url(component);
+        let kafka_port = free_port();
+        let kafka = format!("127.0.0.1:{kafka_port}");
+        let broker = options.broker.then(|| {
+            process::Orderly::spawn(&["broker", "--listen-addr", &kafka], &[], dir.path())
+        });
+        if broker.is_some() {
+            wait_listening(loopback(kafka_port)).await;
+        }
+        let addrs: Vec<_> = SERVICES
+            .iter()
+            .map(|name| (*name, loopback(free_port())))
+            .collect();
+        let addr_of = |name: &str| {
+            addrs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, a)| *a)
+                .expect("a service")
+        };
+        let mut components = Vec::new();
+        for (name, addr) in &addrs {
             let mut envs = vec![
-                ("ORDERLY_LISTEN_ADDR", listen.as_str()),
-                ("ORDERLY_KAFKA_BOOTSTRAP", kafka_bootstrap),
+                ("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()),
+                ("ORDERLY_KAFKA_BOOTSTRAP".to_owned(), kafka.clone()),
             ];
-            if let Some(url) = &url {
-                envs.push(("ORDERLY_DATABASE_URL", url.as_str()));
+            if let Some(url) = (options.database_url)(name) {
+                envs.push(("ORDERLY_DATABASE_URL".to_owned(), url));
             }
-            processes.push((
-                component,
-                addr,
-                process::Orderly::spawn(&[component], &envs, dir.path()),
-            ));
+            if matches!(*name, "order" | "orchestrator") {
+                envs.push((
+                    "ORDERLY_INVENTORY_ENDPOINT".to_owned(),
+                    format!("http://{}", addr_of("inventory")),
+                ));
+                envs.push((
+                    "ORDERLY_PAYMENT_ENDPOINT".to_owned(),
+                    format!("http://{}", addr_of("payment")),
+                ));
+            }
+            if *name == "orchestrator" {
+                envs.push((
+                    "ORDERLY_SAGA_DEADLINE_MS".to_owned(),
+                    options.saga_deadline_ms.to_string(),
+                ));
+            }
+            let process = spawn_component(name, &envs, dir.path());
+            components.push(Component {
+                name,
+                addr: *addr,
+                envs,
+                process,
+            });
         }
-        for (_, addr, _) in &processes {
-            wait_serving(*addr).await;
+        for component in &components {
+            wait_serving(component.addr).await;
         }
-        Self { dir, processes }
+        Self {
+            dir,
+            kafka,
+            broker,
+            components,
+        }
     }
 
-    pub fn addr(&self, component: &str) -> std::net::SocketAddr {
-        self.processes
+    pub fn addr(&self, name: &str) -> std::net::SocketAddr {
+        self.component(name).addr
+    }
+
+    fn component(&self, name: &str) -> &Component {
+        self.components
             .iter()
-            .find(|(name, _, _)| *name == component)
-            .map(|(_, addr, _)| *addr)
-            .unwrap_or_else(|| panic!("no {component} process"))
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} process"))
+    }
+
+    /// SIGKILLs a component: no chance to clean up, like a crash.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(component) = self.components.iter_mut().find(|c| c.name == name) {
+            component.process.kill();
+        }
+    }
+
+    /// Starts a killed component again with the same settings and waits until it serves.
+    pub async fn restart(&mut self, name: &str) {
+        let dir = self.dir.path().to_owned();
+        let component = self
+            .components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("known component");
+        component.process = spawn_component(name, &component.envs, &dir);
+        wait_serving(component.addr).await;
+    }
+
+    pub fn has_broker(&self) -> bool {
+        self.broker.is_some()
+    }
+}
+
+fn spawn_component(
+    name: &str,
+    envs: &[(String, String)],
+    dir: &std::path::Path,
+) -> process::Orderly {
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    process::Orderly::spawn(&[name], &envs, dir)
+}
+
+/// Polls until something accepts TCP connections on `addr`.
+pub async fn wait_listening(addr: std::net::SocketAddr) {
+    let deadline = tokio::time::Instant::now() + STARTUP;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing listens on {addr} after {STARTUP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -83,6 +83,7 @@ BAD = {
     "bad-enum.yaml": ["/kafka/securityProtocol", "'sasl-ssl'"],
     "bad-sasl-without-secret.yaml": ["/kafka/sasl/existingSecret"],
     "bad-inline-password.yaml": ["'password' not allowed", "'url' not allowed"],
+    "bad-notifications-file.yaml": ["/notifications/file", "does not match pattern"],
 }
 
 

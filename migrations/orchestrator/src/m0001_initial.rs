@@ -16,6 +16,7 @@ enum Sagas {
     Reason,
     DeadlineAt,
     Version,
+    OutcomeEmitted,
     CreatedAt,
     UpdatedAt,
 }
@@ -59,7 +60,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Sagas::CustomerId).string_len(64).not_null())
                     .col(ColumnDef::new(Sagas::TotalMinor).big_integer().not_null())
                     .col(ColumnDef::new(Sagas::Currency).string_len(3).not_null())
-                    .col(ColumnDef::new(Sagas::State).string_len(16).not_null())
+                    .col(ColumnDef::new(Sagas::State).string_len(32).not_null())
                     .col(ColumnDef::new(Sagas::Reason).text().not_null().default(""))
                     .col(
                         ColumnDef::new(Sagas::DeadlineAt)
@@ -71,6 +72,12 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null()
                             .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Sagas::OutcomeEmitted)
+                            .boolean()
+                            .not_null()
+                            .default(false),
                     )
                     .col(
                         ColumnDef::new(Sagas::CreatedAt)
@@ -103,7 +110,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new(SagaSteps::OrderId).uuid().not_null())
                     .col(ColumnDef::new(SagaSteps::Name).string_len(32).not_null())
-                    .col(ColumnDef::new(SagaSteps::Status).string_len(16).not_null())
+                    .col(ColumnDef::new(SagaSteps::Status).string_len(32).not_null())
                     .col(
                         ColumnDef::new(SagaSteps::Detail)
                             .text()

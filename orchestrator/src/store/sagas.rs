@@ -17,6 +17,7 @@ pub struct Model {
     pub reason: String,
     pub deadline_at: DateTime<Utc>,
     pub version: i64,
+    pub outcome_emitted: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

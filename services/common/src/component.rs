@@ -1,21 +1,24 @@
-//! What every component does at start: open and migrate its database, make sure the Kafka topics
-//! exist, and listen for gRPC.
+//! What every component does: open and migrate its database, make sure the Kafka topics exist,
+//! publish its outbox, run its consumers, and serve gRPC until shutdown, then drain.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
-use tokio::net::TcpListener;
-
+use tokio::{net::TcpListener, task::JoinSet};
 use tonic::service::Routes;
 
 use crate::{
     Shutdown,
-    config::ServiceConfig,
+    config::{KafkaArgs, ServiceConfig},
     db,
     grpc::{self, GrpcServer},
-    kafka::topics,
+    kafka::{EventProducer, topics},
+    messaging::{EventConsumer, Handler, Relay, inbox},
 };
+
+/// How long processed event ids are remembered; redeliveries arrive within minutes.
+const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Why a component could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -28,34 +31,25 @@ pub enum ComponentError {
     Grpc(#[from] tonic::transport::Error),
     #[error(transparent)]
     Kafka(#[from] crate::kafka::KafkaError),
+    #[error(transparent)]
+    Config(#[from] crate::grpc::InvalidEndpoint),
 }
 
-/// Starts a component whose whole job is serving one gRPC API over its own database, and serves
-/// until `shutdown`. `api` builds the API from the migrated database.
-pub async fn run<M: MigratorTrait>(
-    name: &'static str,
-    default_port: u16,
-    service_name: &'static str,
-    config: &ServiceConfig,
-    shutdown: Shutdown,
-    api: impl FnOnce(DatabaseConnection) -> Routes,
-) -> Result<(), ComponentError> {
-    let started = start::<M>(name, default_port, config, &shutdown).await?;
-    GrpcServer::new(service_name, api(started.db))
-        .serve(started.listener, &config.server, shutdown)
-        .await?;
-    Ok(())
-}
-
-/// Everything a component needs once started.
+/// A started component: its database, its gRPC listener and its messaging.
 pub struct Started {
     pub db: DatabaseConnection,
     pub listener: TcpListener,
     pub addr: SocketAddr,
+    pub producer: EventProducer,
+    /// Wake it after committing outbox rows.
+    pub relay: Relay,
+    kafka: KafkaArgs,
+    shutdown: Shutdown,
+    background: JoinSet<()>,
 }
 
-/// Opens the component's database (migrating it), binds its gRPC port and, in the background,
-/// creates the Kafka topics it will use, retrying until the broker is reachable.
+/// Opens the component's database (migrating it), binds its gRPC port and starts its outbox
+/// relay and inbox pruning.
 pub async fn start<M: MigratorTrait>(
     name: &'static str,
     default_port: u16,
@@ -65,11 +59,117 @@ pub async fn start<M: MigratorTrait>(
     let db = db::connect_and_migrate::<M>(&config.database.url_for(name)).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
     let addr = listener.local_addr()?;
-    let (kafka, shutdown) = (config.kafka.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        if topics::ensure_with_retry(&kafka, &topics::all(), &shutdown).await {
+    let producer = EventProducer::new(&config.kafka)?;
+    let mut background = JoinSet::new();
+    let (relay, relay_task) = Relay::start(db.clone(), producer.clone(), shutdown.clone());
+    background.spawn(async move {
+        let _ = relay_task.await;
+    });
+    background.spawn(prune_inbox(db.clone(), shutdown.clone()));
+    let (kafka, topics_shutdown) = (config.kafka.clone(), shutdown.clone());
+    background.spawn(async move {
+        if topics::ensure_with_retry(&kafka, &topics::all(), &topics_shutdown).await {
             tracing::debug!(component = name, "kafka topics ready");
         }
     });
-    Ok(Started { db, listener, addr })
+    Ok(Started {
+        db,
+        listener,
+        addr,
+        producer,
+        relay,
+        kafka: config.kafka.clone(),
+        shutdown: shutdown.clone(),
+        background,
+    })
+}
+
+impl Started {
+    /// Runs `handler` on `topics` in the background, as consumer group `name`, once the topics
+    /// exist.
+    pub fn consume<H: Handler>(
+        &mut self,
+        name: &'static str,
+        topics: &'static [&'static str],
+        handler: H,
+    ) {
+        let consumer = EventConsumer {
+            name,
+            topics,
+            db: self.db.clone(),
+            handler,
+            relay: self.relay.clone(),
+            producer: self.producer.clone(),
+        };
+        let (kafka, shutdown) = (self.kafka.clone(), self.shutdown.clone());
+        self.background.spawn(async move {
+            if !topics::ensure_with_retry(&kafka, &topics::all(), &shutdown).await {
+                return;
+            }
+            if let Err(error) = consumer.run(&kafka, shutdown).await {
+                tracing::error!(consumer = name, %error, "consumer stopped");
+            }
+        });
+    }
+
+    /// Runs `task` in the background until shutdown; `serve` waits for it when draining.
+    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.background.spawn(task);
+    }
+
+    /// Serves `routes` until shutdown, then waits for consumers and the relay to finish and
+    /// flushes the producer.
+    pub async fn serve(
+        mut self,
+        service_name: &'static str,
+        routes: Routes,
+        config: &ServiceConfig,
+    ) -> Result<(), ComponentError> {
+        let served = GrpcServer::new(service_name, routes)
+            .serve(self.listener, &config.server, self.shutdown.clone())
+            .await;
+        self.shutdown.trigger();
+        // Consumers and the relay stop at their next step; one stuck on an unreachable broker
+        // is abandoned after the grace period (its work is redone after restart).
+        let drained = tokio::time::timeout(config.server.shutdown_grace(), async {
+            while self.background.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!("background work still running after the grace period, stopping it");
+            self.background.abort_all();
+        }
+        if let Err(error) = self.producer.flush(Duration::from_secs(5)) {
+            tracing::warn!(%error, "producer not flushed on shutdown");
+        }
+        Ok(served?)
+    }
+}
+
+/// Starts a component whose whole job is serving one gRPC API over its own database.
+pub async fn run<M: MigratorTrait>(
+    name: &'static str,
+    default_port: u16,
+    service_name: &'static str,
+    config: &ServiceConfig,
+    shutdown: Shutdown,
+    api: impl FnOnce(DatabaseConnection) -> Routes,
+) -> Result<(), ComponentError> {
+    let started = start::<M>(name, default_port, config, &shutdown).await?;
+    let routes = api(started.db.clone());
+    started.serve(service_name, routes, config).await
+}
+
+async fn prune_inbox(db: DatabaseConnection, shutdown: Shutdown) {
+    loop {
+        let before = crate::time::now() - INBOX_RETENTION;
+        match inbox::prune(&db, before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "old inbox entries removed"),
+            Err(error) => tracing::warn!(%error, "cannot prune the inbox"),
+        }
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -165,3 +165,42 @@ pub struct ServiceConfig {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
+
+/// Where the services this component calls answer (order and orchestrator call inventory and
+/// payment).
+#[derive(Args, Clone, Debug)]
+pub struct DependencyArgs {
+    /// gRPC endpoint of the inventory service
+    #[arg(
+        long,
+        env = "ORDERLY_INVENTORY_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub inventory_endpoint: String,
+
+    /// gRPC endpoint of the payment service
+    #[arg(
+        long,
+        env = "ORDERLY_PAYMENT_ENDPOINT",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub payment_endpoint: String,
+
+    /// Timeout of each call to another service
+    #[arg(long, env = "ORDERLY_DEPENDENCY_TIMEOUT_MS", default_value_t = 2_000)]
+    pub dependency_timeout_ms: u64,
+}
+
+impl DependencyArgs {
+    pub fn at(inventory: SocketAddr, payment: SocketAddr) -> Self {
+        Self {
+            inventory_endpoint: format!("http://{inventory}"),
+            payment_endpoint: format!("http://{payment}"),
+            dependency_timeout_ms: 2_000,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.dependency_timeout_ms)
+    }
+}

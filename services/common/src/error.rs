@@ -24,6 +24,10 @@ pub enum ApiError {
     #[error("database unavailable, retry later")]
     Unavailable(#[source] DbErr),
 
+    /// A service this call depends on did not answer; retry later.
+    #[error("{0}, retry later")]
+    Dependency(String),
+
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -49,7 +53,7 @@ impl ApiError {
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Unavailable(_) => Code::Unavailable,
+            Self::Unavailable(_) | Self::Dependency(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
     }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod kafka;
+pub mod messaging;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

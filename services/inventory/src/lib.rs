@@ -2,6 +2,7 @@
 //! Stock is always split three ways (available + reserved + sold) and never goes negative.
 
 mod domain;
+mod events;
 mod grpc;
 mod store;
 
@@ -23,8 +24,8 @@ pub type Config = orderly_common::config::ServiceConfig;
 
 /// Runs the inventory service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
-        Routes::new(InventoryServiceServer::new(grpc::InventoryApi::new(db)))
-    })
-    .await
+    let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
+    started.consume(events::CONSUMER, events::TOPICS, events::Reactions);
+    let api = InventoryServiceServer::new(grpc::InventoryApi::new(started.db.clone()));
+    started.serve(SERVICE_NAME, Routes::new(api), config).await
 }

@@ -1,12 +1,18 @@
 //! The notification service: tells customers the outcome of their orders, once per outcome, and
 //! remembers what it sent.
 
+mod events;
 mod grpc;
+mod sink;
 mod store;
 
+use std::path::PathBuf;
+
+use clap::Args;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
+    config::ServiceConfig,
 };
 use orderly_proto::notification::v1::notification_service_server::{
     NotificationServiceServer, SERVICE_NAME,
@@ -18,14 +24,34 @@ pub use orderly_migration_notification::Migrator;
 pub const NAME: &str = "notification";
 pub const DEFAULT_PORT: u16 = 50054;
 
-pub type Config = orderly_common::config::ServiceConfig;
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+
+    /// JSON-lines file every notification is appended to
+    /// [default: notifications.jsonl in the data directory]
+    #[arg(long, env = "ORDERLY_NOTIFICATIONS_FILE")]
+    pub notifications_file: Option<PathBuf>,
+}
 
 /// Runs the notification service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
-        Routes::new(NotificationServiceServer::new(grpc::NotificationApi::new(
-            db,
-        )))
-    })
-    .await
+    let file = config
+        .notifications_file
+        .clone()
+        .unwrap_or_else(|| config.service.database.data_dir.join("notifications.jsonl"));
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    started.consume(
+        events::CONSUMER,
+        events::TOPICS,
+        events::Notifier {
+            sink: sink::Sink::new(file),
+        },
+    );
+    let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()));
+    started
+        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .await
 }

@@ -16,15 +16,19 @@ use orderly_proto::{
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::{domain::OrderStatus, store::orders};
+use crate::{domain::OrderStatus, place::Placer, store::orders};
 
 pub struct OrderApi {
     db: DatabaseConnection,
+    placer: Placer,
 }
 
 impl OrderApi {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(placer: Placer) -> Self {
+        Self {
+            db: placer.db.clone(),
+            placer,
+        }
     }
 }
 
@@ -32,12 +36,11 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl OrderService for OrderApi {
-    async fn place_order(&self, _request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
-        // Placing orders needs the saga (pricing, outbox, orchestrator); until it lands the
-        // call says so plainly instead of storing orders nothing would ever decide.
-        Err(Status::unimplemented(
-            "placing orders is not available yet: the order saga is not deployed",
-        ))
+    async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
+        let order = self.placer.place(request.into_inner()).await?;
+        Ok(Response::new(PlaceOrderResponse {
+            order: Some(order_message(order)),
+        }))
     }
 
     async fn get_order(&self, request: Request<GetOrderRequest>) -> Reply<GetOrderResponse> {

@@ -2,12 +2,17 @@
 //! server-side prices and surfaces each order's state: PENDING, then CONFIRMED or REJECTED.
 
 mod domain;
+mod events;
 mod grpc;
+mod place;
 mod store;
 
+use clap::Args;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
+    config::{DependencyArgs, ServiceConfig},
+    grpc::Client,
 };
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -17,12 +22,38 @@ pub use orderly_migration_order::Migrator;
 pub const NAME: &str = "order";
 pub const DEFAULT_PORT: u16 = 50051;
 
-pub type Config = orderly_common::config::ServiceConfig;
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+    #[command(flatten)]
+    pub dependencies: DependencyArgs,
+}
 
 /// Runs the order service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
-        Routes::new(OrderServiceServer::new(grpc::OrderApi::new(db)))
-    })
-    .await
+    let dependencies = &config.dependencies;
+    let inventory = Client::new(
+        "inventory",
+        &dependencies.inventory_endpoint,
+        dependencies.timeout(),
+    )?;
+    let payment = Client::new(
+        "payment",
+        &dependencies.payment_endpoint,
+        dependencies.timeout(),
+    )?;
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    started.consume(events::CONSUMER, events::TOPICS, events::Outcomes);
+    let placer = place::Placer {
+        db: started.db.clone(),
+        relay: started.relay.clone(),
+        inventory,
+        payment,
+    };
+    let api = OrderServiceServer::new(grpc::OrderApi::new(placer));
+    started
+        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .await
 }

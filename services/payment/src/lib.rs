@@ -2,6 +2,7 @@
 //! every balance change. Money is integer minor units in the account's currency.
 
 mod domain;
+mod events;
 mod grpc;
 mod store;
 
@@ -21,8 +22,8 @@ pub type Config = orderly_common::config::ServiceConfig;
 
 /// Runs the payment service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    component::run::<Migrator>(NAME, DEFAULT_PORT, SERVICE_NAME, config, shutdown, |db| {
-        Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(db)))
-    })
-    .await
+    let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
+    started.consume(events::CONSUMER, events::TOPICS, events::Reactions);
+    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone()));
+    started.serve(SERVICE_NAME, Routes::new(api), config).await
 }

@@ -98,3 +98,41 @@ seccompProfile:
   emptyDir:
     sizeLimit: 64Mi
 {{- end }}
+
+{{/* The gRPC calls between components, a fact of the binary rather than a setting:
+     `orderly <caller> --help` lists ORDERLY_<CALLEE>_ENDPOINT. JSON list of the callees of
+     .component (empty for components that call no one). */}}
+{{- define "orderly.callees" -}}
+{{- $calls := dict "order" (list "inventory" "payment") "orchestrator" (list "inventory" "payment") -}}
+{{- get $calls .component | default list | toJson -}}
+{{- end }}
+
+{{/* A component's in-cluster gRPC URL: its Service and port in this release. */}}
+{{- define "orderly.endpoint" -}}
+{{- printf "http://%s:%d" (include "orderly.componentName" .) (int (index .root.Values.services .component).port) -}}
+{{- end }}
+
+{{/* Settings only some components accept (each held to its own --help by the drift test):
+     where the callees answer, the orchestrator's saga limits, the notification file. */}}
+{{- define "orderly.componentEnv" -}}
+{{- $v := .root.Values -}}
+{{- $callees := include "orderly.callees" . | fromJsonArray -}}
+{{- range $callees }}
+- name: ORDERLY_{{ upper . }}_ENDPOINT
+  value: {{ include "orderly.endpoint" (dict "root" $.root "component" .) | quote }}
+{{- end }}
+{{- if $callees }}
+- name: ORDERLY_DEPENDENCY_TIMEOUT_MS
+  value: {{ int $v.dependencies.timeoutMs | quote }}
+{{- end }}
+{{- if eq .component "orchestrator" }}
+- name: ORDERLY_SAGA_DEADLINE_MS
+  value: {{ int $v.saga.deadlineMs | quote }}
+- name: ORDERLY_COMPENSATION_MAX_ATTEMPTS
+  value: {{ int $v.saga.compensationMaxAttempts | quote }}
+{{- end }}
+{{- if eq .component "notification" }}
+- name: ORDERLY_NOTIFICATIONS_FILE
+  value: {{ $v.notifications.file | quote }}
+{{- end }}
+{{- end }}

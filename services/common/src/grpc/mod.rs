@@ -1,5 +1,8 @@
-//! The gRPC server every component runs: its API plus health and reflection, behind one stack.
+//! gRPC plumbing: the server every component runs (its API plus health and reflection, behind
+//! one stack) and the client stack for calls between services.
 
+mod client;
 mod server;
 
+pub use client::{Client, InvalidEndpoint};
 pub use server::{GrpcServer, bind};

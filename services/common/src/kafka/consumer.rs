@@ -23,6 +23,8 @@ pub fn consumer(
             args.kafka_fetch_wait_max_ms.to_string(),
         )
         .set("session.timeout.ms", "10000")
+        // Stored offsets reach the broker within a second, so a restart redelivers little.
+        .set("auto.commit.interval.ms", "1000")
         .create()?;
     consumer.subscribe(topics)?;
     Ok(consumer)

@@ -4,8 +4,8 @@ pub mod items;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect, TransactionTrait,
-    entity::prelude::*, sea_query::Expr,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder,
+    QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
 };
 
 use crate::domain::ReservationStatus;
@@ -118,4 +118,102 @@ pub async fn release(
     }
     txn.commit().await?;
     Ok(Some(reservation))
+}
+
+/// A product an order asked for more of than is available.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: i64,
+    /// What was available (0 for an unknown product).
+    pub available: i64,
+    pub known: bool,
+}
+
+/// What reserving an order's items came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reserved {
+    /// Every item is reserved.
+    All,
+    /// Nothing is reserved: these items fell short.
+    Nothing(Vec<Shortage>),
+    /// The order already has a reservation (or a refusal); nothing changed.
+    AlreadyDecided,
+}
+
+/// Reserves all `items` (sku, quantity) of an order or none, inside `txn`. Each item is one
+/// conditional update (`available >= quantity`), so concurrent orders can never drive stock
+/// negative; a savepoint undoes the items already taken when a later one falls short.
+pub async fn reserve(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    items: &std::collections::BTreeMap<String, i64>,
+) -> Result<Reserved, DbErr> {
+    if Entity::find_by_id(order_id).one(txn).await?.is_some() {
+        return Ok(Reserved::AlreadyDecided);
+    }
+    let savepoint = txn.begin().await?;
+    let mut shortages = Vec::new();
+    // Items in sku order: concurrent orders lock products in the same order, so never deadlock.
+    for (sku, quantity) in items {
+        if !items::take_from_available(&savepoint, sku, *quantity).await? {
+            let available = crate::store::products::find(&savepoint, sku).await?;
+            shortages.push(Shortage {
+                sku: sku.clone(),
+                requested: *quantity,
+                available: available.as_ref().map_or(0, |product| product.available),
+                known: available.is_some(),
+            });
+        }
+    }
+    if !shortages.is_empty() {
+        savepoint.rollback().await?;
+        return Ok(Reserved::Nothing(shortages));
+    }
+    let now = orderly_common::time::now();
+    let header = ActiveModel {
+        order_id: Set(order_id),
+        status: Set(ReservationStatus::Reserved.as_str().to_owned()),
+        reason: Set(String::new()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Entity::insert(header)
+        .exec_without_returning(&savepoint)
+        .await?;
+    let rows = items.iter().map(|(sku, quantity)| items::ActiveModel {
+        order_id: Set(order_id),
+        sku: Set(sku.clone()),
+        quantity: Set(*quantity),
+    });
+    items::Entity::insert_many(rows)
+        .exec_without_returning(&savepoint)
+        .await?;
+    savepoint.commit().await?;
+    Ok(Reserved::All)
+}
+
+/// Turns a RESERVED reservation into sold stock (the order was confirmed). Returns false when
+/// there is no reservation to commit (already committed: a duplicate).
+pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> Result<bool, DbErr> {
+    let claimed = Entity::update_many()
+        .col_expr(
+            Column::Status,
+            Expr::value(ReservationStatus::Committed.as_str()),
+        )
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::OrderId.eq(order_id))
+        .filter(Column::Status.eq(ReservationStatus::Reserved.as_str()))
+        .exec(txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Ok(false);
+    }
+    let Some(reservation) = find(txn, order_id).await? else {
+        return Ok(false);
+    };
+    for item in &reservation.items {
+        items::mark_sold(txn, item).await?;
+    }
+    Ok(true)
 }

@@ -1,7 +1,9 @@
 //! The `notifications` table: what was sent, to whom, through which sink.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*};
+use sea_orm::{
+    ConnectionTrait, IntoActiveModel, QueryOrder, QuerySelect, TryInsertResult, entity::prelude::*,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "notifications")]
@@ -40,4 +42,14 @@ pub async fn list(
         query = query.filter(Column::Id.gt(after));
     }
     query.all(db).await
+}
+
+/// Records a notification unless one was already sent for this order and kind (invariant I7).
+/// Returns false for a repeat.
+pub async fn record(db: &impl ConnectionTrait, notification: Model) -> Result<bool, DbErr> {
+    let inserted = Entity::insert(notification.into_active_model())
+        .on_conflict_do_nothing_on([Column::OrderId, Column::Kind])
+        .exec_without_returning(db)
+        .await?;
+    Ok(matches!(inserted, TryInsertResult::Inserted(1)))
 }

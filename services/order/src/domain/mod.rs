@@ -1,5 +1,7 @@
 //! Order's domain vocabulary, free of IO.
 
+pub mod pricing;
+
 use orderly_proto::order::v1::OrderStatus as ProtoStatus;
 
 /// An order's state. It moves only PENDING -> CONFIRMED or PENDING -> REJECTED (invariant I6).

@@ -1,7 +1,9 @@
 //! The `orders` table and reads of whole orders (header plus lines).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*};
+use sea_orm::{
+    ConnectionTrait, IntoActiveModel, QueryOrder, QuerySelect, entity::prelude::*, sea_query::Expr,
+};
 
 use super::lines;
 use crate::domain::OrderStatus;
@@ -83,4 +85,54 @@ async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Ve
             }
         })
         .collect())
+}
+
+pub async fn find_by_idempotency_key(
+    db: &impl ConnectionTrait,
+    key: &str,
+) -> Result<Option<Order>, DbErr> {
+    let Some(header) = Entity::find()
+        .filter(Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(with_lines(db, vec![header]).await?.pop())
+}
+
+/// Inserts a new PENDING order with its lines (inside the caller's transaction, beside its
+/// OrderPlaced outbox row).
+pub async fn insert(db: &impl ConnectionTrait, order: &Order) -> Result<(), DbErr> {
+    let header = order.header.clone().into_active_model();
+    Entity::insert(header).exec_without_returning(db).await?;
+    let lines = order
+        .lines
+        .iter()
+        .cloned()
+        .map(IntoActiveModel::into_active_model);
+    lines::Entity::insert_many(lines)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves a PENDING order to its outcome. Returns false when the order is not PENDING (the
+/// outcome was applied already: orders only ever move PENDING -> CONFIRMED or REJECTED) or does
+/// not exist.
+pub async fn decide(
+    db: &impl ConnectionTrait,
+    order_id: Uuid,
+    status: OrderStatus,
+    reason: &str,
+) -> Result<bool, DbErr> {
+    let updated = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::Reason, Expr::value(reason))
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::Id.eq(order_id))
+        .filter(Column::Status.eq(OrderStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }

@@ -56,6 +56,10 @@ impl PaymentStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LedgerKind {
     Deposit,
+    /// Balance moves to held for an order.
+    Authorize,
+    /// Held money leaves the account (the order was confirmed).
+    Capture,
     Refund,
 }
 
@@ -63,6 +67,8 @@ impl LedgerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deposit => "DEPOSIT",
+            Self::Authorize => "AUTHORIZE",
+            Self::Capture => "CAPTURE",
             Self::Refund => "REFUND",
         }
     }

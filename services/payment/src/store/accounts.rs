@@ -128,3 +128,35 @@ pub async fn apply(
         ))),
     }
 }
+
+/// Moves `amount_minor` from the balance to held money if the balance covers it; otherwise
+/// says why not.
+pub async fn hold(
+    db: &impl ConnectionTrait,
+    customer_id: &str,
+    amount_minor: i64,
+) -> Result<Result<(), String>, DbErr> {
+    let held = Entity::update_many()
+        .col_expr(
+            Column::BalanceMinor,
+            Expr::col(Column::BalanceMinor).sub(amount_minor),
+        )
+        .col_expr(
+            Column::HeldMinor,
+            Expr::col(Column::HeldMinor).add(amount_minor),
+        )
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::BalanceMinor.gte(amount_minor))
+        .exec(db)
+        .await?;
+    if held.rows_affected == 1 {
+        return Ok(Ok(()));
+    }
+    let balance = find(db, customer_id)
+        .await?
+        .map_or(0, |account| account.balance_minor);
+    Ok(Err(format!(
+        "insufficient funds: balance {balance}, order total {amount_minor}"
+    )))
+}

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect, TransactionTrait,
-    entity::prelude::*, sea_query::Expr,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder,
+    QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
 };
 
 use super::{accounts, ledger};
@@ -110,4 +110,105 @@ pub async fn refund(
     let refunded = find_by_order(&txn, order_id).await?;
     txn.commit().await?;
     Ok(refunded)
+}
+
+/// What authorizing an order's amount came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authorization {
+    Authorized(Model),
+    Declined(String),
+    /// The order already has a payment; nothing changed.
+    AlreadyDecided,
+}
+
+/// Holds `amount` of the customer's balance for the order, or declines (recording a DECLINED
+/// payment), inside `txn`. The balance moves in one conditional update, so concurrent orders
+/// can never overdraw it.
+pub async fn authorize(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    customer_id: &str,
+    amount_minor: i64,
+    currency: &str,
+) -> Result<Authorization, DbErr> {
+    if find_by_order(txn, order_id).await?.is_some() {
+        return Ok(Authorization::AlreadyDecided);
+    }
+    let account = accounts::find(txn, customer_id).await?;
+    let refusal = match &account {
+        None => Some(format!("customer {customer_id} has no account")),
+        Some(account) if account.currency != currency => Some(format!(
+            "account {customer_id} holds {}, the order costs {currency}",
+            account.currency
+        )),
+        Some(_) => accounts::hold(txn, customer_id, amount_minor).await?.err(),
+    };
+    let status = if refusal.is_some() {
+        PaymentStatus::Declined
+    } else {
+        PaymentStatus::Authorized
+    };
+    let now = orderly_common::time::now();
+    let payment = ActiveModel {
+        id: Set(Uuid::now_v7()),
+        order_id: Set(order_id),
+        customer_id: Set(customer_id.to_owned()),
+        amount_minor: Set(amount_minor),
+        currency: Set(currency.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        reason: Set(refusal.clone().unwrap_or_default()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let payment = payment.insert(txn).await?;
+    Ok(match refusal {
+        Some(reason) => Authorization::Declined(reason),
+        None => {
+            let account = accounts::find(txn, customer_id)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))?;
+            ledger::record(
+                txn,
+                &account,
+                Some(order_id),
+                LedgerKind::Authorize,
+                -amount_minor,
+                amount_minor,
+            )
+            .await?;
+            Authorization::Authorized(payment)
+        }
+    })
+}
+
+/// Takes an AUTHORIZED payment's held money (the order was confirmed). Returns false when
+/// there is nothing to capture (already captured: a duplicate).
+pub async fn capture(txn: &DatabaseTransaction, order_id: Uuid) -> Result<bool, DbErr> {
+    let Some(payment) = find_by_order(txn, order_id).await? else {
+        return Ok(false);
+    };
+    let claimed = Entity::update_many()
+        .col_expr(
+            Column::Status,
+            Expr::value(PaymentStatus::Captured.as_str()),
+        )
+        .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
+        .filter(Column::Id.eq(payment.id))
+        .filter(Column::Status.eq(PaymentStatus::Authorized.as_str()))
+        .exec(txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Ok(false);
+    }
+    let account = accounts::apply(txn, &payment.customer_id, 0, -payment.amount_minor).await?;
+    ledger::record(
+        txn,
+        &account,
+        Some(order_id),
+        LedgerKind::Capture,
+        0,
+        -payment.amount_minor,
+    )
+    .await?;
+    Ok(true)
 }

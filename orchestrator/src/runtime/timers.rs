@@ -1,0 +1,78 @@
+//! Deadlines: a saga still RUNNING when its deadline passes is rejected (its finished steps
+//! compensated). Deadlines are stored with the saga, so they survive restarts.
+
+use std::{sync::Arc, time::Duration};
+
+use orderly_common::{Shutdown, messaging::Relay};
+use sea_orm::{DatabaseConnection, DbErr, QuerySelect, TransactionTrait, entity::prelude::*};
+use tokio::sync::Notify;
+
+use super::{Meta, Settings, apply::apply, mapping};
+use crate::{
+    core::{self, Command, Phase},
+    store::sagas,
+};
+
+const TICK: Duration = Duration::from_millis(100);
+const BATCH: u64 = 100;
+
+pub async fn run(
+    db: DatabaseConnection,
+    relay: Relay,
+    compensations: Arc<Notify>,
+    settings: Settings,
+    shutdown: Shutdown,
+) {
+    loop {
+        match expire_due(&db, &settings).await {
+            Ok((expired, compensating)) => {
+                if expired > 0 {
+                    relay.wake();
+                }
+                if compensating {
+                    compensations.notify_one();
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot check saga deadlines"),
+        }
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// Rejects every RUNNING saga whose deadline passed; returns how many, and whether any of them
+/// needs compensation.
+async fn expire_due(db: &DatabaseConnection, settings: &Settings) -> Result<(usize, bool), DbErr> {
+    let due = sagas::Entity::find()
+        .filter(sagas::Column::State.eq(mapping::phase_name(Phase::Running)))
+        .filter(sagas::Column::DeadlineAt.lte(orderly_common::time::now()))
+        .limit(BATCH)
+        .all(db)
+        .await?;
+    let mut compensating = false;
+    for saga in &due {
+        let txn = db.begin().await?;
+        let meta = Meta {
+            event_id: String::new(),
+            event_type: "DeadlinePassed".into(),
+            note: format!("deadline {} passed", saga.deadline_at.to_rfc3339()),
+        };
+        let commands = apply(
+            &txn,
+            saga.order_id,
+            core::Event::DeadlinePassed,
+            meta,
+            None,
+            settings.deadline,
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(order_id = %saga.order_id, "saga deadline passed");
+        compensating |= commands
+            .iter()
+            .any(|command| matches!(command, Command::Compensate(_)));
+    }
+    Ok((due.len(), compensating))
+}

@@ -1,0 +1,165 @@
+//! The client side of service-to-service calls: a lazily connected channel with a per-call
+//! timeout, retries for idempotent calls drawn from a retry budget (tower's `TpsBudget`, so a
+//! struggling dependency is not hammered by retries), and a circuit breaker that fails fast
+//! while a dependency keeps failing.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tonic::{Code, Status, transport::Channel};
+use tower::retry::budget::{Budget, TpsBudget};
+
+const ATTEMPTS: u32 = 3;
+const FAILURES_TO_OPEN: u32 = 5;
+const OPEN_FOR: Duration = Duration::from_secs(2);
+
+/// A channel to one dependency plus the policies guarding calls to it.
+#[derive(Clone)]
+pub struct Client {
+    name: &'static str,
+    channel: Channel,
+    budget: Arc<TpsBudget>,
+    breaker: Arc<Breaker>,
+}
+
+impl Client {
+    /// `endpoint` like `http://127.0.0.1:50052`; connects on first use.
+    pub fn new(
+        name: &'static str,
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<Self, InvalidEndpoint> {
+        let channel = Channel::from_shared(endpoint.to_owned())
+            .map_err(|_| InvalidEndpoint {
+                name,
+                endpoint: endpoint.to_owned(),
+            })?
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .connect_lazy();
+        Ok(Self {
+            name,
+            channel,
+            // Retries may add 20% to the request rate, and at least 5 per second.
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 5, 0.2)),
+            breaker: Arc::new(Breaker::default()),
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Calls an idempotent method, retrying transient failures within the budget.
+    pub async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut backoff = Duration::from_millis(20);
+        for attempt in 1..=ATTEMPTS {
+            if !self.breaker.allows() {
+                return Err(Status::unavailable(format!(
+                    "{} is failing; not calling it for now",
+                    self.name
+                )));
+            }
+            match call(self.channel.clone()).await {
+                Ok(reply) => {
+                    self.breaker.succeeded();
+                    self.budget.deposit();
+                    return Ok(reply);
+                }
+                Err(status) if is_transient(&status) => {
+                    self.breaker.failed();
+                    if attempt == ATTEMPTS || !self.budget.withdraw() {
+                        return Err(status);
+                    }
+                    tracing::debug!(dependency = self.name, attempt, code = ?status.code(), "retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(status) => {
+                    self.breaker.succeeded(); // it answered: the dependency is up
+                    return Err(status);
+                }
+            }
+        }
+        Err(Status::unavailable(format!("{} did not answer", self.name)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name} endpoint {endpoint:?}: expected a URL like http://host:port")]
+pub struct InvalidEndpoint {
+    name: &'static str,
+    endpoint: String,
+}
+
+fn is_transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
+    )
+}
+
+/// Opens after `FAILURES_TO_OPEN` consecutive failures; after `OPEN_FOR` it lets calls through
+/// again, and the first failure reopens it.
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: AtomicU32,
+    opened_at: Mutex<Option<Instant>>,
+}
+
+impl Breaker {
+    fn allows(&self) -> bool {
+        let opened_at = self.opened_at.lock().map(|opened| *opened).unwrap_or(None);
+        opened_at.is_none_or(|at| at.elapsed() >= OPEN_FOR)
+    }
+
+    fn succeeded(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        if let Ok(mut opened) = self.opened_at.lock() {
+            *opened = None;
+        }
+    }
+
+    fn failed(&self) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= FAILURES_TO_OPEN
+            && let Ok(mut opened) = self.opened_at.lock()
+        {
+            *opened = Some(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_after_consecutive_failures_and_closes_on_success() {
+        let breaker = Breaker::default();
+        for _ in 0..FAILURES_TO_OPEN - 1 {
+            breaker.failed();
+        }
+        assert!(breaker.allows());
+        breaker.failed();
+        assert!(!breaker.allows());
+        breaker.succeeded();
+        assert!(breaker.allows());
+    }
+
+    #[test]
+    fn only_unavailability_is_retried() {
+        assert!(is_transient(&Status::unavailable("down")));
+        assert!(!is_transient(&Status::not_found("no such product")));
+        assert!(!is_transient(&Status::invalid_argument("bad")));
+    }
+}

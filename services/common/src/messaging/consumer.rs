@@ -1,0 +1,222 @@
+//! The consuming side of every service: decode, deduplicate through the inbox, apply the effect
+//! and its outgoing events in one transaction, then store the offset. Poison messages go to the
+//! dead-letter topic with their origin and error; transient failures are retried with backoff
+//! and block the consumer, so nothing is skipped.
+
+use std::time::Duration;
+
+use rdkafka::{
+    Message,
+    consumer::{CommitMode, Consumer},
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+
+use super::{Relay, inbox};
+use crate::{
+    Shutdown,
+    config::KafkaArgs,
+    kafka::{self, EventProducer, KafkaError, envelope, topics},
+};
+
+/// Dead-letter record headers naming where the message came from and why it was refused.
+pub mod dead_letter_headers {
+    pub const TOPIC: &str = "dlq.origin.topic";
+    pub const PARTITION: &str = "dlq.origin.partition";
+    pub const OFFSET: &str = "dlq.origin.offset";
+    pub const CONSUMER: &str = "dlq.consumer";
+    pub const ERROR: &str = "dlq.error";
+}
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be applied (it contradicts itself or this service's rules): it is
+    /// dead-lettered.
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    /// Applying it failed for now (the database is unavailable...): retried until it works.
+    #[error("transient failure: {0}")]
+    Transient(#[from] DbErr),
+}
+
+/// A service's reaction to events.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `event` inside `txn`: state changes and outgoing events (through the outbox).
+    /// The consumer commits `txn` together with the inbox record.
+    fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &envelope::Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// What happened to one consumed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumed {
+    Applied,
+    Duplicate,
+    DeadLettered,
+}
+
+/// One consumer group reading `topics` into `handler` until `shutdown`.
+pub struct EventConsumer<H> {
+    pub name: &'static str,
+    pub topics: &'static [&'static str],
+    pub db: DatabaseConnection,
+    pub handler: H,
+    pub relay: Relay,
+    pub producer: EventProducer,
+}
+
+impl<H: Handler> EventConsumer<H> {
+    pub async fn run(self, kafka: &KafkaArgs, shutdown: Shutdown) -> Result<(), KafkaError> {
+        let consumer = kafka::consumer(kafka, self.name, self.topics)?;
+        loop {
+            let message = tokio::select! {
+                () = shutdown.requested() => break,
+                message = consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(consumer = self.name, %error, "kafka consumer error");
+                    continue;
+                }
+            };
+            let Some(consumed) = self.process(&message, &shutdown).await else {
+                break; // shutdown while retrying: the offset stays unstored, the event comes back
+            };
+            tracing::debug!(
+                consumer = self.name,
+                offset = message.offset(),
+                ?consumed,
+                "consumed"
+            );
+            consumer.store_offset_from_message(&message)?;
+            if consumed == Consumed::Applied {
+                self.relay.wake();
+            }
+        }
+        // Async: a broker that is down must not hold up shutdown (uncommitted offsets only mean
+        // redelivery, which the inbox absorbs).
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            tracing::debug!(consumer = self.name, %error, "final offset commit");
+        }
+        Ok(())
+    }
+
+    /// Applies or dead-letters one message; `None` if shutdown interrupted the retries.
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &Shutdown,
+    ) -> Option<Consumed> {
+        let event = match envelope::open(message.payload().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(error) => {
+                return self
+                    .dead_letter(message, &error.to_string(), shutdown)
+                    .await;
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.apply(&event).await {
+                Ok(consumed) => return Some(consumed),
+                Err(HandlerError::Invalid(reason)) => {
+                    return self.dead_letter(message, &reason, shutdown).await;
+                }
+                Err(HandlerError::Transient(error)) => {
+                    tracing::warn!(consumer = self.name, order_id = %event.order_id, %error, retry_in = ?backoff, "cannot apply event");
+                }
+            }
+            tokio::select! {
+                () = shutdown.requested() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn apply(&self, event: &envelope::Event) -> Result<Consumed, HandlerError> {
+        let txn = self.db.begin().await?;
+        if !inbox::record(&txn, self.name, event.event_id).await? {
+            txn.rollback().await?;
+            return Ok(Consumed::Duplicate);
+        }
+        self.handler.handle(&txn, event).await?;
+        txn.commit().await?;
+        Ok(Consumed::Applied)
+    }
+
+    /// Publishes the message unchanged to its topic's dead-letter topic, with its origin and the
+    /// error in headers, and waits for the acknowledgement (retrying) so it is never lost.
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        error: &str,
+        shutdown: &Shutdown,
+    ) -> Option<Consumed> {
+        let topic = topics::dead_letter(message.topic());
+        tracing::warn!(
+            consumer = self.name,
+            origin = message.topic(),
+            offset = message.offset(),
+            error,
+            "dead-lettering message"
+        );
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let delivery = self.producer.send_raw(
+                &topic,
+                std::str::from_utf8(message.key().unwrap_or_default()).unwrap_or_default(),
+                message.payload().unwrap_or_default(),
+                self.dead_letter_headers(message, error),
+            );
+            match delivery {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => return Some(Consumed::DeadLettered),
+                    Ok(Err((error, _))) => tracing::warn!(%error, "dead letter not acknowledged"),
+                    Err(_) => tracing::warn!("dead letter cancelled"),
+                },
+                Err(error) => tracing::warn!(%error, "cannot enqueue dead letter"),
+            }
+            tokio::select! {
+                () = shutdown.requested() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn dead_letter_headers(&self, message: &BorrowedMessage<'_>, error: &str) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter() {
+                headers = headers.insert(Header {
+                    key: header.key,
+                    value: header.value,
+                });
+            }
+        }
+        let (partition, offset) = (
+            message.partition().to_string(),
+            message.offset().to_string(),
+        );
+        use dead_letter_headers as names;
+        for (key, value) in [
+            (names::TOPIC, message.topic()),
+            (names::PARTITION, partition.as_str()),
+            (names::OFFSET, offset.as_str()),
+            (names::CONSUMER, self.name),
+            (names::ERROR, error),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        headers
+    }
+}

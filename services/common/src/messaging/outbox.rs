@@ -1,0 +1,70 @@
+//! The `outbox` table: events waiting to be published.
+
+use chrono::{DateTime, Utc};
+use orderly_proto::events::v1::EventEnvelope;
+use prost::Message;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Adds `envelope` to the outbox inside the caller's transaction; it is published only if that
+/// transaction commits. Call [`super::Relay::wake`] after the commit.
+pub async fn add(
+    db: &impl ConnectionTrait,
+    topic: &str,
+    envelope: &EventEnvelope,
+) -> Result<(), DbErr> {
+    let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
+        DbErr::Custom(format!(
+            "outbox: event id {:?} is not a UUID",
+            envelope.event_id
+        ))
+    })?;
+    let row = ActiveModel {
+        seq: sea_orm::ActiveValue::NotSet,
+        event_id: Set(event_id),
+        topic: Set(topic.to_owned()),
+        key: Set(envelope.order_id.clone()),
+        payload: Set(envelope.encode_to_vec()),
+        created_at: Set(crate::time::now()),
+    };
+    Entity::insert(row).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// The oldest `limit` rows, in the order they were written.
+pub async fn oldest(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .order_by_asc(Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Deletes published rows.
+pub async fn remove(db: &impl ConnectionTrait, seqs: Vec<i64>) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::Seq.is_in(seqs))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn backlog(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Entity::find().count(db).await
+}

@@ -1,0 +1,132 @@
+//! The outbox relay: publishes committed outbox rows with the idempotent producer, oldest first,
+//! in batches, and deletes them once the broker acknowledged. It sleeps until woken by a commit
+//! (with a slow tick as a safety net), so an event leaves right after its transaction commits.
+
+use std::{sync::Arc, time::Duration};
+
+use orderly_proto::events::v1::EventEnvelope;
+use prost::Message;
+use sea_orm::DatabaseConnection;
+use tokio::{sync::Notify, task::JoinHandle};
+
+use super::outbox;
+use crate::{Shutdown, kafka::EventProducer};
+
+const BATCH: u64 = 500;
+/// Catches rows whose wake-up was missed (written by another process, or before a crash).
+const SAFETY_TICK: Duration = Duration::from_secs(1);
+
+/// A handle to wake the relay after committing outbox rows.
+#[derive(Clone, Debug, Default)]
+pub struct Relay {
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// Starts publishing `db`'s outbox; the task ends after a last drain once `shutdown` fires.
+    pub fn start(
+        db: DatabaseConnection,
+        producer: EventProducer,
+        shutdown: Shutdown,
+    ) -> (Self, JoinHandle<()>) {
+        let relay = Self::default();
+        let wake = relay.wake.clone();
+        let task = tokio::spawn(async move { run(db, producer, wake, shutdown).await });
+        (relay, task)
+    }
+
+    /// Tells the relay that new rows were committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+async fn run(
+    db: DatabaseConnection,
+    producer: EventProducer,
+    wake: Arc<Notify>,
+    shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match drain(&db, &producer).await {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "outbox relay cannot publish");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::select! {
+                    () = shutdown.requested() => return,
+                    () = tokio::time::sleep(backoff) => continue,
+                }
+            }
+        }
+        if shutdown.is_triggered() {
+            return;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(SAFETY_TICK) => {}
+            () = shutdown.requested() => {}
+        }
+    }
+}
+
+/// Publishes batches until the outbox is empty.
+async fn drain(db: &DatabaseConnection, producer: &EventProducer) -> Result<(), RelayError> {
+    loop {
+        let rows = outbox::oldest(db, BATCH).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let full = rows.len() as u64 == BATCH;
+        publish(db, producer, rows).await?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Enqueues every row at once, awaits the acknowledgements, deletes what was acknowledged.
+async fn publish(
+    db: &DatabaseConnection,
+    producer: &EventProducer,
+    rows: Vec<outbox::Model>,
+) -> Result<(), RelayError> {
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let envelope =
+            EventEnvelope::decode(row.payload.as_slice()).map_err(|error| RelayError::Corrupt {
+                seq: row.seq,
+                reason: error.to_string(),
+            })?;
+        deliveries.push((row.seq, producer.send(&row.topic, &envelope)?));
+    }
+    let mut published = Vec::with_capacity(deliveries.len());
+    let mut failure = None;
+    for (seq, delivery) in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => published.push(seq),
+            Ok(Err((error, _))) => failure = Some(RelayError::Kafka(error.into())),
+            Err(_) => failure = Some(RelayError::Cancelled),
+        }
+    }
+    // A crash between the acknowledgement and this delete republishes the rows: consumers'
+    // inboxes skip the duplicates.
+    if !published.is_empty() {
+        tracing::debug!(count = published.len(), "outbox rows published");
+        outbox::remove(db, published).await?;
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("outbox: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
+    #[error("outbox row {seq} does not hold an event envelope: {reason}")]
+    Corrupt { seq: i64, reason: String },
+    #[error("producer closed before acknowledging")]
+    Cancelled,
+}

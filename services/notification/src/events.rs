@@ -1,0 +1,65 @@
+//! What notification consumes: each saga outcome, told to the customer once (invariant I7).
+
+use orderly_common::{
+    kafka::{envelope::Event, topics},
+    messaging::{Handler, HandlerError},
+};
+use orderly_proto::{events::v1::event_envelope::Payload, notification::v1::NotificationKind};
+use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
+
+use crate::{sink::Sink, store::notifications};
+
+pub const CONSUMER: &str = "notification";
+pub const TOPICS: &[&str] = &[topics::SAGAS];
+
+pub struct Notifier {
+    pub sink: Sink,
+}
+
+impl Handler for Notifier {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
+        let (kind, customer_id, message) = match &event.payload {
+            Payload::SagaConfirmed(confirmed) => (
+                NotificationKind::OrderConfirmed,
+                &confirmed.customer_id,
+                format!("your order {} is confirmed", event.order_id),
+            ),
+            Payload::SagaRejected(rejected) => (
+                NotificationKind::OrderRejected,
+                &rejected.customer_id,
+                format!(
+                    "your order {} was rejected: {}",
+                    event.order_id, rejected.reason
+                ),
+            ),
+            Payload::OrderPlaced(_)
+            | Payload::InventoryReserved(_)
+            | Payload::InventoryRejected(_)
+            | Payload::PaymentAuthorized(_)
+            | Payload::PaymentDeclined(_) => {
+                return Err(HandlerError::Invalid(format!(
+                    "notification does not consume {}",
+                    event.envelope.event_type
+                )));
+            }
+        };
+        let notification = notifications::Model {
+            id: Uuid::now_v7(),
+            order_id: event.order_id,
+            customer_id: customer_id.clone(),
+            kind: kind.as_str_name().to_owned(),
+            channel: self.sink.channel().to_owned(),
+            message,
+            sent_at: orderly_common::time::now(),
+        };
+        if notifications::record(txn, notification.clone()).await? {
+            self.sink.deliver(&notification).map_err(|error| {
+                HandlerError::Transient(sea_orm::DbErr::Custom(format!(
+                    "notification sink: {error}"
+                )))
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! What the order service consumes: the saga's outcome, which moves the order from PENDING to
+//! CONFIRMED or REJECTED (with the reason), once.
+
+use orderly_common::{
+    kafka::{envelope::Event, topics},
+    messaging::{Handler, HandlerError},
+};
+use orderly_proto::events::v1::event_envelope::Payload;
+use sea_orm::DatabaseTransaction;
+
+use crate::{domain::OrderStatus, store::orders};
+
+pub const CONSUMER: &str = "order";
+pub const TOPICS: &[&str] = &[topics::SAGAS];
+
+pub struct Outcomes;
+
+impl Handler for Outcomes {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
+        let (status, reason) = match &event.payload {
+            Payload::SagaConfirmed(_) => (OrderStatus::Confirmed, ""),
+            Payload::SagaRejected(rejected) => (OrderStatus::Rejected, rejected.reason.as_str()),
+            Payload::OrderPlaced(_)
+            | Payload::InventoryReserved(_)
+            | Payload::InventoryRejected(_)
+            | Payload::PaymentAuthorized(_)
+            | Payload::PaymentDeclined(_) => {
+                return Err(HandlerError::Invalid(format!(
+                    "order does not consume {}",
+                    event.envelope.event_type
+                )));
+            }
+        };
+        if orders::decide(txn, event.order_id, status, reason).await? {
+            tracing::info!(order_id = %event.order_id, status = status.as_str(), reason, "order decided");
+        } else if orders::find(txn, event.order_id).await?.is_none() {
+            return Err(HandlerError::Invalid(format!(
+                "no order {}",
+                event.order_id
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! PlaceOrder: validate, price on the server with inventory's prices, check the customer with
+//! payment, then store the order PENDING and its OrderPlaced event in one transaction and
+//! answer at once. The saga decides later; this call never waits for it.
+//!
+//! Pricing asks inventory at order time (GetProduct per sku, concurrently, through the client
+//! stack) rather than keeping a replicated price list: prices are always current and inventory
+//! stays their only owner, at the cost of PlaceOrder depending on inventory being up, which the
+//! retry budget and circuit breaker keep cheap to detect.
+
+use std::collections::HashMap;
+
+use futures::future::try_join_all;
+use orderly_common::{
+    ApiError,
+    grpc::Client,
+    kafka::{envelope, topics},
+    messaging::{Relay, outbox},
+    validate,
+};
+use orderly_proto::{
+    common::v1::Money,
+    events::v1::{OrderLine as EventLine, OrderPlaced, event_envelope::Payload},
+    inventory::v1::{GetProductRequest, inventory_service_client::InventoryServiceClient},
+    order::v1::PlaceOrderRequest,
+    payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
+};
+use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        OrderStatus,
+        pricing::{self, Price},
+    },
+    store::{lines, orders},
+};
+
+pub const MAX_ITEMS: usize = 100;
+pub const MAX_QUANTITY: u32 = 10_000;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+pub struct Placer {
+    pub db: DatabaseConnection,
+    pub relay: Relay,
+    pub inventory: Client,
+    pub payment: Client,
+}
+
+/// A validated PlaceOrder request.
+struct Request {
+    customer_id: String,
+    items: Vec<(String, u32)>,
+    idempotency_key: Option<String>,
+    hash: String,
+}
+
+impl Placer {
+    pub async fn place(&self, request: PlaceOrderRequest) -> Result<orders::Order, ApiError> {
+        let request = validated(request)?;
+        if let Some(key) = &request.idempotency_key
+            && let Some(existing) = orders::find_by_idempotency_key(&self.db, key).await?
+        {
+            return same_request(existing, &request);
+        }
+        let prices = self.prices(&request.items).await?;
+        let priced = pricing::price(&request.items, &prices)
+            .map_err(|error| ApiError::invalid("items", error.to_string()))?;
+        self.check_customer(&request.customer_id, &priced.currency)
+            .await?;
+
+        let order = new_order(&request, priced);
+        let event = envelope::wrap(
+            order.header.id,
+            Payload::OrderPlaced(order_placed(&order)),
+            None,
+        );
+        let txn = self.db.begin().await?;
+        let stored = orders::insert(&txn, &order).await;
+        if let Err(error) = stored {
+            drop(txn);
+            // Two requests raced with one idempotency key: the other one won; answer as it did.
+            if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                && let Some(key) = &request.idempotency_key
+                && let Some(existing) = orders::find_by_idempotency_key(&self.db, key).await?
+            {
+                return same_request(existing, &request);
+            }
+            return Err(error.into());
+        }
+        outbox::add(&txn, topics::ORDERS, &event).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        tracing::info!(order_id = %order.header.id, customer_id = request.customer_id, total = order.header.total_minor, "order placed");
+        Ok(order)
+    }
+
+    /// The catalogue price of every sku in the order, asked of inventory concurrently.
+    async fn prices(&self, items: &[(String, u32)]) -> Result<HashMap<String, Price>, ApiError> {
+        let mut skus: Vec<&str> = items.iter().map(|(sku, _)| sku.as_str()).collect();
+        skus.sort_unstable();
+        skus.dedup();
+        let lookups = skus.into_iter().map(|sku| {
+            self.inventory.idempotent(move |channel| async move {
+                let reply = InventoryServiceClient::new(channel)
+                    .get_product(GetProductRequest {
+                        sku: sku.to_owned(),
+                    })
+                    .await;
+                match reply {
+                    Ok(reply) => Ok(reply.into_inner().product.and_then(|product| {
+                        let price = product.unit_price?;
+                        Some((
+                            product.sku,
+                            Price {
+                                amount_minor: price.amount_minor,
+                                currency: price.currency,
+                            },
+                        ))
+                    })),
+                    Err(status) if status.code() == Code::NotFound => Ok(None),
+                    Err(status) => Err(status),
+                }
+            })
+        });
+        let found = try_join_all(lookups)
+            .await
+            .map_err(dependency_down("inventory"))?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn check_customer(&self, customer_id: &str, currency: &str) -> Result<(), ApiError> {
+        let account = self
+            .payment
+            .idempotent(|channel| async move {
+                let request = GetAccountRequest {
+                    customer_id: customer_id.to_owned(),
+                };
+                match PaymentServiceClient::new(channel)
+                    .get_account(request)
+                    .await
+                {
+                    Ok(reply) => Ok(reply.into_inner().account),
+                    Err(status) if status.code() == Code::NotFound => Ok(None),
+                    Err(status) => Err(status),
+                }
+            })
+            .await
+            .map_err(dependency_down("payment"))?
+            .ok_or_else(|| {
+                ApiError::invalid("customer_id", format!("unknown customer {customer_id}"))
+            })?;
+        let pays_in = account
+            .balance
+            .map(|money| money.currency)
+            .unwrap_or_default();
+        if pays_in != currency {
+            return Err(ApiError::invalid(
+                "customer_id",
+                format!(
+                    "customer {customer_id} pays in {pays_in}, the items are priced in {currency}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn dependency_down(name: &'static str) -> impl Fn(tonic::Status) -> ApiError {
+    move |status| ApiError::Dependency(format!("{name} service: {}", status.message()))
+}
+
+fn validated(request: PlaceOrderRequest) -> Result<Request, ApiError> {
+    let customer_id = validate::identifier("customer_id", &request.customer_id)?.to_owned();
+    if request.items.is_empty() {
+        return Err(ApiError::invalid(
+            "items",
+            "an order needs at least one item",
+        ));
+    }
+    if request.items.len() > MAX_ITEMS {
+        return Err(ApiError::invalid(
+            "items",
+            format!("at most {MAX_ITEMS} items per order"),
+        ));
+    }
+    let mut items = Vec::with_capacity(request.items.len());
+    for (index, item) in request.items.iter().enumerate() {
+        let sku = validate::identifier(&format!("items[{index}].sku"), &item.sku)?;
+        let quantity =
+            validate::positive_quantity(&format!("items[{index}].quantity"), item.quantity)?;
+        if quantity > MAX_QUANTITY {
+            return Err(ApiError::invalid(
+                format!("items[{index}].quantity"),
+                format!("at most {MAX_QUANTITY}"),
+            ));
+        }
+        items.push((sku.to_owned(), quantity));
+    }
+    let idempotency_key = match request.idempotency_key.as_str() {
+        "" => None,
+        key if key.len() > MAX_IDEMPOTENCY_KEY_LEN => {
+            return Err(ApiError::invalid(
+                "idempotency_key",
+                format!("is longer than {MAX_IDEMPOTENCY_KEY_LEN} characters"),
+            ));
+        }
+        key => Some(key.to_owned()),
+    };
+    let hash = request_hash(&customer_id, &items);
+    Ok(Request {
+        customer_id,
+        items,
+        idempotency_key,
+        hash,
+    })
+}
+
+/// Identifies what was asked for, so a reused idempotency key with another payload is caught.
+fn request_hash(customer_id: &str, items: &[(String, u32)]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(customer_id.as_bytes());
+    for (sku, quantity) in items {
+        hasher.update([0]);
+        hasher.update(sku.as_bytes());
+        hasher.update(quantity.to_be_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn same_request(existing: orders::Order, request: &Request) -> Result<orders::Order, ApiError> {
+    if existing.header.request_hash == request.hash {
+        Ok(existing)
+    } else {
+        Err(ApiError::invalid(
+            "idempotency_key",
+            format!(
+                "{:?} was already used for a different order ({})",
+                request.idempotency_key.as_deref().unwrap_or_default(),
+                existing.header.id
+            ),
+        ))
+    }
+}
+
+fn new_order(request: &Request, priced: pricing::Priced) -> orders::Order {
+    let id = Uuid::now_v7();
+    let now = orderly_common::time::now();
+    let lines = priced
+        .lines
+        .into_iter()
+        .zip(0..)
+        .map(|(line, line_no)| lines::Model {
+            order_id: id,
+            line_no,
+            sku: line.sku,
+            quantity: i64::from(line.quantity),
+            unit_price_minor: line.unit_price_minor,
+        })
+        .collect();
+    orders::Order {
+        header: orders::Model {
+            id,
+            customer_id: request.customer_id.clone(),
+            status: OrderStatus::Pending.as_str().to_owned(),
+            reason: String::new(),
+            total_minor: priced.total_minor,
+            currency: priced.currency,
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: request.hash.clone(),
+            created_at: now,
+            updated_at: now,
+        },
+        lines,
+    }
+}
+
+fn order_placed(order: &orders::Order) -> OrderPlaced {
+    let money = |amount_minor| {
+        Some(Money {
+            amount_minor,
+            currency: order.header.currency.clone(),
+        })
+    };
+    OrderPlaced {
+        customer_id: order.header.customer_id.clone(),
+        lines: order
+            .lines
+            .iter()
+            .map(|line| EventLine {
+                sku: line.sku.clone(),
+                quantity: u32::try_from(line.quantity).unwrap_or(u32::MAX),
+                unit_price: money(line.unit_price_minor),
+            })
+            .collect(),
+        total: money(order.header.total_minor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderly_proto::order::v1::OrderItem;
+
+    use super::*;
+
+    fn request(items: Vec<OrderItem>, key: &str) -> PlaceOrderRequest {
+        PlaceOrderRequest {
+            customer_id: "alice".into(),
+            items,
+            idempotency_key: key.into(),
+        }
+    }
+
+    fn item(sku: &str, quantity: u32) -> OrderItem {
+        OrderItem {
+            sku: sku.into(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_offending_field() {
+        let field_of = |request| match validated(request) {
+            Err(ApiError::InvalidArgument { field, .. }) => field,
+            other => panic!(
+                "expected invalid argument, got {:?}",
+                other.map(|r| r.items)
+            ),
+        };
+        assert_eq!(field_of(request(vec![], "")), "items");
+        assert_eq!(
+            field_of(request(vec![item("mug", 1), item("", 1)], "")),
+            "items[1].sku"
+        );
+        assert_eq!(
+            field_of(request(vec![item("mug", 0)], "")),
+            "items[0].quantity"
+        );
+        assert_eq!(
+            field_of(request(vec![item("mug", MAX_QUANTITY + 1)], "")),
+            "items[0].quantity"
+        );
+        assert_eq!(
+            field_of(request(vec![item("mug", 1); MAX_ITEMS + 1], "")),
+            "items"
+        );
+        assert_eq!(
+            field_of(request(vec![item("mug", 1)], &"k".repeat(129))),
+            "idempotency_key"
+        );
+        let nobody = PlaceOrderRequest {
+            customer_id: String::new(),
+            ..request(vec![item("mug", 1)], "")
+        };
+        assert_eq!(field_of(nobody), "customer_id");
+    }
+
+    #[test]
+    fn the_request_hash_tells_payloads_apart() {
+        let hash = |items: &[(&str, u32)]| {
+            let items: Vec<(String, u32)> = items
+                .iter()
+                .map(|(sku, q)| ((*sku).to_owned(), *q))
+                .collect();
+            request_hash("alice", &items)
+        };
+        assert_eq!(hash(&[("mug", 1)]), hash(&[("mug", 1)]));
+        assert_ne!(hash(&[("mug", 1)]), hash(&[("mug", 2)]));
+        assert_ne!(hash(&[("mug", 11)]), hash(&[("mug1", 1)]));
+    }
+}

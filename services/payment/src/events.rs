@@ -1,0 +1,85 @@
+//! What payment consumes and emits: it authorizes the order total when inventory reserved the
+//! items (emitting PaymentAuthorized or PaymentDeclined) and captures it on SagaConfirmed.
+//! Refunds come from the orchestrator through the RefundPayment RPC.
+
+use orderly_common::{
+    kafka::{
+        envelope::{self, Event},
+        topics,
+    },
+    messaging::{Handler, HandlerError, outbox},
+};
+use orderly_proto::events::v1::{
+    InventoryReserved, PaymentAuthorized, PaymentDeclined, event_envelope::Payload,
+};
+use sea_orm::DatabaseTransaction;
+
+use crate::store::payments::{self, Authorization};
+
+pub const CONSUMER: &str = "payment";
+pub const TOPICS: &[&str] = &[topics::INVENTORY, topics::SAGAS];
+
+pub struct Reactions;
+
+impl Handler for Reactions {
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
+        match &event.payload {
+            Payload::InventoryReserved(reserved) => authorize(txn, event, reserved).await,
+            Payload::SagaConfirmed(_) => {
+                if !payments::capture(txn, event.order_id).await? {
+                    tracing::debug!(order_id = %event.order_id, "no authorized payment left to capture");
+                }
+                Ok(())
+            }
+            // Nothing was charged for a rejected reservation; refunds arrive as RPCs.
+            Payload::InventoryRejected(_) | Payload::SagaRejected(_) => Ok(()),
+            Payload::OrderPlaced(_)
+            | Payload::PaymentAuthorized(_)
+            | Payload::PaymentDeclined(_) => Err(HandlerError::Invalid(format!(
+                "payment does not consume {}",
+                event.envelope.event_type
+            ))),
+        }
+    }
+}
+
+async fn authorize(
+    txn: &DatabaseTransaction,
+    event: &Event,
+    reserved: &InventoryReserved,
+) -> Result<(), HandlerError> {
+    let total = reserved
+        .total
+        .as_ref()
+        .filter(|total| total.amount_minor > 0 && !total.currency.is_empty())
+        .ok_or_else(|| HandlerError::Invalid("InventoryReserved has no positive total".into()))?;
+    let decision = payments::authorize(
+        txn,
+        event.order_id,
+        &reserved.customer_id,
+        total.amount_minor,
+        &total.currency,
+    )
+    .await?;
+    let payload = match decision {
+        Authorization::AlreadyDecided => return Ok(()),
+        Authorization::Authorized(payment) => Payload::PaymentAuthorized(PaymentAuthorized {
+            payment_id: payment.id.to_string(),
+            customer_id: reserved.customer_id.clone(),
+            amount: Some(total.clone()),
+        }),
+        Authorization::Declined(reason) => Payload::PaymentDeclined(PaymentDeclined {
+            reason,
+            customer_id: reserved.customer_id.clone(),
+            amount: Some(total.clone()),
+        }),
+    };
+    tracing::info!(order_id = %event.order_id, outcome = envelope::event_type(&payload), "payment decided");
+    let reply = envelope::wrap(
+        event.order_id,
+        payload,
+        event.envelope.trace_context.clone(),
+    );
+    outbox::add(txn, topics::PAYMENTS, &reply).await?;
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The order saga end to end over real processes: choreography through the embedded broker,
+//! outbox and inbox, the orchestrator deciding and compensating. Every scenario ends with the
+//! invariants of DESIGN.md checked through the public APIs.
+
+use std::{collections::BTreeMap, rc::Rc};
+
+use orderly_common::kafka::topics;
+use orderly_proto::{
+    common::v1::Money,
+    inventory::v1::{
+        GetProductRequest, RestockRequest, UpsertProductRequest,
+        inventory_service_client::InventoryServiceClient,
+    },
+    order::v1::{
+        Order, OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
+    },
+    payment::v1::{
+        DepositRequest, GetAccountRequest, OpenAccountRequest,
+        payment_service_client::PaymentServiceClient,
+    },
+};
+use tonic::Code;
+
+use crate::support::{
+    Options, System, channel,
+    invariants::{self, Initial},
+    postgres::Postgres,
+    quiet, topic,
+};
+
+fn usd(amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        amount_minor,
+        currency: "USD".into(),
+    })
+}
+
+/// Creates products (sku, unit price, stock) and accounts (customer, balance).
+async fn seed(
+    system: &System,
+    products: &[(&str, i64, u32)],
+    customers: &[(&str, i64)],
+) -> Initial {
+    let mut inventory = InventoryServiceClient::new(channel(system.addr("inventory")));
+    let mut payment = PaymentServiceClient::new(channel(system.addr("payment")));
+    let mut initial = Initial::default();
+    for (sku, price, stock) in products {
+        let product = UpsertProductRequest {
+            sku: (*sku).into(),
+            name: (*sku).into(),
+            unit_price: usd(*price),
+        };
+        inventory.upsert_product(product).await.unwrap();
+        inventory
+            .restock(RestockRequest {
+                sku: (*sku).into(),
+                quantity: *stock,
+            })
+            .await
+            .unwrap();
+        initial.stock.insert((*sku).into(), *stock);
+    }
+    for (customer, balance) in customers {
+        payment
+            .open_account(OpenAccountRequest {
+                customer_id: (*customer).into(),
+                currency: "USD".into(),
+            })
+            .await
+            .unwrap();
+        payment
+            .deposit(DepositRequest {
+                customer_id: (*customer).into(),
+                amount: usd(*balance),
+            })
+            .await
+            .unwrap();
+        initial.balances.insert((*customer).into(), *balance);
+    }
+    initial
+}
+
+fn order_request(customer: &str, sku: &str, quantity: u32, key: &str) -> PlaceOrderRequest {
+    PlaceOrderRequest {
+        customer_id: customer.into(),
+        items: vec![OrderItem {
+            sku: sku.into(),
+            quantity,
+        }],
+        idempotency_key: key.into(),
+    }
+}
+
+async fn place(system: &System, request: PlaceOrderRequest) -> Order {
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let order = orders
+        .place_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        order.status(),
+        OrderStatus::Pending,
+        "PlaceOrder answers before the saga decides"
+    );
+    order
+}
+
+fn find<'a>(orders: &'a [Order], id: &str) -> &'a Order {
+    orders
+        .iter()
+        .find(|order| order.order_id == id)
+        .expect("order listed")
+}
+
+/// CONFIRMED; REJECTED for stock; REJECTED for money with the reservation released.
+async fn three_paths(system: &System) -> Initial {
+    let initial = seed(
+        system,
+        &[("mug", 1_299, 10), ("laptop", 149_900, 5)],
+        &[("alice", 100_000), ("bob", 2_000)],
+    )
+    .await;
+    let fits = place(system, order_request("alice", "mug", 2, "alice-1")).await;
+    let too_many = place(system, order_request("alice", "laptop", 10, "")).await;
+    let too_dear = place(system, order_request("bob", "laptop", 1, "")).await;
+
+    let orders = quiet::settle(system).await;
+    assert_eq!(
+        find(&orders, &fits.order_id).status(),
+        OrderStatus::Confirmed
+    );
+    let stock = find(&orders, &too_many.order_id);
+    assert_eq!(stock.status(), OrderStatus::Rejected);
+    assert!(
+        stock.reason.contains("laptop") && stock.reason.contains("available 5"),
+        "{}",
+        stock.reason
+    );
+    let money = find(&orders, &too_dear.order_id);
+    assert_eq!(money.status(), OrderStatus::Rejected);
+    assert!(
+        money.reason.contains("insufficient funds"),
+        "{}",
+        money.reason
+    );
+
+    // The declined order's reservation was released and nothing was charged.
+    let mut inventory = InventoryServiceClient::new(channel(system.addr("inventory")));
+    let laptop = inventory
+        .get_product(GetProductRequest {
+            sku: "laptop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!((laptop.available, laptop.reserved, laptop.sold), (5, 0, 0));
+    let mut payment = PaymentServiceClient::new(channel(system.addr("payment")));
+    let bob = payment
+        .get_account(GetAccountRequest {
+            customer_id: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(
+        (bob.balance, bob.held.map(|h| h.amount_minor)),
+        (usd(2_000), Some(0))
+    );
+
+    invariants::check(system, &initial, &orders).await;
+    idempotent_api(system, &fits).await;
+    initial
+}
+
+/// I9: the same key and payload answer the same order; the same key with another payload is
+/// refused; neither creates an order.
+async fn idempotent_api(system: &System, first: &Order) {
+    let count = quiet::all_orders(system).await.len();
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let again = orders
+        .place_order(order_request("alice", "mug", 2, "alice-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(again.order_id, first.order_id);
+    let other = orders
+        .place_order(order_request("alice", "mug", 3, "alice-1"))
+        .await
+        .expect_err("key reused");
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert!(
+        other.message().contains("idempotency_key"),
+        "{}",
+        other.message()
+    );
+    assert_eq!(quiet::all_orders(system).await.len(), count);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_paths_on_sqlite() {
+    let system = System::start(Options::default()).await;
+    three_paths(&system).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_paths_on_postgres() {
+    let postgres = Rc::new(Postgres::start());
+    let server = postgres.clone();
+    let database_url = Box::new(move |_: &str| Some(server.fresh_database()));
+    let system = System::start(Options {
+        database_url,
+        ..Options::default()
+    })
+    .await;
+    three_paths(&system).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_orders_for_ten_units() {
+    let system = System::start(Options::default()).await;
+    let initial = seed(&system, &[("hot", 500, 10)], &[("alice", 1_000_000)]).await;
+    let placing = (0..50).map(|_| place(&system, order_request("alice", "hot", 1, "")));
+    futures::future::join_all(placing).await;
+    let orders = quiet::settle(&system).await;
+    let confirmed = orders
+        .iter()
+        .filter(|o| o.status() == OrderStatus::Confirmed)
+        .count();
+    assert_eq!((orders.len(), confirmed), (50, 10));
+    invariants::check(&system, &initial, &orders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_events_change_nothing() {
+    let system = System::start(Options::default()).await;
+    let initial = three_paths(&system).await;
+    let before = quiet::all_orders(&system).await;
+    for topic_name in topics::DOMAIN {
+        let records = topic::read_all(&system.kafka, topic_name).await;
+        assert!(!records.is_empty(), "{topic_name} carried events");
+        let copies = records
+            .iter()
+            .map(|r| {
+                use rdkafka::Message;
+                (
+                    r.key().unwrap_or_default().to_vec(),
+                    r.payload().unwrap_or_default().to_vec(),
+                    topic::copy_headers(r),
+                )
+            })
+            .collect();
+        topic::produce(&system.kafka, topic_name, copies).await;
+    }
+    let after = quiet::settle(&system).await;
+    assert_eq!(after, before, "redelivered events changed the orders");
+    invariants::check(&system, &initial, &after).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_messages_are_dead_lettered_and_the_partition_keeps_flowing() {
+    use orderly_common::messaging::consumer::dead_letter_headers as dlq;
+    let system = System::start(Options::default()).await;
+    let initial = seed(&system, &[("mug", 1_299, 10)], &[("alice", 100_000)]).await;
+    for topic_name in topics::DOMAIN {
+        let poison = vec![(
+            b"poison".to_vec(),
+            vec![0xff, 0x00, 0x13, 0x37],
+            rdkafka::message::OwnedHeaders::new(),
+        )];
+        topic::produce(&system.kafka, topic_name, poison).await;
+    }
+    let good = place(&system, order_request("alice", "mug", 1, "")).await;
+    let orders = quiet::settle(&system).await;
+    assert_eq!(
+        find(&orders, &good.order_id).status(),
+        OrderStatus::Confirmed
+    );
+    invariants::check(&system, &initial, &orders).await;
+
+    // Every consumer of a topic dead-letters its poison once, with origin and error.
+    for (topic_name, consumers) in [
+        (topics::ORDERS, vec!["inventory", "orchestrator"]),
+        (topics::INVENTORY, vec!["orchestrator", "payment"]),
+        (topics::PAYMENTS, vec!["orchestrator"]),
+        (
+            topics::SAGAS,
+            vec!["inventory", "notification", "order", "payment"],
+        ),
+    ] {
+        let letters = topic::read_all(&system.kafka, &topics::dead_letter(topic_name)).await;
+        let mut by_consumer: BTreeMap<String, usize> = BTreeMap::new();
+        for letter in &letters {
+            let headers = topic::headers(letter);
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(header(dlq::TOPIC).as_deref(), Some(topic_name));
+            assert!(header(dlq::OFFSET).is_some() && header(dlq::PARTITION).is_some());
+            assert!(
+                header(dlq::ERROR).is_some_and(|e| e.contains("undecodable")),
+                "{headers:?}"
+            );
+            *by_consumer
+                .entry(header(dlq::CONSUMER).unwrap_or_default())
+                .or_default() += 1;
+        }
+        let expected: BTreeMap<String, usize> =
+            consumers.into_iter().map(|c| (c.to_owned(), 1)).collect();
+        assert_eq!(by_consumer, expected, "dead letters of {topic_name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orchestrator_killed_mid_saga_recovers_every_saga() {
+    let mut system = System::start(Options::default()).await;
+    let initial = seed(
+        &system,
+        &[("mug", 1_299, 12), ("laptop", 149_900, 2)],
+        &[("alice", 200_000), ("bob", 2_000)],
+    )
+    .await;
+    let first = [
+        ("alice", "mug", 1),
+        ("bob", "mug", 1),
+        ("alice", "laptop", 1),
+        ("bob", "laptop", 1),
+    ];
+    let placing = first
+        .iter()
+        .cycle()
+        .take(20)
+        .map(|(c, s, q)| place(&system, order_request(c, s, *q, "")));
+    futures::future::join_all(placing).await;
+    system.kill("orchestrator");
+    // Orders keep coming while it is down; their events wait in Kafka.
+    let placing = first
+        .iter()
+        .cycle()
+        .take(8)
+        .map(|(c, s, q)| place(&system, order_request(c, s, *q, "")));
+    futures::future::join_all(placing).await;
+    system.restart("orchestrator").await;
+    let orders = quiet::settle(&system).await;
+    assert_eq!(orders.len(), 28);
+    invariants::check(&system, &initial, &orders).await;
+}

@@ -1,0 +1,133 @@
+//! Waiting for quiescence: every order decided and every consumer group caught up with its
+//! topics (committed offsets at the high watermarks), polled with a bound, never slept on.
+
+use std::time::Duration;
+
+use orderly_common::kafka::topics;
+use orderly_proto::order::v1::{
+    ListOrdersRequest, Order, OrderStatus, order_service_client::OrderServiceClient,
+};
+use rdkafka::{
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+};
+
+use super::{System, channel};
+
+/// Each consumer group and what it reads.
+pub const GROUPS: [(&str, &[&str]); 5] = [
+    ("inventory", &[topics::ORDERS, topics::SAGAS]),
+    ("payment", &[topics::INVENTORY, topics::SAGAS]),
+    ("order", &[topics::SAGAS]),
+    ("notification", &[topics::SAGAS]),
+    (
+        "orchestrator",
+        &[topics::ORDERS, topics::INVENTORY, topics::PAYMENTS],
+    ),
+];
+
+pub const SETTLE: Duration = Duration::from_secs(90);
+
+/// Every order, all pages.
+pub async fn all_orders(system: &System) -> Vec<Order> {
+    let mut client = OrderServiceClient::new(channel(system.addr("order")));
+    let mut orders = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = Some(orderly_proto::common::v1::PageRequest {
+            page_size: 500,
+            page_token,
+        });
+        let reply = client
+            .list_orders(ListOrdersRequest {
+                page,
+                ..Default::default()
+            })
+            .await
+            .expect("list orders")
+            .into_inner();
+        orders.extend(reply.orders);
+        if reply.next_page_token.is_empty() {
+            return orders;
+        }
+        page_token = reply.next_page_token;
+    }
+}
+
+/// Waits until no order is PENDING and every consumer group has caught up; returns the orders.
+pub async fn settle(system: &System) -> Vec<Order> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let orders = all_orders(system).await;
+        let pending = orders
+            .iter()
+            .filter(|order| order.status() == OrderStatus::Pending)
+            .count();
+        if pending == 0 {
+            let lag = total_lag(&system.kafka).await;
+            if lag == 0 {
+                return orders;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "consumers still {lag} messages behind after {SETTLE:?}"
+            );
+        } else {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} orders still PENDING after {SETTLE:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Messages not yet committed by their consumer group, over every group and topic.
+pub async fn total_lag(kafka: &str) -> i64 {
+    let kafka = kafka.to_owned();
+    tokio::task::spawn_blocking(move || {
+        GROUPS
+            .iter()
+            .map(|(group, topics)| group_lag(&kafka, group, topics))
+            .sum()
+    })
+    .await
+    .expect("lag check")
+}
+
+fn group_lag(kafka: &str, group: &str, topics: &[&str]) -> i64 {
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", group)
+        .create()
+        .expect("lag consumer");
+    let metadata = consumer.fetch_metadata(None, timeout).expect("metadata");
+    let mut partitions = TopicPartitionList::new();
+    for topic in metadata
+        .topics()
+        .iter()
+        .filter(|topic| topics.contains(&topic.name()))
+    {
+        for partition in topic.partitions() {
+            partitions.add_partition(topic.name(), partition.id());
+        }
+    }
+    let committed = consumer
+        .committed_offsets(partitions, timeout)
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|element| {
+            let (low, high) = consumer
+                .fetch_watermarks(element.topic(), element.partition(), timeout)
+                .expect("watermarks");
+            let at = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            high - at
+        })
+        .sum()
+}
