@@ -142,6 +142,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     let config = orderly_notification::Config {
                         service,
                         notifications_file: None,
+                        notifications_webhook: None,
                     };
                     orderly_notification::run(&config, shutdown).await
                 }

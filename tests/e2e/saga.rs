@@ -356,3 +356,89 @@ async fn orchestrator_killed_mid_saga_recovers_every_saga() {
     assert_eq!(orders.len(), 28);
     invariants::check(&system, &initial, &orders).await;
 }
+
+/// A webhook receiver: answers 503 to the first request (a flaky endpoint), 200 afterwards,
+/// and hands over every body it accepted.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notifications", listener.local_addr().unwrap());
+    let (bodies, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for request in 0.. {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut raw = Vec::new();
+            let mut buffer = [0; 4096];
+            // One request per connection is enough for hyper's client; read headers and body.
+            let body = loop {
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                if read == 0 {
+                    break None;
+                }
+                raw.extend_from_slice(&buffer[..read]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| {
+                            line.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>())
+                        })
+                        .and_then(Result::ok)
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let answer = if request == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = socket
+                .write_all(
+                    format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+            if let (Some(body), 1..) = (body, request) {
+                let _ = bodies.send(body);
+            }
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_reach_a_flaky_webhook_once_per_outcome() {
+    let (url, mut received) = webhook_receiver().await;
+    let env = vec![("notification", "ORDERLY_NOTIFICATIONS_WEBHOOK", url)];
+    let system = System::start(Options {
+        env,
+        ..Options::default()
+    })
+    .await;
+    let initial = seed(&system, &[("mug", 1_299, 1)], &[("alice", 100_000)]).await;
+    let confirmed = place(&system, order_request("alice", "mug", 1, "")).await;
+    let rejected = place(&system, order_request("alice", "mug", 1, "")).await;
+    let orders = quiet::settle(&system).await;
+    invariants::check(&system, &initial, &orders).await;
+
+    let mut told = BTreeMap::new();
+    while let Ok(body) = received.try_recv() {
+        for order in [&confirmed, &rejected] {
+            if body.contains(&order.order_id) {
+                *told.entry(order.order_id.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(
+        told.len(),
+        2,
+        "both outcomes reached the webhook despite its first failure: {told:?}"
+    );
+}

@@ -81,6 +81,8 @@ pub struct Options {
     pub broker: bool,
     pub database_url: DatabaseUrls,
     pub saga_deadline_ms: u64,
+    /// Extra environment for one component: (component, name, value).
+    pub env: Vec<(&'static str, &'static str, String)>,
 }
 
 impl Default for Options {
@@ -89,6 +91,7 @@ impl Default for Options {
             broker: true,
             database_url: Box::new(|_| None),
             saga_deadline_ms: 30_000,
+            env: Vec::new(),
         }
     }
 }
@@ -158,6 +161,13 @@ impl System {
                     "ORDERLY_SAGA_DEADLINE_MS".to_owned(),
                     options.saga_deadline_ms.to_string(),
                 ));
+            }
+            for (_, key, value) in options
+                .env
+                .iter()
+                .filter(|(component, _, _)| component == name)
+            {
+                envs.push(((*key).to_owned(), value.clone()));
             }
             let process = spawn_component(name, &envs, dir.path());
             components.push(Component {

@@ -33,6 +33,8 @@ pub enum ComponentError {
     Kafka(#[from] crate::kafka::KafkaError),
     #[error(transparent)]
     Config(#[from] crate::grpc::InvalidEndpoint),
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// A started component: its database, its gRPC listener and its messaging.

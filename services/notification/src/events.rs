@@ -54,7 +54,8 @@ impl Handler for Notifier {
             sent_at: orderly_common::time::now(),
         };
         if notifications::record(txn, notification.clone()).await? {
-            self.sink.deliver(&notification).map_err(|error| {
+            // A sink that fails (a webhook down) is retried, blocking: nothing is lost.
+            self.sink.deliver(&notification).await.map_err(|error| {
                 HandlerError::Transient(sea_orm::DbErr::Custom(format!(
                     "notification sink: {error}"
                 )))

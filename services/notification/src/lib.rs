@@ -33,23 +33,28 @@ pub struct Config {
     /// [default: notifications.jsonl in the data directory]
     #[arg(long, env = "ORDERLY_NOTIFICATIONS_FILE")]
     pub notifications_file: Option<PathBuf>,
+
+    /// POST each notification as JSON to this http:// URL instead of writing the file
+    #[arg(long, env = "ORDERLY_NOTIFICATIONS_WEBHOOK")]
+    pub notifications_webhook: Option<String>,
 }
 
 /// Runs the notification service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let file = config
-        .notifications_file
-        .clone()
-        .unwrap_or_else(|| config.service.database.data_dir.join("notifications.jsonl"));
+    let sink = match &config.notifications_webhook {
+        Some(url) => sink::Sink::Webhook(Box::new(
+            sink::Webhook::new(url).map_err(ComponentError::Setting)?,
+        )),
+        None => sink::Sink::File(
+            config
+                .notifications_file
+                .clone()
+                .unwrap_or_else(|| config.service.database.data_dir.join("notifications.jsonl")),
+        ),
+    };
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
-    started.consume(
-        events::CONSUMER,
-        events::TOPICS,
-        events::Notifier {
-            sink: sink::Sink::new(file),
-        },
-    );
+    started.consume(events::CONSUMER, events::TOPICS, events::Notifier { sink });
     let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
