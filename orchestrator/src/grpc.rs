@@ -57,17 +57,12 @@ impl SagaService for SagaApi {
             }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
-        let after = page
-            .after
-            .as_deref()
-            .map(|after| validate::uuid("page.page_token", after))
-            .transpose()?;
+        let after = page.after_uuid("page")?;
         let rows = sagas::list(&self.db, state, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows.iter().map(|row| row.order_id.to_string()).collect();
         Ok(Response::new(ListSagasResponse {
-            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            next_page_token: page.next_uuid_token(rows.iter().map(|row| row.order_id)),
             sagas: rows.into_iter().map(saga_message).collect(),
         }))
     }

@@ -13,7 +13,6 @@ use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
     config::{DependencyArgs, ServiceConfig},
-    grpc::Client,
 };
 use orderly_proto::saga::v1::saga_service_server::{SERVICE_NAME, SagaServiceServer};
 use tonic::service::Routes;
@@ -41,17 +40,7 @@ pub struct Config {
 
 /// Runs the orchestrator until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let dependencies = &config.dependencies;
-    let inventory = Client::new(
-        "inventory",
-        &dependencies.inventory_endpoint,
-        dependencies.timeout(),
-    )?;
-    let payment = Client::new(
-        "payment",
-        &dependencies.payment_endpoint,
-        dependencies.timeout(),
-    )?;
+    let (inventory, payment) = config.dependencies.clients()?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let settings = runtime::Settings {

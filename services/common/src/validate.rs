@@ -106,6 +106,24 @@ pub fn uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, format!("{value:?} is not a UUID")))
 }
 
+/// An optional UUID filter: empty means no filter.
+pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, ApiError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        uuid(field, value).map(Some)
+    }
+}
+
+/// An optional identifier filter: empty means no filter.
+pub fn optional_identifier<'a>(field: &str, value: &'a str) -> Result<Option<&'a str>, ApiError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        identifier(field, value).map(Some)
+    }
+}
+
 /// One page of a keyset-paginated listing: `after` is the last key of the previous page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -137,6 +155,23 @@ impl Page {
             })?)
         };
         Ok(Self { size, after })
+    }
+
+    /// The page token as the UUID key it stands for, in listings keyed by UUID.
+    pub fn after_uuid(&self, field: &str) -> Result<Option<Uuid>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|after| uuid(&format!("{field}.page_token"), after))
+            .transpose()
+    }
+
+    /// The token for the page after one that returned these UUID keys.
+    pub fn next_uuid_token(
+        &self,
+        keys: impl DoubleEndedIterator<Item = Uuid> + ExactSizeIterator,
+    ) -> String {
+        let keys: Vec<String> = keys.map(|key| key.to_string()).collect();
+        self.next_token(keys.iter().map(String::as_str))
     }
 
     /// The token for the page after one that returned `keys` (empty when there is no more).

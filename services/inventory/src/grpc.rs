@@ -143,10 +143,7 @@ impl InventoryService for InventoryApi {
         request: Request<ListReservationsRequest>,
     ) -> Reply<ListReservationsResponse> {
         let request = request.into_inner();
-        let order_id = match request.order_id.as_str() {
-            "" => None,
-            id => Some(validate::uuid("order_id", id)?),
-        };
+        let order_id = validate::optional_uuid("order_id", &request.order_id)?;
         let status = match ProtoStatus::try_from(request.status) {
             Ok(status) => ReservationStatus::from_proto(status),
             Err(_) => {
@@ -158,20 +155,12 @@ impl InventoryService for InventoryApi {
             }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
-        let after = page
-            .after
-            .as_deref()
-            .map(|after| validate::uuid("page.page_token", after))
-            .transpose()?;
+        let after = page.after_uuid("page")?;
         let rows = reservations::list(&self.db, order_id, status, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows
-            .iter()
-            .map(|row| row.header.order_id.to_string())
-            .collect();
         Ok(Response::new(ListReservationsResponse {
-            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            next_page_token: page.next_uuid_token(rows.iter().map(|row| row.header.order_id)),
             reservations: rows.into_iter().map(reservation_message).collect(),
         }))
     }

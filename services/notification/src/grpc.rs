@@ -31,26 +31,15 @@ impl NotificationService for NotificationApi {
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
         let request = request.into_inner();
-        let order_id = match request.order_id.as_str() {
-            "" => None,
-            id => Some(validate::uuid("order_id", id)?),
-        };
-        let customer_id = match request.customer_id.as_str() {
-            "" => None,
-            id => Some(validate::identifier("customer_id", id)?),
-        };
+        let order_id = validate::optional_uuid("order_id", &request.order_id)?;
+        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
         let page = Page::from_request("page", request.page.as_ref())?;
-        let after = page
-            .after
-            .as_deref()
-            .map(|after| validate::uuid("page.page_token", after))
-            .transpose()?;
+        let after = page.after_uuid("page")?;
         let rows = notifications::list(&self.db, order_id, customer_id, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         Ok(Response::new(ListNotificationsResponse {
-            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            next_page_token: page.next_uuid_token(rows.iter().map(|row| row.id)),
             notifications: rows.into_iter().map(notification_message).collect(),
         }))
     }

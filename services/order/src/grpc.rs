@@ -56,10 +56,7 @@ impl OrderService for OrderApi {
 
     async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
         let request = request.into_inner();
-        let customer_id = match request.customer_id.as_str() {
-            "" => None,
-            id => Some(validate::identifier("customer_id", id)?),
-        };
+        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
         let status = match ProtoStatus::try_from(request.status) {
             Ok(status) => OrderStatus::from_proto(status),
             Err(_) => {
@@ -71,17 +68,12 @@ impl OrderService for OrderApi {
             }
         };
         let page = Page::from_request("page", request.page.as_ref())?;
-        let after = page
-            .after
-            .as_deref()
-            .map(|after| validate::uuid("page.page_token", after))
-            .transpose()?;
+        let after = page.after_uuid("page")?;
         let rows = orders::list(&self.db, customer_id, status, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows.iter().map(|row| row.header.id.to_string()).collect();
         Ok(Response::new(ListOrdersResponse {
-            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            next_page_token: page.next_uuid_token(rows.iter().map(|row| row.header.id)),
             orders: rows.into_iter().map(order_message).collect(),
         }))
     }

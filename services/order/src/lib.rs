@@ -12,7 +12,6 @@ use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
     config::{DependencyArgs, ServiceConfig},
-    grpc::Client,
 };
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -32,17 +31,7 @@ pub struct Config {
 
 /// Runs the order service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let dependencies = &config.dependencies;
-    let inventory = Client::new(
-        "inventory",
-        &dependencies.inventory_endpoint,
-        dependencies.timeout(),
-    )?;
-    let payment = Client::new(
-        "payment",
-        &dependencies.payment_endpoint,
-        dependencies.timeout(),
-    )?;
+    let (inventory, payment) = config.dependencies.clients()?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     started.consume(events::CONSUMER, events::TOPICS, events::Outcomes);

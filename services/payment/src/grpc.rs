@@ -126,26 +126,15 @@ impl PaymentService for PaymentApi {
         request: Request<ListPaymentsRequest>,
     ) -> Reply<ListPaymentsResponse> {
         let request = request.into_inner();
-        let customer_id = match request.customer_id.as_str() {
-            "" => None,
-            id => Some(validate::identifier("customer_id", id)?),
-        };
-        let order_id = match request.order_id.as_str() {
-            "" => None,
-            id => Some(validate::uuid("order_id", id)?),
-        };
+        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
+        let order_id = validate::optional_uuid("order_id", &request.order_id)?;
         let page = Page::from_request("page", request.page.as_ref())?;
-        let after = page
-            .after
-            .as_deref()
-            .map(|after| validate::uuid("page.page_token", after))
-            .transpose()?;
+        let after = page.after_uuid("page")?;
         let rows = payments::list(&self.db, customer_id, order_id, after, page.size)
             .await
             .map_err(ApiError::from)?;
-        let keys: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
         Ok(Response::new(ListPaymentsResponse {
-            next_page_token: page.next_token(keys.iter().map(String::as_str)),
+            next_page_token: page.next_uuid_token(rows.iter().map(|row| row.id)),
             payments: rows.into_iter().map(payment_message).collect(),
         }))
     }

@@ -94,6 +94,16 @@ impl Client {
     }
 }
 
+impl crate::config::DependencyArgs {
+    /// Clients for the inventory and payment services.
+    pub fn clients(&self) -> Result<(Client, Client), InvalidEndpoint> {
+        Ok((
+            Client::new("inventory", &self.inventory_endpoint, self.timeout())?,
+            Client::new("payment", &self.payment_endpoint, self.timeout())?,
+        ))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {name} endpoint {endpoint:?}: expected a URL like http://host:port")]
 pub struct InvalidEndpoint {

@@ -8,7 +8,7 @@ use sea_orm::{
     QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
 };
 
-use crate::domain::ReservationStatus;
+use crate::{domain::ReservationStatus, store::products};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "reservations")]
@@ -156,8 +156,9 @@ pub async fn reserve(
     let mut shortages = Vec::new();
     // Items in sku order: concurrent orders lock products in the same order, so never deadlock.
     for (sku, quantity) in items {
-        if !items::take_from_available(&savepoint, sku, *quantity).await? {
-            let available = crate::store::products::find(&savepoint, sku).await?;
+        let (from, to) = (products::Column::Available, products::Column::Reserved);
+        if !items::shift(&savepoint, sku, *quantity, from, to).await? {
+            let available = products::find(&savepoint, sku).await?;
             shortages.push(Shortage {
                 sku: sku.clone(),
                 requested: *quantity,

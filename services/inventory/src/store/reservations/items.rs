@@ -23,86 +23,53 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Moves an item's quantity from reserved back to available. The guard on `reserved` means a
-/// bug elsewhere surfaces as an error here instead of as negative stock.
-pub async fn return_to_available(db: &impl ConnectionTrait, item: &Model) -> Result<(), DbErr> {
-    let moved = products::Entity::update_many()
-        .col_expr(
-            products::Column::Reserved,
-            Expr::col(products::Column::Reserved).sub(item.quantity),
-        )
-        .col_expr(
-            products::Column::Available,
-            Expr::col(products::Column::Available).add(item.quantity),
-        )
-        .col_expr(
-            products::Column::UpdatedAt,
-            Expr::value(orderly_common::time::now()),
-        )
-        .filter(products::Column::Sku.eq(&item.sku))
-        .filter(products::Column::Reserved.gte(item.quantity))
-        .exec(db)
-        .await?;
-    if moved.rows_affected == 1 {
-        Ok(())
-    } else {
-        Err(DbErr::Custom(format!(
-            "cannot release {} of {} for order {}: fewer are reserved",
-            item.quantity, item.sku, item.order_id
-        )))
-    }
-}
-
-/// Moves `quantity` of `sku` from available to reserved if that much is available.
-pub async fn take_from_available(
+/// Moves `quantity` of `sku` from one stock count to another in one conditional update, only
+/// if `from` holds that much: concurrent moves can never drive a count negative. Returns
+/// whether it moved.
+pub async fn shift(
     db: &impl ConnectionTrait,
     sku: &str,
     quantity: i64,
+    from: products::Column,
+    to: products::Column,
 ) -> Result<bool, DbErr> {
-    let taken = products::Entity::update_many()
-        .col_expr(
-            products::Column::Available,
-            Expr::col(products::Column::Available).sub(quantity),
-        )
-        .col_expr(
-            products::Column::Reserved,
-            Expr::col(products::Column::Reserved).add(quantity),
-        )
+    let moved = products::Entity::update_many()
+        .col_expr(from, Expr::col(from).sub(quantity))
+        .col_expr(to, Expr::col(to).add(quantity))
         .col_expr(
             products::Column::UpdatedAt,
             Expr::value(orderly_common::time::now()),
         )
         .filter(products::Column::Sku.eq(sku))
-        .filter(products::Column::Available.gte(quantity))
+        .filter(from.gte(quantity))
         .exec(db)
         .await?;
-    Ok(taken.rows_affected == 1)
+    Ok(moved.rows_affected == 1)
+}
+
+/// Moves an item's quantity from reserved back to available (the order was rejected).
+pub async fn return_to_available(db: &impl ConnectionTrait, item: &Model) -> Result<(), DbErr> {
+    settle(db, item, products::Column::Available, "release").await
 }
 
 /// Moves an item's quantity from reserved to sold (the order was confirmed).
 pub async fn mark_sold(db: &impl ConnectionTrait, item: &Model) -> Result<(), DbErr> {
-    let moved = products::Entity::update_many()
-        .col_expr(
-            products::Column::Reserved,
-            Expr::col(products::Column::Reserved).sub(item.quantity),
-        )
-        .col_expr(
-            products::Column::Sold,
-            Expr::col(products::Column::Sold).add(item.quantity),
-        )
-        .col_expr(
-            products::Column::UpdatedAt,
-            Expr::value(orderly_common::time::now()),
-        )
-        .filter(products::Column::Sku.eq(&item.sku))
-        .filter(products::Column::Reserved.gte(item.quantity))
-        .exec(db)
-        .await?;
-    if moved.rows_affected == 1 {
+    settle(db, item, products::Column::Sold, "sell").await
+}
+
+/// Moves a reserved item to `to`. Fewer reserved than the item holds means a bug elsewhere:
+/// it surfaces as an error here instead of as negative stock.
+async fn settle(
+    db: &impl ConnectionTrait,
+    item: &Model,
+    to: products::Column,
+    verb: &str,
+) -> Result<(), DbErr> {
+    if shift(db, &item.sku, item.quantity, products::Column::Reserved, to).await? {
         Ok(())
     } else {
         Err(DbErr::Custom(format!(
-            "cannot sell {} of {} for order {}: fewer are reserved",
+            "cannot {verb} {} of {} for order {}: fewer are reserved",
             item.quantity, item.sku, item.order_id
         )))
     }
