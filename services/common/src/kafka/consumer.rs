@@ -23,6 +23,8 @@ pub fn consumer(
             args.kafka_fetch_wait_max_ms.to_string(),
         )
         .set("session.timeout.ms", "10000")
+        // Topics created after subscribing (by another component) are noticed within seconds.
+        .set("topic.metadata.refresh.interval.ms", "5000")
         // Stored offsets reach the broker within a second, so a restart redelivers little.
         .set("auto.commit.interval.ms", "1000")
         .create()?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
     types::RDKafkaErrorCode,
 };
 
@@ -36,7 +37,10 @@ pub fn all() -> Vec<String> {
         .collect()
 }
 
-/// Creates `topics` that do not exist yet; existing ones are left as they are.
+/// Creates `topics` that do not exist yet (existing ones are left as they are), then checks that
+/// the broker's metadata lists every one with its partitions. A consumer that subscribes to a
+/// topic its client does not know yet only notices it at the next metadata refresh, minutes
+/// later; when components start together, another one may still be creating a topic.
 pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(args).create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
@@ -61,7 +65,33 @@ pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaErro
             }
         }
     }
-    Ok(())
+    let listed = listed_topics(args).await?;
+    match topics.iter().find(|topic| !listed.contains(*topic)) {
+        None => Ok(()),
+        Some(topic) => Err(KafkaError::CreateTopic {
+            topic: topic.clone(),
+            reason: "not listed with partitions in the broker's metadata yet".into(),
+        }),
+    }
+}
+
+/// Topics the broker's metadata lists with at least one partition.
+async fn listed_topics(args: &KafkaArgs) -> Result<Vec<String>, KafkaError> {
+    let config = client_config(args);
+    let fetched = tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = config.create()?;
+        let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+        Ok::<_, KafkaError>(
+            metadata
+                .topics()
+                .iter()
+                .filter(|topic| !topic.partitions().is_empty())
+                .map(|topic| topic.name().to_owned())
+                .collect(),
+        )
+    })
+    .await;
+    fetched.unwrap_or_else(|_| Err(KafkaError::Client(rdkafka::error::KafkaError::Canceled)))
 }
 
 /// Keeps trying to create the topics until it works or `shutdown` is requested: a component
