@@ -88,7 +88,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 SocketAddr::new(args.host, args.broker_port),
                 args.data_dir.clone(),
             );
-            let (bootstrap, stop) = (broker_args.listen_addr.to_string(), shutdown.token());
+            let (bootstrap, stop) = (broker_args.listen_addr.to_string(), stop_broker.clone());
             broker.spawn(
                 async move { orderly_broker::run(&broker_args, stop.cancelled_owned()).await },
             );

@@ -3,10 +3,27 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = orderly::Cli::parse();
-    match orderly::run(cli).await {
+    // librdkafka's consumer close and the embedded broker's SQLite calls block their thread;
+    // a few threads more than cores keep one blocked call from stalling every component that
+    // `orderly dev` runs in this process.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |cores| cores.get())
+        .max(2)
+        * 4;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("orderly: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(orderly::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("orderly: {error:#}");

@@ -96,6 +96,55 @@ async fn demo_stock(dev: &Dev) -> u32 {
     mug.into_inner().product.unwrap().available
 }
 
+/// Right after start-up every consumer must already read every topic: once, a consumer that
+/// subscribed while another component was still creating a topic only saw it minutes later,
+/// and the first orders were rejected at their deadline.
+async fn first_order_is_confirmed(dev: &Dev) {
+    use orderly_proto::order::v1::{
+        GetOrderRequest, OrderItem, OrderStatus, PlaceOrderRequest,
+        order_service_client::OrderServiceClient,
+    };
+    let mut orders = OrderServiceClient::new(channel(dev.addr("order")));
+    let request = PlaceOrderRequest {
+        customer_id: "alice".into(),
+        items: vec![OrderItem {
+            sku: "mug".into(),
+            quantity: 1,
+        }],
+        idempotency_key: String::new(),
+    };
+    let id = orders
+        .place_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap()
+        .order_id;
+    // Well inside the 30 s saga deadline, so a stalled consumer cannot pass as a rejection.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let order = orders
+            .get_order(GetOrderRequest {
+                order_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        if order.status() != OrderStatus::Pending {
+            assert_eq!(order.status(), OrderStatus::Confirmed, "{}", order.reason);
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first order is still PENDING after 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_runs_everything_seeds_demo_data_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,13 +169,26 @@ async fn dev_runs_everything_seeds_demo_data_and_shuts_down_cleanly() {
         100_000
     );
 
+    first_order_is_confirmed(&dev).await;
+
+    let stopping = std::time::Instant::now();
     assert!(
         dev.process.terminate(),
         "orderly dev must exit 0 on SIGTERM"
+    );
+    // Idle, it drains at once; the 20 s grace is for requests still running.
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(15),
+        "shutdown took {:?}",
+        stopping.elapsed()
     );
 
     // Same data directory, same ports: state survives and seeding does not add stock twice.
     let mut dev = Dev::start_with_ports(dir.path(), dev.ports(), dev.broker_port).await;
     wait_for_seed(&mut dev).await;
-    assert_eq!(demo_stock(&dev).await, 50);
+    assert_eq!(
+        demo_stock(&dev).await,
+        49,
+        "the confirmed mug stays sold across the restart"
+    );
 }

@@ -140,7 +140,10 @@ impl Started {
             tracing::warn!("background work still running after the grace period, stopping it");
             self.background.abort_all();
         }
-        if let Err(error) = self.producer.flush(Duration::from_secs(5)) {
+        let producer = self.producer.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        if let Ok(Err(error)) = flushed {
             tracing::warn!(%error, "producer not flushed on shutdown");
         }
         Ok(served?)

@@ -103,6 +103,8 @@ impl<H: Handler> EventConsumer<H> {
         if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
             tracing::debug!(consumer = self.name, %error, "final offset commit");
         }
+        // Closing leaves the group and waits for the broker: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         Ok(())
     }
 
