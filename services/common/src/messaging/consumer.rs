@@ -80,7 +80,9 @@ impl<H: Handler> EventConsumer<H> {
             let message = match message {
                 Ok(message) => message,
                 Err(error) => {
+                    // Mostly a broker that is away; librdkafka reconnects by itself.
                     tracing::warn!(consumer = self.name, %error, "kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
