@@ -443,3 +443,60 @@ async fn notifications_reach_a_flaky_webhook_once_per_outcome() {
         "both outcomes reached the webhook despite its first failure: {told:?}"
     );
 }
+
+/// Payment freezes as the order is placed, so the deadline rejects the saga and releases the
+/// reservation. When payment thaws it authorizes the order anyway: that late success is
+/// refunded, never confirmed.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_payment_after_the_deadline_is_refunded_not_confirmed() {
+    use orderly_proto::payment::v1::{ListPaymentsRequest, PaymentStatus};
+    let system = System::start(Options {
+        saga_deadline_ms: 1_000,
+        ..Options::default()
+    })
+    .await;
+    let initial = seed(&system, &[("mug", 1_299, 5)], &[("alice", 100_000)]).await;
+    let order = place(&system, order_request("alice", "mug", 2, "")).await;
+    // Payment needs two broker hops after PlaceOrder answers (each at least the 5 ms fetch
+    // wait) before it sees this order; the signal arrives well before.
+    system.pause("payment");
+
+    let orders = quiet::settle_orders(&system).await;
+    let decided = find(&orders, &order.order_id);
+    assert_eq!(decided.status(), OrderStatus::Rejected);
+    assert!(decided.reason.contains("deadline"), "{}", decided.reason);
+
+    system.resume("payment");
+    let mut payment = PaymentServiceClient::new(channel(system.addr("payment")));
+    let deadline = tokio::time::Instant::now() + quiet::SETTLE;
+    loop {
+        let request = ListPaymentsRequest {
+            order_id: order.order_id.clone(),
+            ..Default::default()
+        };
+        let payments = payment
+            .list_payments(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .payments;
+        if payments
+            .first()
+            .is_some_and(|paid| paid.status() == PaymentStatus::Refunded)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "late payment not refunded: {payments:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let orders = quiet::settle(&system).await;
+    assert_eq!(
+        find(&orders, &order.order_id).status(),
+        OrderStatus::Rejected,
+        "never confirmed"
+    );
+    invariants::check(&system, &initial, &orders).await;
+}

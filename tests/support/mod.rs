@@ -206,6 +206,15 @@ impl System {
         }
     }
 
+    /// Freezes a component (SIGSTOP) until [`System::resume`].
+    pub fn pause(&self, name: &str) {
+        self.component(name).process.signal("-STOP");
+    }
+
+    pub fn resume(&self, name: &str) {
+        self.component(name).process.signal("-CONT");
+    }
+
     /// Starts a killed component again with the same settings and waits until it serves.
     pub async fn restart(&mut self, name: &str) {
         let dir = self.dir.path().to_owned();

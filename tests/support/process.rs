@@ -52,6 +52,19 @@ impl Orderly {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP or SIGCONT: the process freezes (or thaws) with its sockets open, like a long
+    /// garbage-collection pause or a hung host.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "cannot signal {:?}",
+            self.args
+        );
+    }
+
     /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self) -> bool {
         let sent = Command::new("kill")

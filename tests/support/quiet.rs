@@ -54,6 +54,26 @@ pub async fn all_orders(system: &System) -> Vec<Order> {
     }
 }
 
+/// Waits until no order is PENDING (consumers may still be behind); returns the orders.
+pub async fn settle_orders(system: &System) -> Vec<Order> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let orders = all_orders(system).await;
+        let pending = orders
+            .iter()
+            .filter(|order| order.status() == OrderStatus::Pending)
+            .count();
+        if pending == 0 {
+            return orders;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} orders still PENDING after {SETTLE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until no order is PENDING and every consumer group has caught up; returns the orders.
 pub async fn settle(system: &System) -> Vec<Order> {
     let deadline = tokio::time::Instant::now() + SETTLE;
