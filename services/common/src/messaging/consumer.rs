@@ -95,7 +95,11 @@ impl<H: Handler> EventConsumer<H> {
                 ?consumed,
                 "consumed"
             );
-            consumer.store_offset_from_message(&message)?;
+            if let Err(error) = consumer.store_offset_from_message(&message) {
+                // The partition moved to another member in a rebalance; it redelivers the
+                // event and its inbox skips it.
+                tracing::warn!(consumer = self.name, %error, "offset not stored");
+            }
             if consumed == Consumed::Applied {
                 self.relay.wake();
             }
