@@ -34,6 +34,7 @@ GOOD_VALUES = {
     "all-on": lambda: load_values("all-on.yaml"),
     "minimal": lambda: load_values("minimal.yaml"),
     "production-example": lambda: load_values("production-values.yaml"),
+    "webhook": lambda: load_values("webhook.yaml"),
 }
 
 

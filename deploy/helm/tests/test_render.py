@@ -84,6 +84,8 @@ BAD = {
     "bad-sasl-without-secret.yaml": ["/kafka/sasl/existingSecret"],
     "bad-inline-password.yaml": ["'password' not allowed", "'url' not allowed"],
     "bad-notifications-file.yaml": ["/notifications/file", "does not match pattern"],
+    "bad-webhook-url.yaml": ["/notifications/webhook", "'url' not allowed"],
+    "bad-webhook-string.yaml": ["/notifications/webhook", "got string, want object"],
 }
 
 
@@ -112,3 +114,10 @@ def test_template_guards_catch_what_the_schema_cannot():
     monitor_without_port = {**REQUIRED, "metrics": {"serviceMonitor": {"enabled": True}}}
     with pytest.raises(helm.HelmError, match="needs metrics.enabled"):
         render(monitor_without_port)
+    webhook_behind_closed_egress = {
+        **REQUIRED,
+        "notifications": {"webhook": {"existingSecret": "hook"}},
+        "networkPolicy": {"enabled": True, "egress": {"enabled": True}},
+    }
+    with pytest.raises(helm.HelmError, match="notifications.webhook.egress.to"):
+        render(webhook_behind_closed_egress)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from conftest import COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
-SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD"}
+# The webhook URL is not hidden by the binary, but URLs often carry tokens.
+SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD", "ORDERLY_NOTIFICATIONS_WEBHOOK"}
 
 
 def test_nothing_secret_is_rendered(good):
@@ -117,3 +118,60 @@ def test_closed_client_facing_components_admit_only_extra_sources():
     values["networkPolicy"]["extraIngressFrom"] = [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert _grpc_sources(_policies(values)["order"]) == [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert "Egress" not in pols["order"]["policyTypes"], "egress stays open unless asked"
+
+
+def _container_env(docs) -> dict[str, dict[str, dict]]:
+    """component -> {env name: env entry} of its Deployment's container."""
+    out = {}
+    for d in of_kind(docs, "Deployment"):
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        out[d["metadata"]["labels"]["app.kubernetes.io/component"]] = {e["name"]: e for e in c["env"]}
+    return out
+
+
+def test_webhook_url_comes_only_from_a_secret_and_only_to_notification():
+    docs = rendered_set("webhook")
+    env = _container_env(docs)
+    assert set(env) == set(COMPONENTS)
+    for component, e in env.items():
+        if component != "notification":
+            assert "ORDERLY_NOTIFICATIONS_WEBHOOK" not in e, component
+            continue
+        hook = e["ORDERLY_NOTIFICATIONS_WEBHOOK"]
+        assert hook["valueFrom"] == {"secretKeyRef": {"name": "orderly-notify", "key": "webhook-url"}}
+        assert "value" not in hook
+        # The webhook replaces the file: no file setting, no file volume.
+        assert "ORDERLY_NOTIFICATIONS_FILE" not in e
+    for where, spec in pod_specs(docs):
+        assert "notifications" not in {v["name"] for v in spec["volumes"]}, where
+        for c in spec["containers"]:
+            assert "ORDERLY_NOTIFICATIONS_WEBHOOK" not in str(c.get("envFrom", [])), where
+    (cm,) = of_kind(docs, "ConfigMap")
+    assert not any("WEBHOOK" in k for k in cm["data"]), "the webhook in the shared ConfigMap"
+
+
+def test_without_a_webhook_notifications_go_to_the_file(good):
+    name, docs = good
+    if name == "webhook":
+        return
+    for component, e in _container_env(docs).items():
+        assert "ORDERLY_NOTIFICATIONS_WEBHOOK" not in e, f"{name}: {component}"
+        assert ("ORDERLY_NOTIFICATIONS_FILE" in e) == (component == "notification"), f"{name}: {component}"
+    for where, spec in pod_specs(docs):
+        has_volume = "notifications" in {v["name"] for v in spec["volumes"]}
+        assert has_volume == where.endswith("-notification"), f"{name}: {where}"
+
+
+def test_only_notification_may_reach_the_webhook():
+    pols = _policies(load_values("webhook.yaml"))
+    hook_peer = {"ipBlock": {"cidr": "10.40.0.0/24"}}
+    for component, spec in pols.items():
+        to_hook = [r for r in spec["egress"] if hook_peer in r.get("to", [])]
+        if component != "notification":
+            assert not to_hook, f"{component} may reach the webhook"
+            continue
+        (rule,) = to_hook
+        assert rule == {"to": [hook_peer], "ports": [{"port": 8080, "protocol": "TCP"}]}
+    # Without egress restrictions there is nothing to open.
+    values = {**load_values("webhook.yaml"), "networkPolicy": {"enabled": True}}
+    assert "egress" not in _policies(values)["notification"]

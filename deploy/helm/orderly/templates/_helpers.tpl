@@ -107,13 +107,19 @@ seccompProfile:
 {{- get $calls .component | default list | toJson -}}
 {{- end }}
 
+{{/* Whether notification POSTs to a webhook (its URL in a Secret) instead of writing the file. */}}
+{{- define "orderly.notificationsWebhook" -}}
+{{- if .Values.notifications.webhook.existingSecret }}true{{ end -}}
+{{- end }}
+
 {{/* A component's in-cluster gRPC URL: its Service and port in this release. */}}
 {{- define "orderly.endpoint" -}}
 {{- printf "http://%s:%d" (include "orderly.componentName" .) (int (index .root.Values.services .component).port) -}}
 {{- end }}
 
 {{/* Settings only some components accept (each held to its own --help by the drift test):
-     where the callees answer, the orchestrator's saga limits, the notification file. */}}
+     where the callees answer, the orchestrator's saga limits, the notification sink (the
+     file, or the webhook whose URL only ever comes from a Secret). */}}
 {{- define "orderly.componentEnv" -}}
 {{- $v := .root.Values -}}
 {{- $callees := include "orderly.callees" . | fromJsonArray -}}
@@ -132,7 +138,17 @@ seccompProfile:
   value: {{ int $v.saga.compensationMaxAttempts | quote }}
 {{- end }}
 {{- if eq .component "notification" }}
+{{- with $v.notifications.webhook }}
+{{- if .existingSecret }}
+- name: ORDERLY_NOTIFICATIONS_WEBHOOK
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .key }}
+{{- else }}
 - name: ORDERLY_NOTIFICATIONS_FILE
   value: {{ $v.notifications.file | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
