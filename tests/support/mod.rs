@@ -226,10 +226,6 @@ impl System {
         component.process = spawn_component(name, &component.envs, &dir);
         wait_serving(component.addr).await;
     }
-
-    pub fn has_broker(&self) -> bool {
-        self.broker.is_some()
-    }
 }
 
 fn spawn_component(

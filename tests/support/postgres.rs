@@ -129,22 +129,6 @@ impl Postgres {
         );
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
-
-    /// Stops the server at once, like a crash (`pg_ctl stop -m immediate`).
-    pub fn stop_immediately(&self) {
-        let data = self.data_dir();
-        run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().expect("utf-8"),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-    }
 }
 
 impl Drop for Postgres {

@@ -47,6 +47,17 @@ pub enum ApplyError {
     Invalid(String),
 }
 
+/// The timer and the compensator run outside a consumer: to them every failure is a database
+/// error to retry.
+impl From<ApplyError> for DbErr {
+    fn from(error: ApplyError) -> Self {
+        match error {
+            ApplyError::Database(error) => error,
+            ApplyError::Invalid(reason) => DbErr::Custom(reason),
+        }
+    }
+}
+
 /// Applies `event` to the order's saga; returns the commands the caller must act on after the
 /// commit (compensations to run; outcomes are already in the outbox).
 pub async fn apply(

@@ -9,7 +9,7 @@ use orderly_common::{
     messaging::{Handler, HandlerError},
 };
 use orderly_proto::{common::v1::Money, events::v1::event_envelope::Payload};
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DatabaseTransaction;
 use tokio::sync::Notify;
 
 use super::{
@@ -107,13 +107,4 @@ fn new_saga(customer_id: &str, total: Option<&Money>) -> Option<NewSaga> {
         customer_id: customer_id.to_owned(),
         total: total.clone(),
     })
-}
-
-impl From<ApplyError> for DbErr {
-    fn from(error: ApplyError) -> Self {
-        match error {
-            ApplyError::Database(error) => error,
-            ApplyError::Invalid(reason) => DbErr::Custom(reason),
-        }
-    }
 }

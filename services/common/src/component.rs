@@ -1,7 +1,7 @@
 //! What every component does: open and migrate its database, make sure the Kafka topics exist,
 //! publish its outbox, run its consumers, and serve gRPC until shutdown, then drain.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
@@ -41,7 +41,6 @@ pub enum ComponentError {
 pub struct Started {
     pub db: DatabaseConnection,
     pub listener: TcpListener,
-    pub addr: SocketAddr,
     pub producer: EventProducer,
     /// Wake it after committing outbox rows.
     pub relay: Relay,
@@ -60,7 +59,6 @@ pub async fn start<M: MigratorTrait>(
 ) -> Result<Started, ComponentError> {
     let db = db::connect_and_migrate::<M>(&config.database.url_for(name)).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
-    let addr = listener.local_addr()?;
     let producer = EventProducer::new(&config.kafka)?;
     let mut background = JoinSet::new();
     let (relay, relay_task) = Relay::start(db.clone(), producer.clone(), shutdown.clone());
@@ -77,7 +75,6 @@ pub async fn start<M: MigratorTrait>(
     Ok(Started {
         db,
         listener,
-        addr,
         producer,
         relay,
         kafka: config.kafka.clone(),
@@ -148,20 +145,6 @@ impl Started {
         }
         Ok(served?)
     }
-}
-
-/// Starts a component whose whole job is serving one gRPC API over its own database.
-pub async fn run<M: MigratorTrait>(
-    name: &'static str,
-    default_port: u16,
-    service_name: &'static str,
-    config: &ServiceConfig,
-    shutdown: Shutdown,
-    api: impl FnOnce(DatabaseConnection) -> Routes,
-) -> Result<(), ComponentError> {
-    let started = start::<M>(name, default_port, config, &shutdown).await?;
-    let routes = api(started.db.clone());
-    started.serve(service_name, routes, config).await
 }
 
 async fn prune_inbox(db: DatabaseConnection, shutdown: Shutdown) {

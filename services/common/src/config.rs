@@ -5,6 +5,16 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+// Defaults shared by the flags and by configs built in code (`orderly dev`, tests).
+const REQUEST_TIMEOUT_MS: u64 = 10_000;
+const CONCURRENCY_LIMIT: usize = 256;
+const SHUTDOWN_GRACE_SECS: u64 = 20;
+const FETCH_WAIT_MAX_MS: u32 = 5;
+const LINGER_MS: u32 = 2;
+const PARTITIONS: i32 = 3;
+const REPLICATION_FACTOR: i32 = 1;
+const DEPENDENCY_TIMEOUT_MS: u64 = 2_000;
+
 /// How a component's gRPC server listens and protects itself.
 #[derive(Args, Clone, Debug)]
 pub struct ServerArgs {
@@ -13,15 +23,15 @@ pub struct ServerArgs {
     pub listen_addr: Option<SocketAddr>,
 
     /// Requests running longer than this are cancelled with DEADLINE_EXCEEDED
-    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
 
     /// Requests in flight per connection; beyond it new requests are shed with UNAVAILABLE
-    #[arg(long, env = "ORDERLY_CONCURRENCY_LIMIT", default_value_t = 256)]
+    #[arg(long, env = "ORDERLY_CONCURRENCY_LIMIT", default_value_t = CONCURRENCY_LIMIT)]
     pub concurrency_limit: usize,
 
     /// On SIGTERM, how long in-flight work may take to drain before the process exits
-    #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 }
 
@@ -29,9 +39,9 @@ impl ServerArgs {
     pub fn on(listen_addr: SocketAddr) -> Self {
         Self {
             listen_addr: Some(listen_addr),
-            request_timeout_ms: 10_000,
-            concurrency_limit: 256,
-            shutdown_grace_secs: 20,
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
+            concurrency_limit: CONCURRENCY_LIMIT,
+            shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
         }
     }
 
@@ -103,19 +113,19 @@ pub struct KafkaArgs {
 
     /// Longest a consumer's fetch waits for data; the embedded broker always waits this long,
     /// so it bounds every hop's latency
-    #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 5)]
+    #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = FETCH_WAIT_MAX_MS)]
     pub kafka_fetch_wait_max_ms: u32,
 
     /// How long the producer waits to fill a batch before sending it
-    #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = 2)]
+    #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = LINGER_MS)]
     pub kafka_linger_ms: u32,
 
     /// Partitions for topics this component creates
-    #[arg(long, env = "ORDERLY_KAFKA_PARTITIONS", default_value_t = 3)]
+    #[arg(long, env = "ORDERLY_KAFKA_PARTITIONS", default_value_t = PARTITIONS)]
     pub kafka_partitions: i32,
 
     /// Replication factor for topics this component creates
-    #[arg(long, env = "ORDERLY_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    #[arg(long, env = "ORDERLY_KAFKA_REPLICATION_FACTOR", default_value_t = REPLICATION_FACTOR)]
     pub kafka_replication_factor: i32,
 
     #[arg(long, env = "ORDERLY_KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
@@ -141,10 +151,10 @@ impl KafkaArgs {
     pub fn at(bootstrap: impl Into<String>) -> Self {
         Self {
             kafka_bootstrap: bootstrap.into(),
-            kafka_fetch_wait_max_ms: 5,
-            kafka_linger_ms: 2,
-            kafka_partitions: 3,
-            kafka_replication_factor: 1,
+            kafka_fetch_wait_max_ms: FETCH_WAIT_MAX_MS,
+            kafka_linger_ms: LINGER_MS,
+            kafka_partitions: PARTITIONS,
+            kafka_replication_factor: REPLICATION_FACTOR,
             kafka_security_protocol: SecurityProtocol::Plaintext,
             kafka_sasl_mechanism: None,
             kafka_sasl_username: None,
@@ -187,7 +197,7 @@ pub struct DependencyArgs {
     pub payment_endpoint: String,
 
     /// Timeout of each call to another service
-    #[arg(long, env = "ORDERLY_DEPENDENCY_TIMEOUT_MS", default_value_t = 2_000)]
+    #[arg(long, env = "ORDERLY_DEPENDENCY_TIMEOUT_MS", default_value_t = DEPENDENCY_TIMEOUT_MS)]
     pub dependency_timeout_ms: u64,
 }
 
@@ -196,7 +206,7 @@ impl DependencyArgs {
         Self {
             inventory_endpoint: format!("http://{inventory}"),
             payment_endpoint: format!("http://{payment}"),
-            dependency_timeout_ms: 2_000,
+            dependency_timeout_ms: DEPENDENCY_TIMEOUT_MS,
         }
     }
 

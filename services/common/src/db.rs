@@ -56,6 +56,27 @@ fn sqlite_path(url: &str) -> Option<&str> {
     Some(rest.split('?').next().unwrap_or(rest))
 }
 
+/// Pairs each parent row with its children (loaded in one query for a whole page), keeping
+/// the parents' order and the children's order within each parent.
+pub fn attach<P, C, K: Eq + std::hash::Hash>(
+    parents: Vec<P>,
+    children: Vec<C>,
+    parent_key: impl Fn(&P) -> K,
+    child_key: impl Fn(&C) -> K,
+) -> Vec<(P, Vec<C>)> {
+    let mut by_parent: std::collections::HashMap<K, Vec<C>> = std::collections::HashMap::new();
+    for child in children {
+        by_parent.entry(child_key(&child)).or_default().push(child);
+    }
+    parents
+        .into_iter()
+        .map(|parent| {
+            let mine = by_parent.remove(&parent_key(&parent)).unwrap_or_default();
+            (parent, mine)
+        })
+        .collect()
+}
+
 /// Whether an error means the database could not be reached (retry later) rather than that the
 /// request was wrong.
 pub fn is_unavailable(error: &DbErr) -> bool {
@@ -65,6 +86,18 @@ pub fn is_unavailable(error: &DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_go_to_their_parent_in_order() {
+        let parents = vec![(1, "a"), (2, "b"), (3, "c")];
+        let children = vec![(2, 'x'), (1, 'y'), (2, 'z')];
+        let grouped = attach(parents, children, |p| p.0, |c| c.0);
+        let shape: Vec<(i32, Vec<char>)> = grouped
+            .into_iter()
+            .map(|(p, cs)| (p.0, cs.into_iter().map(|c| c.1).collect()))
+            .collect();
+        assert_eq!(shape, [(1, vec!['y']), (2, vec!['x', 'z']), (3, vec![])]);
+    }
 
     #[test]
     fn sqlite_path_strips_scheme_and_query() {

@@ -41,17 +41,6 @@ impl Shutdown {
     pub async fn requested(&self) {
         self.token.cancelled().await
     }
-
-    /// A handle that is cancelled with this one but can also be cancelled on its own.
-    pub fn child(&self) -> Self {
-        Self {
-            token: self.token.child_token(),
-        }
-    }
-
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
-    }
 }
 
 async fn wait_for_signal() {

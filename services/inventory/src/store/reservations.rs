@@ -60,23 +60,15 @@ async fn with_items(
     headers: Vec<Model>,
 ) -> Result<Vec<Reservation>, DbErr> {
     let ids: Vec<Uuid> = headers.iter().map(|header| header.order_id).collect();
-    let mut all_items = items::Entity::find()
+    let items = items::Entity::find()
         .filter(items::Column::OrderId.is_in(ids))
         .order_by_asc(items::Column::Sku)
         .all(db)
         .await?;
-    Ok(headers
+    let grouped = orderly_common::db::attach(headers, items, |h| h.order_id, |i| i.order_id);
+    Ok(grouped
         .into_iter()
-        .map(|header| {
-            let (mine, rest) = all_items
-                .drain(..)
-                .partition(|item| item.order_id == header.order_id);
-            all_items = rest;
-            Reservation {
-                header,
-                items: mine,
-            }
-        })
+        .map(|(header, items)| Reservation { header, items })
         .collect())
 }
 

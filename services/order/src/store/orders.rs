@@ -67,23 +67,15 @@ pub async fn list(
 
 async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Vec<Order>, DbErr> {
     let ids: Vec<Uuid> = headers.iter().map(|header| header.id).collect();
-    let mut all_lines = lines::Entity::find()
+    let lines = lines::Entity::find()
         .filter(lines::Column::OrderId.is_in(ids))
         .order_by_asc(lines::Column::LineNo)
         .all(db)
         .await?;
-    Ok(headers
+    let grouped = orderly_common::db::attach(headers, lines, |h| h.id, |l| l.order_id);
+    Ok(grouped
         .into_iter()
-        .map(|header| {
-            let (mine, rest) = all_lines
-                .drain(..)
-                .partition(|line| line.order_id == header.id);
-            all_lines = rest;
-            Order {
-                header,
-                lines: mine,
-            }
-        })
+        .map(|(header, lines)| Order { header, lines })
         .collect())
 }
 
