@@ -5,6 +5,8 @@ mod dev;
 mod migrate;
 mod seed;
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderly_broker::BrokerArgs;
@@ -30,6 +32,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "ORDERLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Address of this process's Prometheus endpoint (`/metrics`), or `off`
+    #[arg(long, global = true, env = "ORDERLY_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -54,11 +60,55 @@ pub enum Command {
     Migrate(MigrateArgs),
 }
 
+/// Where `/metrics` is served, if anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddr::Off);
+    }
+    value
+        .parse()
+        .map(MetricsAddr::At)
+        .map_err(|_| format!("expected host:port (e.g. 0.0.0.0:9464) or `off`, got {value:?}"))
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init(cli.log_format, DEFAULT_LOG_FILTER);
     let command = cli
         .command
         .unwrap_or_else(|| Command::Dev(DevArgs::default()));
+    let process = process_name(&command);
+    let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process);
+    let serves_metrics = !matches!(command, Command::Migrate(_) | Command::Broker(_));
+    if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
+        orderly_common::metrics::serve(addr)
+            .with_context(|| format!("cannot serve metrics on {addr} (ORDERLY_METRICS_ADDR)"))?;
+    }
+    let result = run_command(command).await;
+    telemetry.shutdown().await;
+    result
+}
+
+/// The `service.name` of spans that name no component.
+fn process_name(command: &Command) -> String {
+    let component = match command {
+        Command::Dev(_) => return "orderly".to_owned(),
+        Command::Broker(_) => "broker",
+        Command::Order(_) => orderly_order::NAME,
+        Command::Inventory(_) => orderly_inventory::NAME,
+        Command::Payment(_) => orderly_payment::NAME,
+        Command::Notification(_) => orderly_notification::NAME,
+        Command::Orchestrator(_) => orderly_orchestrator::NAME,
+        Command::Migrate(_) => "migrate",
+    };
+    telemetry::service_name(component)
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => dev::run(args).await,
         Command::Broker(args) => {

@@ -4,6 +4,8 @@
 mod core;
 mod grpc;
 mod runtime;
+#[cfg(test)]
+mod simulation;
 mod store;
 
 use std::time::Duration;
@@ -40,14 +42,21 @@ pub struct Config {
 
 /// Runs the orchestrator until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let (inventory, payment) = config.dependencies.clients()?;
+    let (inventory, payment) = config.dependencies.clients(NAME)?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let settings = runtime::Settings {
         deadline: Duration::from_millis(config.saga_deadline_ms),
         max_compensation_attempts: config.compensation_max_attempts,
     };
-    runtime::start(&mut started, settings, inventory, payment, &shutdown);
+    runtime::start(
+        &mut started,
+        settings,
+        config.service.server.stuck_after(),
+        inventory,
+        payment,
+        &shutdown,
+    );
     let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone()));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)

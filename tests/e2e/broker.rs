@@ -57,7 +57,10 @@ fn order_placed(order_id: Uuid) -> EventEnvelope {
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         tracestate: String::new(),
     };
-    envelope::wrap(order_id, payload, Some(trace))
+    EventEnvelope {
+        trace_context: Some(trace),
+        ..envelope::wrap(order_id, payload)
+    }
 }
 
 /// Sends every envelope concurrently and waits for all acknowledgements.

@@ -21,13 +21,26 @@ pub struct Dev {
 
 impl Dev {
     pub async fn start(data_dir: &std::path::Path) -> Self {
-        Self::start_with_ports(data_dir, SERVICES.map(|_| free_port()), free_port()).await
+        Self::start_with_env(data_dir, &[], None).await
+    }
+
+    /// Starts with extra environment (`OTEL_*`, `ORDERLY_METRICS_ADDR`...), writing its output
+    /// to `log` when given.
+    pub async fn start_with_env(
+        data_dir: &std::path::Path,
+        envs: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let ports = SERVICES.map(|_| free_port());
+        Self::start_with_ports(data_dir, ports, free_port(), envs, log).await
     }
 
     pub async fn start_with_ports(
         data_dir: &std::path::Path,
         ports: [u16; 5],
         broker_port: u16,
+        envs: &[(&str, &str)],
+        log: Option<&std::path::Path>,
     ) -> Self {
         let flags: Vec<String> = SERVICES
             .iter()
@@ -37,7 +50,7 @@ impl Dev {
             .collect();
         let mut args = vec!["dev"];
         args.extend(flags.iter().map(String::as_str));
-        let mut process = Orderly::spawn(&args, &[], data_dir);
+        let mut process = Orderly::spawn_logging(&args, envs, data_dir, log);
         let endpoints: Vec<_> = SERVICES.iter().copied().zip(ports.map(loopback)).collect();
         for (_, addr) in &endpoints {
             wait_serving(*addr).await;
@@ -68,7 +81,7 @@ impl Dev {
 }
 
 /// Seeding runs after the servers report SERVING; bob's account is the last thing it creates.
-async fn wait_for_seed(dev: &mut Dev) {
+pub async fn wait_for_seed(dev: &mut Dev) {
     let mut payment = PaymentServiceClient::new(channel(dev.addr("payment")));
     let deadline = tokio::time::Instant::now() + crate::support::STARTUP;
     while payment
@@ -184,7 +197,7 @@ async fn dev_runs_everything_seeds_demo_data_and_shuts_down_cleanly() {
     );
 
     // Same data directory, same ports: state survives and seeding does not add stock twice.
-    let mut dev = Dev::start_with_ports(dir.path(), dev.ports(), dev.broker_port).await;
+    let mut dev = Dev::start_with_ports(dir.path(), dev.ports(), dev.broker_port, &[], None).await;
     wait_for_seed(&mut dev).await;
     assert_eq!(
         demo_stock(&dev).await,

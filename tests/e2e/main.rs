@@ -12,4 +12,5 @@ mod broker;
 mod dev;
 mod grpcurl;
 mod migrate;
+mod observability;
 mod saga;

@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod invariants;
+pub mod orders;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod quiet;
 pub mod topic;
 
@@ -100,6 +103,7 @@ impl Default for Options {
 struct Component {
     name: &'static str,
     addr: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
     envs: Vec<(String, String)>,
     process: process::Orderly,
 }
@@ -109,6 +113,7 @@ pub struct System {
     pub dir: tempfile::TempDir,
     pub kafka: String,
     broker: Option<process::Orderly>,
+    broker_args: Vec<String>,
     components: Vec<Component>,
 }
 
@@ -120,9 +125,14 @@ impl System {
             .expect("temp dir");
         let kafka_port = free_port();
         let kafka = format!("127.0.0.1:{kafka_port}");
-        let broker = options.broker.then(|| {
-            process::Orderly::spawn(&["broker", "--listen-addr", &kafka], &[], dir.path())
-        });
+        let broker_args = vec![
+            "broker".to_owned(),
+            "--listen-addr".to_owned(),
+            kafka.clone(),
+        ];
+        let broker = options
+            .broker
+            .then(|| spawn_broker(&broker_args, dir.path()));
         if broker.is_some() {
             wait_listening(loopback(kafka_port)).await;
         }
@@ -139,9 +149,11 @@ impl System {
         };
         let mut components = Vec::new();
         for (name, addr) in &addrs {
+            let metrics = loopback(free_port());
             let mut envs = vec![
                 ("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()),
                 ("ORDERLY_KAFKA_BOOTSTRAP".to_owned(), kafka.clone()),
+                ("ORDERLY_METRICS_ADDR".to_owned(), metrics.to_string()),
             ];
             if let Some(url) = (options.database_url)(name) {
                 envs.push(("ORDERLY_DATABASE_URL".to_owned(), url));
@@ -173,6 +185,7 @@ impl System {
             components.push(Component {
                 name,
                 addr: *addr,
+                metrics,
                 envs,
                 process,
             });
@@ -184,12 +197,32 @@ impl System {
             dir,
             kafka,
             broker,
+            broker_args,
             components,
         }
     }
 
     pub fn addr(&self, name: &str) -> std::net::SocketAddr {
         self.component(name).addr
+    }
+
+    /// Where the component serves `/metrics`.
+    pub fn metrics_addr(&self, name: &str) -> std::net::SocketAddr {
+        self.component(name).metrics
+    }
+
+    /// SIGKILLs the broker (its storage is durable: topics and messages survive).
+    pub fn kill_broker(&mut self) {
+        if let Some(broker) = &mut self.broker {
+            broker.kill();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage, and waits until it listens.
+    pub async fn restart_broker(&mut self) {
+        self.broker = Some(spawn_broker(&self.broker_args, self.dir.path()));
+        let addr: SocketAddr = self.kafka.parse().expect("broker address");
+        wait_listening(addr).await;
     }
 
     fn component(&self, name: &str) -> &Component {
@@ -226,6 +259,11 @@ impl System {
         component.process = spawn_component(name, &component.envs, &dir);
         wait_serving(component.addr).await;
     }
+}
+
+fn spawn_broker(args: &[String], dir: &std::path::Path) -> process::Orderly {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    process::Orderly::spawn(&args, &[], dir)
 }
 
 fn spawn_component(

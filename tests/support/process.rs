@@ -18,19 +18,36 @@ pub struct Orderly {
 }
 
 impl Orderly {
-    /// Starts `orderly <args>` with a clean `ORDERLY_*` environment plus `envs`.
+    /// Starts `orderly <args>` with a clean `ORDERLY_*` and `OTEL_*` environment plus `envs`
+    /// (metrics are off unless `envs` sets `ORDERLY_METRICS_ADDR`).
     pub fn spawn(args: &[&str], envs: &[(&str, &str)], data_dir: &Path) -> Self {
+        Self::spawn_logging(args, envs, data_dir, None)
+    }
+
+    /// Like [`Orderly::spawn`], with stdout and stderr written to `log` when given.
+    pub fn spawn_logging(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        data_dir: &Path,
+        log: Option<&Path>,
+    ) -> Self {
         let mut command = Command::new(BIN);
         command.args(args).current_dir(data_dir);
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ORDERLY_") {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("ORDERLY_") || key_text.starts_with("OTEL_") {
                 command.env_remove(key);
             }
         }
         command
             .env("ORDERLY_DATA_DIR", data_dir)
+            .env("ORDERLY_METRICS_ADDR", "off")
             .envs(envs.iter().copied());
-        if !show_logs() {
+        if let Some(log) = log {
+            let file = std::fs::File::create(log).expect("log file");
+            let copy = file.try_clone().expect("log file handle");
+            command.stdout(file).stderr(copy);
+        } else if !show_logs() {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
         let child = command

@@ -3,14 +3,11 @@
 
 use std::time::Duration;
 
-use orderly_common::kafka::topics;
+use orderly_common::kafka::{lag, topics};
 use orderly_proto::order::v1::{
     ListOrdersRequest, Order, OrderStatus, order_service_client::OrderServiceClient,
 };
-use rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-};
+use rdkafka::{ClientConfig, consumer::BaseConsumer};
 
 use super::{System, channel};
 
@@ -116,38 +113,14 @@ pub async fn total_lag(kafka: &str) -> i64 {
 }
 
 fn group_lag(kafka: &str, group: &str, topics: &[&str]) -> i64 {
-    let timeout = Duration::from_secs(10);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka)
         .set("group.id", group)
         .create()
         .expect("lag consumer");
-    let metadata = consumer.fetch_metadata(None, timeout).expect("metadata");
-    let mut partitions = TopicPartitionList::new();
-    for topic in metadata
-        .topics()
+    lag::partition_lags(&consumer, topics, Duration::from_secs(10))
+        .expect("consumer lag from the broker")
         .iter()
-        .filter(|topic| topics.contains(&topic.name()))
-    {
-        for partition in topic.partitions() {
-            partitions.add_partition(topic.name(), partition.id());
-        }
-    }
-    let committed = consumer
-        .committed_offsets(partitions, timeout)
-        .expect("committed offsets");
-    committed
-        .elements()
-        .iter()
-        .map(|element| {
-            let (low, high) = consumer
-                .fetch_watermarks(element.topic(), element.partition(), timeout)
-                .expect("watermarks");
-            let at = match element.offset() {
-                Offset::Offset(offset) => offset,
-                _ => low,
-            };
-            high - at
-        })
+        .map(|partition| partition.lag)
         .sum()
 }

@@ -111,7 +111,7 @@ def test_template_guards_catch_what_the_schema_cannot():
     both_cas = {"kafka": {**REQUIRED["kafka"], "tls": {"caSecret": "a", "caConfigMap": "b"}}}
     with pytest.raises(helm.HelmError, match="set caSecret or caConfigMap, not both"):
         render(both_cas)
-    monitor_without_port = {**REQUIRED, "metrics": {"serviceMonitor": {"enabled": True}}}
+    monitor_without_port = {**REQUIRED, "metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}
     with pytest.raises(helm.HelmError, match="needs metrics.enabled"):
         render(monitor_without_port)
     webhook_behind_closed_egress = {

@@ -6,8 +6,9 @@ from __future__ import annotations
 from conftest import COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
-# The webhook URL is not hidden by the binary, but URLs often carry tokens.
-SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD", "ORDERLY_NOTIFICATIONS_WEBHOOK"}
+# The webhook URL is not hidden by the binary, but URLs often carry tokens; OTLP headers too.
+SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD", "ORDERLY_NOTIFICATIONS_WEBHOOK",
+              "OTEL_EXPORTER_OTLP_HEADERS"}
 
 
 def test_nothing_secret_is_rendered(good):
@@ -112,9 +113,13 @@ def test_payment_and_inventory_only_take_calls_from_order_and_orchestrator():
 
 
 def test_closed_client_facing_components_admit_only_extra_sources():
-    values = {**REQUIRED, "networkPolicy": {"enabled": True, "allowAllToClientFacing": False}}
+    values = {**REQUIRED, "networkPolicy": {"enabled": True, "allowAllToClientFacing": False},
+              "metrics": {"enabled": False}}
     pols = _policies(values)
     assert pols["order"]["ingress"] == [], "no peers means no ingress, never an open rule"
+    # With metrics on (the default), the metrics port is the only way in.
+    with_metrics = _policies({**values, "metrics": {"enabled": True}})["order"]["ingress"]
+    assert with_metrics == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
     values["networkPolicy"]["extraIngressFrom"] = [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert _grpc_sources(_policies(values)["order"]) == [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert "Egress" not in pols["order"]["policyTypes"], "egress stays open unless asked"

@@ -7,6 +7,7 @@ use std::time::Duration;
 use orderly_common::{
     kafka::{envelope, topics},
     messaging::outbox,
+    telemetry::propagation,
 };
 use orderly_proto::{
     common::v1::Money,
@@ -17,7 +18,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::mapping;
+use super::{mapping, watch};
 use crate::{
     core::{self, Command, StepKind},
     store::{history, sagas, steps},
@@ -79,6 +80,9 @@ pub async fn apply(
     let (next, commands) =
         core::transition(&saga, event).map_err(|error| ApplyError::Invalid(error.to_string()))?;
     save(txn, &header, &saga, &next).await?;
+    if next.phase != saga.phase {
+        watch::phase_changed(&header, next.phase);
+    }
     let note = if next.phase == saga.phase {
         meta.note
     } else {
@@ -115,7 +119,7 @@ pub async fn apply(
             Command::Compensate(_) => continue,
         };
         tracing::info!(order_id = %order_id, outcome = envelope::event_type(&payload), reason = next.reason, "saga decided");
-        outbox::add(txn, topics::SAGAS, &envelope::wrap(order_id, payload, None)).await?;
+        outbox::add(txn, topics::SAGAS, &envelope::wrap(order_id, payload)).await?;
     }
     Ok(commands)
 }
@@ -174,6 +178,7 @@ async fn insert(
         outcome_emitted: false,
         created_at: now,
         updated_at: now,
+        trace_parent: propagation::current_traceparent(),
     };
     sagas::Entity::insert(header.clone().into_active_model())
         .exec_without_returning(txn)
@@ -201,7 +206,12 @@ async fn save(
     next: &core::Saga,
 ) -> Result<(), ApplyError> {
     let now = orderly_common::time::now();
-    let updated = sagas::Entity::update_many()
+    let mut update = sagas::Entity::update_many();
+    let trace_parent = propagation::current_traceparent();
+    if !trace_parent.is_empty() {
+        update = update.col_expr(sagas::Column::TraceParent, Expr::value(trace_parent));
+    }
+    let updated = update
         .col_expr(
             sagas::Column::State,
             Expr::value(mapping::phase_name(next.phase)),

@@ -6,7 +6,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, grpc::Client, messaging::Relay};
+use metrics::counter;
+use orderly_common::{
+    Shutdown, grpc::Client, messaging::Relay, metrics as names, telemetry::propagation,
+};
 use orderly_proto::{
     inventory::v1::{ReleaseReservationRequest, inventory_service_client::InventoryServiceClient},
     payment::v1::{RefundPaymentRequest, payment_service_client::PaymentServiceClient},
@@ -18,6 +21,7 @@ use sea_orm::{
 };
 use tokio::{sync::Notify, time::Instant};
 use tonic::Code;
+use tracing::Instrument;
 
 use super::{Meta, Settings, apply::apply, mapping};
 use crate::{
@@ -80,30 +84,61 @@ impl Compensator {
             if saga.state == mapping::phase_name(Phase::Parked) {
                 continue; // waits for an operator
             }
-            match self.compensate(kind, step.order_id, &saga.reason).await {
-                Ok(detail) => {
+            let span = tracing::info_span!(
+                "saga.compensate",
+                otel.name = %format_args!("compensate {}", kind.name()),
+                component = crate::NAME,
+                order_id = %step.order_id,
+                step = kind.name(),
+                trace_id = tracing::field::Empty,
+            );
+            propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
+            self.attempt(kind, &step, &saga, not_before)
+                .instrument(span)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One attempt at one compensation, recorded in the saga (done, or parked when it keeps
+    /// failing) or scheduled again with backoff.
+    async fn attempt(
+        &self,
+        kind: StepKind,
+        step: &steps::Model,
+        saga: &sagas::Model,
+        not_before: &mut HashMap<(Uuid, StepKind), Instant>,
+    ) -> Result<(), DbErr> {
+        let key = (step.order_id, kind);
+        match self.compensate(kind, step.order_id, &saga.reason).await {
+            Ok(detail) => {
+                not_before.remove(&key);
+                counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "ok")
+                    .increment(1);
+                self.record(step.order_id, core::Event::Compensated(kind), detail)
+                    .await?;
+                counter!(names::COMPENSATIONS, "step" => kind.name()).increment(1);
+            }
+            Err(error) => {
+                counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "failed")
+                    .increment(1);
+                let attempts = self.count_failure(step, &error).await?;
+                tracing::warn!(order_id = %step.order_id, step = kind.name(), attempts, %error, "compensation failed");
+                if attempts >= self.settings.max_compensation_attempts {
                     not_before.remove(&key);
-                    self.record(step.order_id, core::Event::Compensated(kind), detail)
-                        .await?;
-                }
-                Err(error) => {
-                    let attempts = self.count_failure(&step, &error).await?;
-                    tracing::warn!(order_id = %step.order_id, step = kind.name(), attempts, %error, "compensation failed");
-                    if attempts >= self.settings.max_compensation_attempts {
-                        not_before.remove(&key);
-                        let failing = core::Event::CompensationFailing {
-                            step: kind,
-                            reason: error.clone(),
-                        };
-                        self.record(
-                            step.order_id,
-                            failing,
-                            format!("parked after {attempts} attempts: {error}"),
-                        )
-                        .await?;
-                    } else {
-                        not_before.insert(key, Instant::now() + backoff(attempts));
-                    }
+                    let failing = core::Event::CompensationFailing {
+                        step: kind,
+                        reason: error.clone(),
+                    };
+                    self.record(
+                        step.order_id,
+                        failing,
+                        format!("parked after {attempts} attempts: {error}"),
+                    )
+                    .await?;
+                    counter!(names::SAGAS_PARKED).increment(1);
+                } else {
+                    not_before.insert(key, Instant::now() + backoff(attempts));
                 }
             }
         }
@@ -121,34 +156,40 @@ impl Compensator {
         let answer = match kind {
             StepKind::Payment => {
                 self.payment
-                    .idempotent(|channel| {
-                        let request = RefundPaymentRequest {
-                            order_id: order_id.clone(),
-                            reason: reason.clone(),
-                        };
-                        async move {
-                            PaymentServiceClient::new(channel)
-                                .refund_payment(request)
-                                .await
-                                .map(drop)
-                        }
-                    })
+                    .idempotent(
+                        "orderly.payment.v1.PaymentService/RefundPayment",
+                        |channel| {
+                            let request = RefundPaymentRequest {
+                                order_id: order_id.clone(),
+                                reason: reason.clone(),
+                            };
+                            async move {
+                                PaymentServiceClient::new(channel)
+                                    .refund_payment(request)
+                                    .await
+                                    .map(drop)
+                            }
+                        },
+                    )
                     .await
             }
             StepKind::Inventory => {
                 self.inventory
-                    .idempotent(|channel| {
-                        let request = ReleaseReservationRequest {
-                            order_id: order_id.clone(),
-                            reason: reason.clone(),
-                        };
-                        async move {
-                            InventoryServiceClient::new(channel)
-                                .release_reservation(request)
-                                .await
-                                .map(drop)
-                        }
-                    })
+                    .idempotent(
+                        "orderly.inventory.v1.InventoryService/ReleaseReservation",
+                        |channel| {
+                            let request = ReleaseReservationRequest {
+                                order_id: order_id.clone(),
+                                reason: reason.clone(),
+                            };
+                            async move {
+                                InventoryServiceClient::new(channel)
+                                    .release_reservation(request)
+                                    .await
+                                    .map(drop)
+                            }
+                        },
+                    )
                     .await
             }
         };

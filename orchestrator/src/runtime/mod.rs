@@ -9,6 +9,7 @@ mod compensator;
 mod events;
 mod mapping;
 mod timers;
+mod watch;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,10 +27,11 @@ pub struct Settings {
     pub max_compensation_attempts: u32,
 }
 
-/// Starts the consumer, the deadline timer and the compensator on `started`.
+/// Starts the consumer, the deadline timer, the compensator and the saga watcher on `started`.
 pub fn start(
     started: &mut Started,
     settings: Settings,
+    stuck_after: Duration,
     inventory: Client,
     payment: Client,
     shutdown: &Shutdown,
@@ -55,4 +57,10 @@ pub fn start(
         settings,
     };
     started.spawn(compensator.run(compensations, shutdown.clone()));
+    started.spawn(watch::run(
+        started.db.clone(),
+        started.health.clone(),
+        stuck_after,
+        shutdown.clone(),
+    ));
 }

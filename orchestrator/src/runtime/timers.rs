@@ -3,9 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, messaging::Relay};
+use orderly_common::{Shutdown, messaging::Relay, telemetry::propagation};
 use sea_orm::{DatabaseConnection, DbErr, QuerySelect, TransactionTrait, entity::prelude::*};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::{Meta, Settings, apply::apply, mapping};
 use crate::{
@@ -53,26 +54,42 @@ async fn expire_due(db: &DatabaseConnection, settings: &Settings) -> Result<(usi
         .await?;
     let mut compensating = false;
     for saga in &due {
-        let txn = db.begin().await?;
-        let meta = Meta {
-            event_id: String::new(),
-            event_type: "DeadlinePassed".into(),
-            note: format!("deadline {} passed", saga.deadline_at.to_rfc3339()),
-        };
-        let commands = apply(
-            &txn,
-            saga.order_id,
-            core::Event::DeadlinePassed,
-            meta,
-            None,
-            settings.deadline,
-        )
-        .await?;
-        txn.commit().await?;
-        tracing::info!(order_id = %saga.order_id, "saga deadline passed");
+        let span = tracing::info_span!(
+            "saga.deadline",
+            component = crate::NAME,
+            order_id = %saga.order_id,
+            trace_id = tracing::field::Empty,
+        );
+        propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
+        let commands = expire(db, saga, settings).instrument(span).await?;
         compensating |= commands
             .iter()
             .any(|command| matches!(command, Command::Compensate(_)));
     }
     Ok((due.len(), compensating))
+}
+
+async fn expire(
+    db: &DatabaseConnection,
+    saga: &sagas::Model,
+    settings: &Settings,
+) -> Result<Vec<Command>, DbErr> {
+    let txn = db.begin().await?;
+    let meta = Meta {
+        event_id: String::new(),
+        event_type: "DeadlinePassed".into(),
+        note: format!("deadline {} passed", saga.deadline_at.to_rfc3339()),
+    };
+    let commands = apply(
+        &txn,
+        saga.order_id,
+        core::Event::DeadlinePassed,
+        meta,
+        None,
+        settings.deadline,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(order_id = %saga.order_id, "saga deadline passed");
+    Ok(commands)
 }

@@ -20,6 +20,8 @@ pub struct Model {
     pub outcome_emitted: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// W3C `traceparent` of the span that last changed the saga ("" when tracing is off).
+    pub trace_parent: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,6 @@
 //! What every component does: open and migrate its database, make sure the Kafka topics exist,
-//! publish its outbox, run its consumers, and serve gRPC until shutdown, then drain.
+//! publish its outbox, run its consumers, watch that both keep flowing (health and metrics), and
+//! serve gRPC until shutdown, then drain.
 
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ use crate::{
     config::{KafkaArgs, ServiceConfig},
     db,
     grpc::{self, GrpcServer},
+    health::Health,
     kafka::{EventProducer, topics},
-    messaging::{EventConsumer, Handler, Relay, inbox},
+    messaging::{EventConsumer, Handler, Relay, inbox, watch},
 };
 
 /// How long processed event ids are remembered; redeliveries arrive within minutes.
@@ -39,18 +41,22 @@ pub enum ComponentError {
 
 /// A started component: its database, its gRPC listener and its messaging.
 pub struct Started {
+    pub name: &'static str,
     pub db: DatabaseConnection,
     pub listener: TcpListener,
     pub producer: EventProducer,
     /// Wake it after committing outbox rows.
     pub relay: Relay,
+    /// Report faults here; gRPC health answers from it.
+    pub health: Health,
     kafka: KafkaArgs,
+    stuck_after: Duration,
     shutdown: Shutdown,
     background: JoinSet<()>,
 }
 
 /// Opens the component's database (migrating it), binds its gRPC port and starts its outbox
-/// relay and inbox pruning.
+/// relay, the outbox watcher and inbox pruning.
 pub async fn start<M: MigratorTrait>(
     name: &'static str,
     default_port: u16,
@@ -61,10 +67,19 @@ pub async fn start<M: MigratorTrait>(
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
     let producer = EventProducer::new(&config.kafka)?;
     let mut background = JoinSet::new();
-    let (relay, relay_task) = Relay::start(db.clone(), producer.clone(), shutdown.clone());
+    let (relay, relay_task) = Relay::start(name, db.clone(), producer.clone(), shutdown.clone());
     background.spawn(async move {
         let _ = relay_task.await;
     });
+    let health = Health::new(name);
+    let stuck_after = config.server.stuck_after();
+    background.spawn(watch::outbox(
+        name,
+        db.clone(),
+        health.clone(),
+        stuck_after,
+        shutdown.clone(),
+    ));
     background.spawn(prune_inbox(db.clone(), shutdown.clone()));
     let (kafka, topics_shutdown) = (config.kafka.clone(), shutdown.clone());
     background.spawn(async move {
@@ -73,11 +88,14 @@ pub async fn start<M: MigratorTrait>(
         }
     });
     Ok(Started {
+        name,
         db,
         listener,
         producer,
         relay,
+        health,
         kafka: config.kafka.clone(),
+        stuck_after,
         shutdown: shutdown.clone(),
         background,
     })
@@ -85,7 +103,7 @@ pub async fn start<M: MigratorTrait>(
 
 impl Started {
     /// Runs `handler` on `topics` in the background, as consumer group `name`, once the topics
-    /// exist.
+    /// exist, and watches the group's lag.
     pub fn consume<H: Handler>(
         &mut self,
         name: &'static str,
@@ -101,6 +119,14 @@ impl Started {
             producer: self.producer.clone(),
         };
         let (kafka, shutdown) = (self.kafka.clone(), self.shutdown.clone());
+        let lag_watcher = watch::consumer_lag(
+            name,
+            topics,
+            kafka.clone(),
+            self.health.clone(),
+            self.stuck_after,
+            shutdown.clone(),
+        );
         self.background.spawn(async move {
             if !topics::ensure_with_retry(&kafka, &topics::all(), &shutdown).await {
                 return;
@@ -109,6 +135,7 @@ impl Started {
                 tracing::error!(consumer = name, %error, "consumer stopped");
             }
         });
+        self.background.spawn(lag_watcher);
     }
 
     /// Runs `task` in the background until shutdown; `serve` waits for it when draining.
@@ -124,7 +151,7 @@ impl Started {
         routes: Routes,
         config: &ServiceConfig,
     ) -> Result<(), ComponentError> {
-        let served = GrpcServer::new(service_name, routes)
+        let served = GrpcServer::new(self.name, service_name, routes, self.health.clone())
             .serve(self.listener, &config.server, self.shutdown.clone())
             .await;
         self.shutdown.trigger();

@@ -14,6 +14,7 @@ const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const REPLICATION_FACTOR: i32 = 1;
 const DEPENDENCY_TIMEOUT_MS: u64 = 2_000;
+const STUCK_AFTER_MS: u64 = 60_000;
 
 /// How a component's gRPC server listens and protects itself.
 #[derive(Args, Clone, Debug)]
@@ -33,6 +34,11 @@ pub struct ServerArgs {
     /// On SIGTERM, how long in-flight work may take to drain before the process exits
     #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+
+    /// Health turns NOT_SERVING when a consumer has lag and has not committed for this long, or
+    /// the oldest unpublished outbox event has waited this long
+    #[arg(long, env = "ORDERLY_STUCK_AFTER_MS", default_value_t = STUCK_AFTER_MS)]
+    pub stuck_after_ms: u64,
 }
 
 impl ServerArgs {
@@ -42,6 +48,7 @@ impl ServerArgs {
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             concurrency_limit: CONCURRENCY_LIMIT,
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
+            stuck_after_ms: STUCK_AFTER_MS,
         }
     }
 
@@ -56,6 +63,10 @@ impl ServerArgs {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn stuck_after(&self) -> Duration {
+        Duration::from_millis(self.stuck_after_ms)
     }
 }
 

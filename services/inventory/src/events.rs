@@ -68,11 +68,7 @@ async fn reserve(
         }),
     };
     tracing::info!(order_id = %event.order_id, outcome = envelope::event_type(&payload), "reservation decided");
-    let reply = envelope::wrap(
-        event.order_id,
-        payload,
-        event.envelope.trace_context.clone(),
-    );
+    let reply = envelope::wrap(event.order_id, payload);
     outbox::add(txn, topics::INVENTORY, &reply).await?;
     Ok(())
 }

@@ -31,7 +31,7 @@ pub struct Config {
 
 /// Runs the order service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let (inventory, payment) = config.dependencies.clients()?;
+    let (inventory, payment) = config.dependencies.clients(NAME)?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     started.consume(events::CONSUMER, events::TOPICS, events::Outcomes);

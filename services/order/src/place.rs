@@ -71,11 +71,8 @@ impl Placer {
             .await?;
 
         let order = new_order(&request, priced);
-        let event = envelope::wrap(
-            order.header.id,
-            Payload::OrderPlaced(order_placed(&order)),
-            None,
-        );
+        tracing::Span::current().record("order_id", tracing::field::display(order.header.id));
+        let event = envelope::wrap(order.header.id, Payload::OrderPlaced(order_placed(&order)));
         let txn = self.db.begin().await?;
         let stored = orders::insert(&txn, &order).await;
         if let Err(error) = stored {
@@ -102,27 +99,30 @@ impl Placer {
         skus.sort_unstable();
         skus.dedup();
         let lookups = skus.into_iter().map(|sku| {
-            self.inventory.idempotent(move |channel| async move {
-                let reply = InventoryServiceClient::new(channel)
-                    .get_product(GetProductRequest {
-                        sku: sku.to_owned(),
-                    })
-                    .await;
-                match reply {
-                    Ok(reply) => Ok(reply.into_inner().product.and_then(|product| {
-                        let price = product.unit_price?;
-                        Some((
-                            product.sku,
-                            Price {
-                                amount_minor: price.amount_minor,
-                                currency: price.currency,
-                            },
-                        ))
-                    })),
-                    Err(status) if status.code() == Code::NotFound => Ok(None),
-                    Err(status) => Err(status),
-                }
-            })
+            self.inventory.idempotent(
+                "orderly.inventory.v1.InventoryService/GetProduct",
+                move |channel| async move {
+                    let reply = InventoryServiceClient::new(channel)
+                        .get_product(GetProductRequest {
+                            sku: sku.to_owned(),
+                        })
+                        .await;
+                    match reply {
+                        Ok(reply) => Ok(reply.into_inner().product.and_then(|product| {
+                            let price = product.unit_price?;
+                            Some((
+                                product.sku,
+                                Price {
+                                    amount_minor: price.amount_minor,
+                                    currency: price.currency,
+                                },
+                            ))
+                        })),
+                        Err(status) if status.code() == Code::NotFound => Ok(None),
+                        Err(status) => Err(status),
+                    }
+                },
+            )
         });
         let found = try_join_all(lookups)
             .await
@@ -133,19 +133,22 @@ impl Placer {
     async fn check_customer(&self, customer_id: &str, currency: &str) -> Result<(), ApiError> {
         let account = self
             .payment
-            .idempotent(|channel| async move {
-                let request = GetAccountRequest {
-                    customer_id: customer_id.to_owned(),
-                };
-                match PaymentServiceClient::new(channel)
-                    .get_account(request)
-                    .await
-                {
-                    Ok(reply) => Ok(reply.into_inner().account),
-                    Err(status) if status.code() == Code::NotFound => Ok(None),
-                    Err(status) => Err(status),
-                }
-            })
+            .idempotent(
+                "orderly.payment.v1.PaymentService/GetAccount",
+                |channel| async move {
+                    let request = GetAccountRequest {
+                        customer_id: customer_id.to_owned(),
+                    };
+                    match PaymentServiceClient::new(channel)
+                        .get_account(request)
+                        .await
+                    {
+                        Ok(reply) => Ok(reply.into_inner().account),
+                        Err(status) if status.code() == Code::NotFound => Ok(None),
+                        Err(status) => Err(status),
+                    }
+                },
+            )
             .await
             .map_err(dependency_down("payment"))?
             .ok_or_else(|| {

@@ -75,11 +75,7 @@ async fn authorize(
         }),
     };
     tracing::info!(order_id = %event.order_id, outcome = envelope::event_type(&payload), "payment decided");
-    let reply = envelope::wrap(
-        event.order_id,
-        payload,
-        event.envelope.trace_context.clone(),
-    );
+    let reply = envelope::wrap(event.order_id, payload);
     outbox::add(txn, topics::PAYMENTS, &reply).await?;
     Ok(())
 }

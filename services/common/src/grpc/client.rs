@@ -1,7 +1,8 @@
 //! The client side of service-to-service calls: a lazily connected channel with a per-call
 //! timeout, retries for idempotent calls drawn from a retry budget (tower's `TpsBudget`, so a
-//! struggling dependency is not hammered by retries), and a circuit breaker that fails fast
-//! while a dependency keeps failing.
+//! struggling dependency is not hammered by retries), a circuit breaker that fails fast
+//! while a dependency keeps failing, and a client span per call whose context travels in the
+//! request metadata.
 
 use std::{
     sync::{
@@ -11,16 +12,28 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic::{Code, Status, transport::Channel};
+use tonic::{
+    Code, Request, Status,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 use tower::retry::budget::{Budget, TpsBudget};
+use tracing::Instrument;
+
+use crate::telemetry::propagation;
 
 const ATTEMPTS: u32 = 3;
 const FAILURES_TO_OPEN: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_secs(2);
 
+/// A channel that sends the current span's trace context with every request.
+pub type TracedChannel = InterceptedService<Channel, InjectTraceContext>;
+
 /// A channel to one dependency plus the policies guarding calls to it.
 #[derive(Clone)]
 pub struct Client {
+    /// The component making the calls.
+    caller: &'static str,
     name: &'static str,
     channel: Channel,
     budget: Arc<TpsBudget>,
@@ -28,8 +41,10 @@ pub struct Client {
 }
 
 impl Client {
-    /// `endpoint` like `http://127.0.0.1:50052`; connects on first use.
+    /// `caller` calls dependency `name` at `endpoint` (like `http://127.0.0.1:50052`); connects on
+    /// first use.
     pub fn new(
+        caller: &'static str,
         name: &'static str,
         endpoint: &str,
         timeout: Duration,
@@ -43,6 +58,7 @@ impl Client {
             .connect_timeout(timeout)
             .connect_lazy();
         Ok(Self {
+            caller,
             name,
             channel,
             // Retries may add 20% to the request rate, and at least 5 per second.
@@ -51,14 +67,27 @@ impl Client {
         })
     }
 
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
+    /// Calls idempotent `method` (`package.Service/Method`, for its span), retrying transient
+    /// failures within the budget.
+    pub async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, Status>
+    where
+        F: FnMut(TracedChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = method,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            peer.service = self.name,
+            component = self.caller,
+        );
+        self.with_retries(call).instrument(span).await
     }
 
-    /// Calls an idempotent method, retrying transient failures within the budget.
-    pub async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(TracedChannel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut backoff = Duration::from_millis(20);
@@ -69,7 +98,8 @@ impl Client {
                     self.name
                 )));
             }
-            match call(self.channel.clone()).await {
+            let channel = InterceptedService::new(self.channel.clone(), InjectTraceContext);
+            match call(channel).await {
                 Ok(reply) => {
                     self.breaker.succeeded();
                     self.budget.deposit();
@@ -94,12 +124,28 @@ impl Client {
     }
 }
 
+/// Puts the current span's trace context into each request's metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct InjectTraceContext;
+
+impl Interceptor for InjectTraceContext {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        propagation::inject_current(request.metadata_mut());
+        Ok(request)
+    }
+}
+
 impl crate::config::DependencyArgs {
-    /// Clients for the inventory and payment services.
-    pub fn clients(&self) -> Result<(Client, Client), InvalidEndpoint> {
+    /// `caller`'s clients for the inventory and payment services.
+    pub fn clients(&self, caller: &'static str) -> Result<(Client, Client), InvalidEndpoint> {
         Ok((
-            Client::new("inventory", &self.inventory_endpoint, self.timeout())?,
-            Client::new("payment", &self.payment_endpoint, self.timeout())?,
+            Client::new(
+                caller,
+                "inventory",
+                &self.inventory_endpoint,
+                self.timeout(),
+            )?,
+            Client::new(caller, "payment", &self.payment_endpoint, self.timeout())?,
         ))
     }
 }

@@ -2,7 +2,8 @@
 //! one stack) and the client stack for calls between services.
 
 mod client;
+mod metrics_layer;
 mod server;
 
-pub use client::{Client, InvalidEndpoint};
+pub use client::{Client, InvalidEndpoint, TracedChannel};
 pub use server::{GrpcServer, bind};

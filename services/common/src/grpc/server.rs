@@ -1,17 +1,19 @@
-//! One server stack for every component: request tracing, a per-request timeout, a concurrency
-//! limit and load shedding (tonic's built-in tower layers), plus `grpc.health.v1` with real status
-//! and server reflection v1 and v1alpha (grpcurl 1.8 only speaks v1alpha).
+//! One server stack for every component: request tracing (a span per request, continuing the
+//! caller's trace), request metrics, a per-request timeout, a concurrency limit and load shedding
+//! (tonic's built-in tower layers), plus `grpc.health.v1` with real status and server reflection
+//! v1 and v1alpha (grpcurl 1.8 only speaks v1alpha).
 
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tonic::{
+    codegen::http,
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{Shutdown, config::ServerArgs};
+use super::metrics_layer::RequestMetricsLayer;
+use crate::{Shutdown, config::ServerArgs, health::Health, telemetry::propagation};
 
 /// Binds a listener, with an error that names the address (a port in use is the usual cause).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -22,17 +24,26 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// A component's API, ready to be served with health and reflection beside it.
 pub struct GrpcServer {
+    component: &'static str,
     service_name: &'static str,
     routes: Routes,
+    health: Health,
 }
 
 impl GrpcServer {
     /// `service_name` is the API's fully-qualified name (`S::NAME` of the generated server), the
-    /// name health reports under.
-    pub fn new(service_name: &'static str, routes: Routes) -> Self {
+    /// name health reports under; `health` is the component's.
+    pub fn new(
+        component: &'static str,
+        service_name: &'static str,
+        routes: Routes,
+        health: Health,
+    ) -> Self {
         Self {
+            component,
             service_name,
             routes,
+            health,
         }
     }
 
@@ -44,8 +55,8 @@ impl GrpcServer {
         args: &ServerArgs,
         shutdown: Shutdown,
     ) -> Result<(), tonic::transport::Error> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        set_status(&health, self.service_name, ServingStatus::Serving).await;
+        let health = self.health.clone();
+        health.serving(self.service_name).await;
 
         const INVALID: &str = "descriptor sets are generated at build time and always valid";
         let reflection_v1 = reflection(self.service_name).build_v1().expect(INVALID);
@@ -55,18 +66,18 @@ impl GrpcServer {
 
         let routes = self
             .routes
-            .add_service(health_service)
+            .add_service(health.service())
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
 
         let local = listener.local_addr().ok();
         tracing::info!(service = self.service_name, addr = ?local, "grpc server listening");
-        let service_name = self.service_name;
+        let (service_name, component) = (self.service_name, self.component);
         let grace = args.shutdown_grace();
         let stop = shutdown.clone();
         let draining = async move {
             stop.requested().await;
-            set_status(&health, service_name, ServingStatus::NotServing).await;
+            health.drain().await;
             tracing::info!(
                 service = service_name,
                 ?grace,
@@ -77,7 +88,8 @@ impl GrpcServer {
             .timeout(args.request_timeout())
             .concurrency_limit_per_connection(args.concurrency_limit)
             .load_shed(true)
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .trace_fn(move |request| request_span(component, request))
+            .layer(RequestMetricsLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -112,8 +124,24 @@ fn reflection(service_name: &'static str) -> tonic_reflection::server::Builder<'
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
-async fn set_status(health: &HealthReporter, service_name: &str, status: ServingStatus) {
-    // "" is the whole server, which is what Kubernetes' gRPC probe asks about by default.
-    health.set_service_status("", status).await;
-    health.set_service_status(service_name, status).await;
+/// The span of one request, a child of the caller's span when the metadata carries one.
+fn request_span(component: &'static str, request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", path));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        component,
+        order_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    propagation::adopt_parent(&span, propagation::headers_parent(request.headers()));
+    span
 }

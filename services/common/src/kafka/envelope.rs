@@ -1,7 +1,7 @@
 //! The event envelope: every event travels with its id, type, order id, time, schema version and
 //! trace context, so consumers can deduplicate, route and trace without decoding the payload.
 
-use orderly_proto::events::v1::{EventEnvelope, TraceContext, event_envelope::Payload};
+use orderly_proto::events::v1::{EventEnvelope, event_envelope::Payload};
 use prost::Message;
 use uuid::Uuid;
 
@@ -30,19 +30,16 @@ pub fn event_type(payload: &Payload) -> &'static str {
     }
 }
 
-/// Wraps `payload` in a new envelope with a fresh event id.
-pub fn wrap(
-    order_id: Uuid,
-    payload: Payload,
-    trace_context: Option<TraceContext>,
-) -> EventEnvelope {
+/// Wraps `payload` in a new envelope with a fresh event id and the current span's trace context
+/// (so whoever consumes it continues this trace).
+pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
     EventEnvelope {
         event_id: Uuid::now_v7().to_string(),
         event_type: event_type(&payload).to_owned(),
         order_id: order_id.to_string(),
         occurred_at: Some(now()),
         schema_version: SCHEMA_VERSION,
-        trace_context,
+        trace_context: crate::telemetry::current_trace_context(),
         payload: Some(payload),
     }
 }
@@ -136,7 +133,7 @@ mod tests {
     #[test]
     fn wrapped_events_open_to_the_same_payload() {
         let order_id = Uuid::new_v4();
-        let envelope = wrap(order_id, rejected(), None);
+        let envelope = wrap(order_id, rejected());
         let event = open(&envelope.encode_to_vec()).unwrap();
         assert_eq!(event.order_id, order_id);
         assert_eq!(event.payload, rejected());
@@ -150,21 +147,21 @@ mod tests {
             Err(EnvelopeError::Undecodable(_))
         ));
 
-        let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
+        let mut envelope = wrap(Uuid::new_v4(), rejected());
         envelope.schema_version = 99;
         assert_eq!(
             open(&envelope.encode_to_vec()),
             Err(EnvelopeError::UnsupportedSchemaVersion(99))
         );
 
-        let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
+        let mut envelope = wrap(Uuid::new_v4(), rejected());
         envelope.event_type = "OrderPlaced".into();
         assert!(matches!(
             open(&envelope.encode_to_vec()),
             Err(EnvelopeError::TypeMismatch { .. })
         ));
 
-        let mut envelope = wrap(Uuid::new_v4(), rejected(), None);
+        let mut envelope = wrap(Uuid::new_v4(), rejected());
         envelope.order_id = "not-a-uuid".into();
         assert!(matches!(
             open(&envelope.encode_to_vec()),

@@ -4,6 +4,7 @@
 mod client;
 mod consumer;
 pub mod envelope;
+pub mod lag;
 mod producer;
 pub mod topics;
 

@@ -1,7 +1,8 @@
 //! The consuming side of every service: decode, deduplicate through the inbox, apply the effect
 //! and its outgoing events in one transaction, then store the offset. Poison messages go to the
 //! dead-letter topic with their origin and error; transient failures are retried with backoff
-//! and block the consumer, so nothing is skipped.
+//! and block the consumer, so nothing is skipped. Each message is handled in a span that
+//! continues the trace its envelope names, and counted by outcome.
 
 use std::time::Duration;
 
@@ -11,12 +12,14 @@ use rdkafka::{
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tracing::Instrument;
 
 use super::{Relay, inbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
     kafka::{self, EventProducer, KafkaError, envelope, topics},
+    telemetry::propagation,
 };
 
 /// Dead-letter record headers naming where the message came from and why it was refused.
@@ -59,8 +62,20 @@ pub enum Consumed {
     DeadLettered,
 }
 
+impl Consumed {
+    /// The `outcome` label of `orderly_events_consumed_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
 /// One consumer group reading `topics` into `handler` until `shutdown`.
 pub struct EventConsumer<H> {
+    /// The consumer group, which is also the component's name (in spans and metrics).
     pub name: &'static str,
     pub topics: &'static [&'static str],
     pub db: DatabaseConnection,
@@ -114,13 +129,54 @@ impl<H: Handler> EventConsumer<H> {
         Ok(())
     }
 
-    /// Applies or dead-letters one message; `None` if shutdown interrupted the retries.
+    /// Applies or dead-letters one message, in its span; `None` if shutdown interrupted the
+    /// retries.
     async fn process(
         &self,
         message: &BorrowedMessage<'_>,
         shutdown: &Shutdown,
     ) -> Option<Consumed> {
-        let event = match envelope::open(message.payload().unwrap_or_default()) {
+        let opened = envelope::open(message.payload().unwrap_or_default());
+        let span = tracing::info_span!(
+            "kafka.consume",
+            otel.name = %format_args!("{} process", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = message.topic(),
+            messaging.kafka.partition = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            messaging.consumer.group.name = self.name,
+            component = self.name,
+            event_type = tracing::field::Empty,
+            order_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        let parent = match &opened {
+            Ok(event) => {
+                span.record("event_type", event.envelope.event_type.as_str());
+                span.record("order_id", tracing::field::display(event.order_id));
+                propagation::envelope_parent(event.envelope.trace_context.as_ref())
+            }
+            Err(_) => opentelemetry::Context::new(),
+        };
+        propagation::adopt_parent(&span, parent);
+        let consumed = self
+            .apply_or_dead_letter(message, opened, shutdown)
+            .instrument(span)
+            .await;
+        if let Some(consumed) = consumed {
+            crate::metrics::consumed(self.name, message.topic(), consumed.label());
+        }
+        consumed
+    }
+
+    async fn apply_or_dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        opened: Result<envelope::Event, envelope::EnvelopeError>,
+        shutdown: &Shutdown,
+    ) -> Option<Consumed> {
+        let event = match opened {
             Ok(event) => event,
             Err(error) => {
                 return self

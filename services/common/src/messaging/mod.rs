@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod inbox;
 pub mod outbox;
 pub mod relay;
+pub mod watch;
 
 pub use consumer::{Consumed, EventConsumer, Handler, HandlerError};
 pub use relay::Relay;

@@ -65,6 +65,13 @@ pub async fn remove(db: &impl ConnectionTrait, seqs: Vec<i64>) -> Result<(), DbE
     Ok(())
 }
 
-pub async fn backlog(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    Entity::find().count(db).await
+/// How many rows wait, and since when the oldest does.
+pub async fn standing(db: &impl ConnectionTrait) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
+    let backlog = Entity::find().count(db).await?;
+    let oldest = Entity::find()
+        .order_by_asc(Column::Seq)
+        .one(db)
+        .await?
+        .map(|row| row.created_at);
+    Ok((backlog, oldest))
 }

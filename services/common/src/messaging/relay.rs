@@ -23,15 +23,17 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts publishing `db`'s outbox; the task ends after a last drain once `shutdown` fires.
+    /// Starts publishing `component`'s outbox in `db`; the task ends after a last drain once
+    /// `shutdown` fires.
     pub fn start(
+        component: &'static str,
         db: DatabaseConnection,
         producer: EventProducer,
         shutdown: Shutdown,
     ) -> (Self, JoinHandle<()>) {
         let relay = Self::default();
         let wake = relay.wake.clone();
-        let task = tokio::spawn(async move { run(db, producer, wake, shutdown).await });
+        let task = tokio::spawn(async move { run(component, db, producer, wake, shutdown).await });
         (relay, task)
     }
 
@@ -42,6 +44,7 @@ impl Relay {
 }
 
 async fn run(
+    component: &'static str,
     db: DatabaseConnection,
     producer: EventProducer,
     wake: Arc<Notify>,
@@ -49,7 +52,7 @@ async fn run(
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match drain(&db, &producer).await {
+        match drain(component, &db, &producer).await {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "outbox relay cannot publish");
@@ -72,14 +75,18 @@ async fn run(
 }
 
 /// Publishes batches until the outbox is empty.
-async fn drain(db: &DatabaseConnection, producer: &EventProducer) -> Result<(), RelayError> {
+async fn drain(
+    component: &'static str,
+    db: &DatabaseConnection,
+    producer: &EventProducer,
+) -> Result<(), RelayError> {
     loop {
         let rows = outbox::oldest(db, BATCH).await?;
         if rows.is_empty() {
             return Ok(());
         }
         let full = rows.len() as u64 == BATCH;
-        publish(db, producer, rows).await?;
+        publish(component, db, producer, rows).await?;
         if !full {
             return Ok(());
         }
@@ -88,6 +95,7 @@ async fn drain(db: &DatabaseConnection, producer: &EventProducer) -> Result<(), 
 
 /// Enqueues every row at once, awaits the acknowledgements, deletes what was acknowledged.
 async fn publish(
+    component: &'static str,
     db: &DatabaseConnection,
     producer: &EventProducer,
     rows: Vec<outbox::Model>,
@@ -99,13 +107,19 @@ async fn publish(
                 seq: row.seq,
                 reason: error.to_string(),
             })?;
-        deliveries.push((row.seq, producer.send(&row.topic, &envelope)?));
+        deliveries.push((row, producer.send(&row.topic, &envelope)?));
     }
     let mut published = Vec::with_capacity(deliveries.len());
     let mut failure = None;
-    for (seq, delivery) in deliveries {
+    for (row, delivery) in deliveries {
         match delivery.await {
-            Ok(Ok(_)) => published.push(seq),
+            Ok(Ok(_)) => {
+                let waited = (crate::time::now() - row.created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                crate::metrics::outbox_published(component, waited);
+                published.push(row.seq);
+            }
             Ok(Err((error, _))) => failure = Some(RelayError::Kafka(error.into())),
             Err(_) => failure = Some(RelayError::Cancelled),
         }

@@ -1,0 +1,57 @@
+//! Consumer-group lag from the broker: per partition of the group's topics, the high watermark
+//! minus the group's committed offset.
+
+use std::time::Duration;
+
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
+
+use super::KafkaError;
+
+/// One partition's standing for a consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// The group's committed offset (the low watermark when it committed nothing yet).
+    pub committed: i64,
+    pub lag: i64,
+}
+
+/// Lag of `consumer`'s group on every partition of `topics`. Blocking: several broker round
+/// trips, each bounded by `timeout`.
+pub fn partition_lags<C: Consumer>(
+    consumer: &C,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, KafkaError> {
+    let metadata = consumer.fetch_metadata(None, timeout)?;
+    let mut partitions = TopicPartitionList::new();
+    for topic in metadata
+        .topics()
+        .iter()
+        .filter(|topic| topics.contains(&topic.name()))
+    {
+        for partition in topic.partitions() {
+            partitions.add_partition(topic.name(), partition.id());
+        }
+    }
+    let committed = consumer.committed_offsets(partitions, timeout)?;
+    committed
+        .elements()
+        .iter()
+        .map(|element| {
+            let (low, high) =
+                consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+            let committed = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            Ok(PartitionLag {
+                topic: element.topic().to_owned(),
+                partition: element.partition(),
+                committed,
+                lag: (high - committed).max(0),
+            })
+        })
+        .collect()
+}

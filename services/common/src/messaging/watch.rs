@@ -1,0 +1,178 @@
+//! Watchers that turn stuck work into metrics and health: a consumer group whose lag does not
+//! move, an outbox whose oldest row waits too long. Each samples on its own, from the outside
+//! (the broker's committed offsets, the outbox table), so a wedged consumer or relay cannot hide.
+
+use std::{collections::HashMap, time::Duration};
+
+use rdkafka::consumer::BaseConsumer;
+use sea_orm::DatabaseConnection;
+use tokio::time::Instant;
+
+use super::outbox;
+use crate::{
+    Shutdown,
+    config::KafkaArgs,
+    health::Health,
+    kafka::{client_config, lag},
+};
+
+/// How often watchers sample: often enough to notice `stuck_after` within a quarter of it.
+pub fn sample_interval(stuck_after: Duration) -> Duration {
+    (stuck_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// Samples `group`'s lag on `topics` into `orderly_consumer_lag`, and reports the group faulty
+/// while a partition has lag and its committed offset has not moved for `stuck_after`.
+pub async fn consumer_lag(
+    group: &'static str,
+    topics: &'static [&'static str],
+    kafka: KafkaArgs,
+    health: Health,
+    stuck_after: Duration,
+    shutdown: Shutdown,
+) {
+    let source = format!("consumer {group}");
+    // Not subscribed, so it never joins the group: it only reads the group's committed offsets.
+    let client: BaseConsumer = match client_config(&kafka).set("group.id", group).create() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!(group, %error, "cannot watch consumer lag");
+            return;
+        }
+    };
+    let client = std::sync::Arc::new(client);
+    let mut progress = PartitionProgress::default();
+    let mut last_sample = Instant::now();
+    loop {
+        let sampler = client.clone();
+        let sampled = tokio::task::spawn_blocking(move || {
+            lag::partition_lags(sampler.as_ref(), topics, Duration::from_secs(5))
+        })
+        .await;
+        let fault = match sampled {
+            Ok(Ok(lags)) => {
+                last_sample = Instant::now();
+                for partition in &lags {
+                    crate::metrics::consumer_lag(
+                        group,
+                        &partition.topic,
+                        partition.partition,
+                        partition.lag,
+                    );
+                }
+                progress.stuck(&lags, stuck_after)
+            }
+            Ok(Err(error)) => (last_sample.elapsed() > stuck_after).then(|| {
+                format!(
+                    "cannot read lag from kafka for {:?}: {error}",
+                    last_sample.elapsed()
+                )
+            }),
+            Err(_) => None,
+        };
+        health.report(&source, fault).await;
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = tokio::time::sleep(sample_interval(stuck_after)) => {}
+        }
+    }
+}
+
+/// Since when each partition's committed offset has stood still.
+#[derive(Default)]
+struct PartitionProgress {
+    since: HashMap<(String, i32), (i64, Instant)>,
+}
+
+impl PartitionProgress {
+    /// Describes the partitions with lag whose committed offset has not moved for `bound`.
+    fn stuck(&mut self, lags: &[lag::PartitionLag], bound: Duration) -> Option<String> {
+        let now = Instant::now();
+        let mut stuck = Vec::new();
+        for partition in lags {
+            let key = (partition.topic.clone(), partition.partition);
+            let entry = self.since.entry(key).or_insert((partition.committed, now));
+            if entry.0 != partition.committed || partition.lag == 0 {
+                *entry = (partition.committed, now);
+            } else if now.duration_since(entry.1) > bound {
+                stuck.push(format!(
+                    "{}[{}] has {} uncommitted messages and has not moved for {:?}",
+                    partition.topic,
+                    partition.partition,
+                    partition.lag,
+                    now.duration_since(entry.1)
+                ));
+            }
+        }
+        (!stuck.is_empty()).then(|| stuck.join("; "))
+    }
+}
+
+/// Samples the outbox backlog into `orderly_outbox_backlog`, and reports the outbox faulty while
+/// its oldest row has waited longer than `stuck_after` (or the database cannot be read as long).
+pub async fn outbox(
+    component: &'static str,
+    db: DatabaseConnection,
+    health: Health,
+    stuck_after: Duration,
+    shutdown: Shutdown,
+) {
+    let mut last_read = Instant::now();
+    loop {
+        let fault = match outbox::standing(&db).await {
+            Ok((backlog, oldest)) => {
+                last_read = Instant::now();
+                crate::metrics::outbox_backlog(component, backlog);
+                let waited = oldest
+                    .map(|created| crate::time::now() - created)
+                    .and_then(|waited| waited.to_std().ok())
+                    .unwrap_or_default();
+                (waited > stuck_after)
+                    .then(|| format!("{backlog} events unpublished, the oldest for {waited:?}"))
+            }
+            Err(error) => (last_read.elapsed() > stuck_after).then(|| {
+                format!(
+                    "cannot read the outbox for {:?}: {error}",
+                    last_read.elapsed()
+                )
+            }),
+        };
+        health.report("outbox", fault).await;
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = tokio::time::sleep(sample_interval(stuck_after)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(committed: i64, lag: i64) -> Vec<lag::PartitionLag> {
+        vec![lag::PartitionLag {
+            topic: "orders".into(),
+            partition: 0,
+            committed,
+            lag,
+        }]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_lag_that_does_not_move_is_stuck() {
+        let bound = Duration::from_secs(10);
+        let mut progress = PartitionProgress::default();
+        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(progress.stuck(&partition(5, 3), bound).is_some());
+        // It moved: not stuck, and the clock starts again.
+        assert_eq!(progress.stuck(&partition(6, 2), bound), None);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(progress.stuck(&partition(6, 2), bound), None);
+        // No lag is never stuck, however long the offset stands still.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(progress.stuck(&partition(8, 0), bound), None);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(progress.stuck(&partition(8, 0), bound), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! Setting up a system's catalogue and accounts and placing orders, through the public APIs.
+
+use orderly_proto::{
+    common::v1::Money,
+    inventory::v1::{
+        RestockRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
+    },
+    order::v1::{
+        Order, OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
+    },
+    payment::v1::{
+        DepositRequest, OpenAccountRequest, payment_service_client::PaymentServiceClient,
+    },
+};
+
+use super::{System, channel, invariants::Initial};
+
+pub fn usd(amount_minor: i64) -> Option<Money> {
+    Some(Money {
+        amount_minor,
+        currency: "USD".into(),
+    })
+}
+
+/// Creates products (sku, unit price, stock) and accounts (customer, balance).
+pub async fn seed(
+    system: &System,
+    products: &[(&str, i64, u32)],
+    customers: &[(&str, i64)],
+) -> Initial {
+    let mut inventory = InventoryServiceClient::new(channel(system.addr("inventory")));
+    let mut payment = PaymentServiceClient::new(channel(system.addr("payment")));
+    let mut initial = Initial::default();
+    for (sku, price, stock) in products {
+        let product = UpsertProductRequest {
+            sku: (*sku).into(),
+            name: (*sku).into(),
+            unit_price: usd(*price),
+        };
+        inventory.upsert_product(product).await.unwrap();
+        inventory
+            .restock(RestockRequest {
+                sku: (*sku).into(),
+                quantity: *stock,
+            })
+            .await
+            .unwrap();
+        initial.stock.insert((*sku).into(), *stock);
+    }
+    for (customer, balance) in customers {
+        payment
+            .open_account(OpenAccountRequest {
+                customer_id: (*customer).into(),
+                currency: "USD".into(),
+            })
+            .await
+            .unwrap();
+        payment
+            .deposit(DepositRequest {
+                customer_id: (*customer).into(),
+                amount: usd(*balance),
+            })
+            .await
+            .unwrap();
+        initial.balances.insert((*customer).into(), *balance);
+    }
+    initial
+}
+
+pub fn order_request(customer: &str, sku: &str, quantity: u32, key: &str) -> PlaceOrderRequest {
+    PlaceOrderRequest {
+        customer_id: customer.into(),
+        items: vec![OrderItem {
+            sku: sku.into(),
+            quantity,
+        }],
+        idempotency_key: key.into(),
+    }
+}
+
+pub async fn place(system: &System, request: PlaceOrderRequest) -> Order {
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let order = orders
+        .place_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        order.status(),
+        OrderStatus::Pending,
+        "PlaceOrder answers before the saga decides"
+    );
+    order
+}
+
+pub fn find<'a>(orders: &'a [Order], id: &str) -> &'a Order {
+    orders
+        .iter()
+        .find(|order| order.order_id == id)
+        .expect("order listed")
+}
