@@ -5,6 +5,8 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = orderly::Cli::parse();
+    // Only a test build has fail points; this arms the ones FAILPOINTS names, for good.
+    let _fail_points = orderly_common::failpoints::from_env();
     // librdkafka's consumer close and the embedded broker's SQLite calls block their thread;
     // a few threads more than cores keep one blocked call from stalling every component that
     // `orderly dev` runs in this process.

@@ -1,4 +1,4 @@
-//! The SagaService API: read-only views of sagas for operators and tests.
+//! The SagaService API: views of sagas, and the operator's actions on parked ones (retry, resolve).
 
 use orderly_common::{
     ApiError,
@@ -8,23 +8,71 @@ use orderly_common::{
 use orderly_proto::{
     common::v1::Money,
     saga::v1::{
-        GetSagaRequest, GetSagaResponse, ListSagasRequest, ListSagasResponse, Saga,
-        SagaHistoryEntry, SagaState, SagaStep, StepStatus, saga_service_server::SagaService,
+        GetSagaRequest, GetSagaResponse, ListSagasRequest, ListSagasResponse, ResolveSagaRequest,
+        ResolveSagaResponse, RetrySagaRequest, RetrySagaResponse, Saga, SagaHistoryEntry,
+        SagaState, SagaStep, StepStatus, saga_service_server::SagaService,
     },
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, prelude::Uuid};
 use tonic::{Request, Response, Status};
 
-use crate::store::{history, sagas, steps};
+use crate::{
+    core::StepKind,
+    runtime::{Operator, OperatorError},
+    store::{history, sagas, steps},
+};
 
 pub struct SagaApi {
     db: DatabaseConnection,
+    operator: Operator,
 }
 
 impl SagaApi {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, operator: Operator) -> Self {
+        Self { db, operator }
     }
+
+    /// The whole saga (steps and history) as the API shows it.
+    async fn saga(&self, order_id: Uuid) -> Result<Saga, ApiError> {
+        let saga = sagas::find(&self.db, order_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("saga for order", order_id.to_string()))?;
+        let mut message = saga_message(saga.header);
+        message.steps = saga.steps.into_iter().map(step_message).collect();
+        message.history = saga.history.into_iter().map(history_message).collect();
+        Ok(message)
+    }
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(error: OperatorError) -> Self {
+        match error {
+            OperatorError::UnknownSaga(order_id) => {
+                ApiError::not_found("saga for order", order_id.to_string())
+            }
+            OperatorError::NotParked { .. } | OperatorError::StepNotOpen { .. } => {
+                ApiError::FailedPrecondition(error.to_string())
+            }
+            OperatorError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// A step by the name the API shows ("reserve_inventory", "authorize_payment").
+fn step_kind(field: &str, name: &str) -> Result<StepKind, ApiError> {
+    StepKind::FORWARD
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = StepKind::FORWARD.iter().map(|kind| kind.name()).collect();
+            ApiError::invalid(
+                field,
+                format!(
+                    "unknown step {name:?}; expected one of {}",
+                    known.join(", ")
+                ),
+            )
+        })
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -33,15 +81,36 @@ type Reply<T> = Result<Response<T>, Status>;
 impl SagaService for SagaApi {
     async fn get_saga(&self, request: Request<GetSagaRequest>) -> Reply<GetSagaResponse> {
         let order_id = validate::uuid("order_id", &request.get_ref().order_id)?;
-        let saga = sagas::find(&self.db, order_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("saga for order", order_id.to_string()))?;
-        let mut message = saga_message(saga.header);
-        message.steps = saga.steps.into_iter().map(step_message).collect();
-        message.history = saga.history.into_iter().map(history_message).collect();
         Ok(Response::new(GetSagaResponse {
-            saga: Some(message),
+            saga: Some(self.saga(order_id).await?),
+        }))
+    }
+
+    async fn retry_saga(&self, request: Request<RetrySagaRequest>) -> Reply<RetrySagaResponse> {
+        let order_id = validate::uuid("order_id", &request.get_ref().order_id)?;
+        self.operator
+            .retry(order_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(RetrySagaResponse {
+            saga: Some(self.saga(order_id).await?),
+        }))
+    }
+
+    async fn resolve_saga(
+        &self,
+        request: Request<ResolveSagaRequest>,
+    ) -> Reply<ResolveSagaResponse> {
+        let request = request.into_inner();
+        let order_id = validate::uuid("order_id", &request.order_id)?;
+        let step = step_kind("step", &request.step)?;
+        let note = validate::text("note", &request.note)?;
+        self.operator
+            .resolve(order_id, step, note)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ResolveSagaResponse {
+            saga: Some(self.saga(order_id).await?),
         }))
     }
 

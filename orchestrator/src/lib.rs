@@ -49,7 +49,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         deadline: Duration::from_millis(config.saga_deadline_ms),
         max_compensation_attempts: config.compensation_max_attempts,
     };
-    runtime::start(
+    let operator = runtime::start(
         &mut started,
         settings,
         config.service.server.stuck_after(),
@@ -57,7 +57,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         payment,
         &shutdown,
     );
-    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone()));
+    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

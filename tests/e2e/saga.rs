@@ -17,7 +17,7 @@ use crate::support::{
     invariants::{self, Initial},
     orders::{find, order_request, place, seed, usd},
     postgres::Postgres,
-    quiet, topic,
+    prometheus, quiet, topic,
 };
 
 /// CONFIRMED; REJECTED for stock; REJECTED for money with the reservation released.
@@ -131,44 +131,63 @@ async fn three_paths_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn fifty_concurrent_orders_for_ten_units() {
+async fn row_9_a_hundred_concurrent_orders_on_ten_units() {
     let system = System::start(Options::default()).await;
     let initial = seed(&system, &[("hot", 500, 10)], &[("alice", 1_000_000)]).await;
-    let placing = (0..50).map(|_| place(&system, order_request("alice", "hot", 1, "")));
+    let placing = (0..100).map(|_| place(&system, order_request("alice", "hot", 1, "")));
     futures::future::join_all(placing).await;
     let orders = quiet::settle(&system).await;
     let confirmed = orders
         .iter()
         .filter(|o| o.status() == OrderStatus::Confirmed)
         .count();
-    assert_eq!((orders.len(), confirmed), (50, 10));
+    assert_eq!((orders.len(), confirmed), (100, 10));
     invariants::check(&system, &initial, &orders).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn duplicated_events_change_nothing() {
+async fn row_6_every_event_delivered_two_or_three_times_changes_nothing() {
     let system = System::start(Options::default()).await;
     let initial = three_paths(&system).await;
     let before = quiet::all_orders(&system).await;
+    let mut copies_by_topic = BTreeMap::new();
     for topic_name in topics::DOMAIN {
         let records = topic::read_all(&system.kafka, topic_name).await;
         assert!(!records.is_empty(), "{topic_name} carried events");
-        let copies = records
+        // Every other event twice more: each is delivered two or three times in all.
+        let copies: Vec<_> = records
             .iter()
-            .map(|r| {
+            .enumerate()
+            .flat_map(|(n, r)| {
                 use rdkafka::Message;
-                (
+                let copy = (
                     r.key().unwrap_or_default().to_vec(),
                     r.payload().unwrap_or_default().to_vec(),
                     topic::copy_headers(r),
-                )
+                );
+                std::iter::repeat_n(copy, 1 + n % 2)
             })
             .collect();
+        copies_by_topic.insert(topic_name, copies.len());
         topic::produce(&system.kafka, topic_name, copies).await;
     }
     let after = quiet::settle(&system).await;
     assert_eq!(after, before, "redelivered events changed the orders");
     invariants::check(&system, &initial, &after).await;
+    // Every copy was seen, and skipped by the inbox, by every consumer of its topic.
+    for (consumer, topic_names) in quiet::GROUPS {
+        let metrics = prometheus::scrape(system.metrics_addr(consumer)).await;
+        for topic_name in topic_names {
+            let skipped = metrics.sum(
+                "orderly_inbox_duplicates_total",
+                &[("consumer", consumer), ("topic", topic_name)],
+            );
+            assert_eq!(
+                skipped, copies_by_topic[topic_name] as f64,
+                "{consumer} on {topic_name}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -353,7 +372,7 @@ async fn notifications_reach_a_flaky_webhook_once_per_outcome() {
 /// reservation. When payment thaws it authorizes the order anyway: that late success is
 /// refunded, never confirmed.
 #[tokio::test(flavor = "multi_thread")]
-async fn late_payment_after_the_deadline_is_refunded_not_confirmed() {
+async fn row_7_late_payment_after_the_deadline_is_refunded_not_confirmed() {
     use orderly_proto::payment::v1::{ListPaymentsRequest, PaymentStatus};
     let system = System::start(Options {
         saga_deadline_ms: 1_000,

@@ -9,6 +9,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod proxy;
 pub mod quiet;
 pub mod topic;
 
@@ -86,6 +87,9 @@ pub struct Options {
     pub saga_deadline_ms: u64,
     /// Extra environment for one component: (component, name, value).
     pub env: Vec<(&'static str, &'static str, String)>,
+    /// Put a fault proxy ([`System::broker_proxy`]) between every component and the broker:
+    /// the broker advertises the proxy's address and the components bootstrap through it.
+    pub broker_proxy: bool,
 }
 
 impl Default for Options {
@@ -95,6 +99,7 @@ impl Default for Options {
             database_url: Box::new(|_| None),
             saga_deadline_ms: 30_000,
             env: Vec::new(),
+            broker_proxy: false,
         }
     }
 }
@@ -115,6 +120,7 @@ pub struct System {
     broker: Option<process::Orderly>,
     broker_args: Vec<String>,
     components: Vec<Component>,
+    broker_proxy: Option<proxy::Proxy>,
 }
 
 impl System {
@@ -125,11 +131,19 @@ impl System {
             .expect("temp dir");
         let kafka_port = free_port();
         let kafka = format!("127.0.0.1:{kafka_port}");
-        let broker_args = vec![
+        let mut broker_args = vec![
             "broker".to_owned(),
             "--listen-addr".to_owned(),
             kafka.clone(),
         ];
+        let broker_proxy = if options.broker_proxy {
+            Some(proxy::Proxy::start(loopback(kafka_port)).await)
+        } else {
+            None
+        };
+        if let Some(proxy) = &broker_proxy {
+            broker_args.extend(["--advertised-addr".to_owned(), proxy.addr().to_string()]);
+        }
         let broker = options
             .broker
             .then(|| spawn_broker(&broker_args, dir.path()));
@@ -154,7 +168,16 @@ impl System {
                 ("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()),
                 ("ORDERLY_KAFKA_BOOTSTRAP".to_owned(), kafka.clone()),
                 ("ORDERLY_METRICS_ADDR".to_owned(), metrics.to_string()),
+                // Stuck consumers rejoin (and health says so) within the tests' patience.
+                ("ORDERLY_STUCK_AFTER_MS".to_owned(), "10000".to_owned()),
             ];
+            if let Some(proxy) = &broker_proxy {
+                // Later entries win: every Kafka connection goes through the proxy.
+                envs.push((
+                    "ORDERLY_KAFKA_BOOTSTRAP".to_owned(),
+                    proxy.addr().to_string(),
+                ));
+            }
             if let Some(url) = (options.database_url)(name) {
                 envs.push(("ORDERLY_DATABASE_URL".to_owned(), url));
             }
@@ -199,7 +222,15 @@ impl System {
             broker,
             broker_args,
             components,
+            broker_proxy,
         }
+    }
+
+    /// The proxy between the components and the broker (with `Options::broker_proxy`).
+    pub fn broker_proxy(&self) -> &proxy::Proxy {
+        self.broker_proxy
+            .as_ref()
+            .expect("started with Options { broker_proxy: true, .. }")
     }
 
     pub fn addr(&self, name: &str) -> std::net::SocketAddr {
@@ -246,6 +277,40 @@ impl System {
 
     pub fn resume(&self, name: &str) {
         self.component(name).process.signal("-CONT");
+    }
+
+    /// Waits (a bounded poll) up to `within` for a component's process to exit by itself, e.g.
+    /// at a crash point; returns how it ended, or `None` if it is still running.
+    pub async fn wait_exit(
+        &mut self,
+        name: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + within;
+        let component = self
+            .components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("known component");
+        loop {
+            let status = component.process.exit_status();
+            if status.is_some() || tokio::time::Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Like [`System::restart`], without the environment variable `key` from now on (a crash
+    /// point armed through `FAILPOINTS`, say).
+    pub async fn restart_without_env(&mut self, name: &str, key: &str) {
+        let component = self
+            .components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("known component");
+        component.envs.retain(|(k, _)| k != key);
+        self.restart(name).await;
     }
 
     /// Starts a killed component again with the same settings and waits until it serves.

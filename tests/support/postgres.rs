@@ -15,6 +15,7 @@ const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
+    options: String,
 }
 
 fn running_as_root() -> bool {
@@ -86,21 +87,44 @@ impl Postgres {
         );
         let options =
             format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off");
-        let log = dir.path().join("postgres.log");
+        let postgres = Self { dir, port, options };
+        postgres.start_again();
+        postgres
+    }
+
+    /// Starts the (stopped) server again on the same port and data, waiting until it accepts.
+    pub fn start_again(&self) {
+        let data = self.data_dir();
+        let log = self.dir.path().join("postgres.log");
         run(
             "pg_ctl",
             &[
                 "-D",
-                data,
+                data.to_str().expect("utf-8 temp path"),
                 "-o",
-                &options,
+                &self.options,
                 "-l",
                 log.to_str().expect("utf-8"),
                 "-w",
                 "start",
             ],
         );
-        Self { dir, port }
+    }
+
+    /// `pg_ctl stop -m immediate`: every connection is cut at once, as in a crash.
+    pub fn stop_immediately(&self) {
+        let data = self.data_dir();
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf-8 temp path"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -95,6 +95,11 @@ impl Orderly {
         self.child.wait().is_ok_and(|status| status.success())
     }
 
+    /// How the process ended, if it has (without waiting).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Fails the test if the process has already exited (it should be serving).
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {

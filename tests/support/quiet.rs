@@ -81,13 +81,13 @@ pub async fn settle(system: &System) -> Vec<Order> {
             .filter(|order| order.status() == OrderStatus::Pending)
             .count();
         if pending == 0 {
-            let lag = total_lag(&system.kafka).await;
-            if lag == 0 {
+            let lags = group_lags(&system.kafka).await;
+            if lags.iter().all(|(_, lag)| *lag == 0) {
                 return orders;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "consumers still {lag} messages behind after {SETTLE:?}"
+                "consumers still behind after {SETTLE:?} (messages by group): {lags:?}"
             );
         } else {
             assert!(
@@ -99,14 +99,14 @@ pub async fn settle(system: &System) -> Vec<Order> {
     }
 }
 
-/// Messages not yet committed by their consumer group, over every group and topic.
-pub async fn total_lag(kafka: &str) -> i64 {
+/// Messages not yet committed by each consumer group, over its topics.
+pub async fn group_lags(kafka: &str) -> Vec<(&'static str, i64)> {
     let kafka = kafka.to_owned();
     tokio::task::spawn_blocking(move || {
         GROUPS
             .iter()
-            .map(|(group, topics)| group_lag(&kafka, group, topics))
-            .sum()
+            .map(|(group, topics)| (*group, group_lag(&kafka, group, topics)))
+            .collect()
     })
     .await
     .expect("lag check")

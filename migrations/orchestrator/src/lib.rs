@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_saga_trace_parent;
+mod m0003_steps_by_status;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(orderly_migration_messaging::Migration),
             Box::new(m0002_saga_trace_parent::Migration),
+            Box::new(m0003_steps_by_status::Migration),
         ]
     }
 }

@@ -5,7 +5,9 @@
 //! watches their outcomes. A saga is CONFIRMED when both succeeded. When one failed or the
 //! deadline passed, every step that succeeded is compensated in reverse order (refund, then
 //! release) and the saga ends REJECTED once they all are. A success that arrives after the
-//! decision is compensated, never confirmed. A compensation that keeps failing parks the saga.
+//! decision is compensated, never confirmed. A compensation that keeps failing parks the saga;
+//! an operator then retries it (its open compensations run again) or resolves a compensation by
+//! hand (done out of band), after which the saga finishes as it would have.
 
 #[cfg(test)]
 mod tests;
@@ -75,12 +77,23 @@ impl Default for Saga {
 pub enum Event {
     OrderPlaced,
     InventoryReserved,
-    InventoryRejected { reason: String },
+    InventoryRejected {
+        reason: String,
+    },
     PaymentAuthorized,
-    PaymentDeclined { reason: String },
+    PaymentDeclined {
+        reason: String,
+    },
     DeadlinePassed,
     Compensated(StepKind),
-    CompensationFailing { step: StepKind, reason: String },
+    CompensationFailing {
+        step: StepKind,
+        reason: String,
+    },
+    /// An operator sends a parked saga back to compensating: its open compensations run again.
+    OperatorRetry,
+    /// An operator declares a parked saga's open compensation done by hand.
+    OperatorResolved(StepKind),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +107,9 @@ pub enum Command {
 pub enum Error {
     #[error("{0:?} cannot be compensated: it is {1:?}")]
     NotCompensating(StepKind, Step),
+    /// Operator actions apply to parked sagas only.
+    #[error("the saga is {0:?}, not parked")]
+    NotParked(Phase),
 }
 
 impl Saga {
@@ -121,6 +137,16 @@ impl Saga {
             .iter()
             .any(|kind| self.step(*kind) == Step::Compensating)
     }
+}
+
+/// What parking appends to the saga's reason.
+const PARKED_BECAUSE: &str = "; parked: compensating ";
+
+/// The reason without what parking added.
+fn rejection_reason(reason: &str) -> &str {
+    reason
+        .split_once(PARKED_BECAUSE)
+        .map_or(reason, |(rejection, _)| rejection)
 }
 
 /// Applies `event` to `saga`.
@@ -158,15 +184,37 @@ pub fn transition(saga: &Saga, event: Event) -> Result<(Saga, Vec<Command>), Err
             }
             finish_rejection(&mut next, &mut commands);
         }
-        Event::CompensationFailing { step, reason } => {
+        // The failure itself is the runtime's to record (step detail, history): the reason only
+        // says why the saga waits, stays bounded however often it parks, and is what the
+        // compensation calls carry, so participants' length limits hold.
+        Event::CompensationFailing { step, reason: _ } => {
             if next.step(step) == Step::Compensating && next.phase != Phase::Confirmed {
                 next.phase = Phase::Parked;
                 next.reason = format!(
-                    "{}; compensating {} keeps failing: {reason}",
-                    saga.reason,
+                    "{}{PARKED_BECAUSE}{} keeps failing",
+                    rejection_reason(&saga.reason),
                     step.name()
                 );
             }
+        }
+        Event::OperatorRetry => {
+            if next.phase != Phase::Parked {
+                return Err(Error::NotParked(next.phase));
+            }
+            resume(&mut next, &mut commands);
+        }
+        Event::OperatorResolved(kind) => {
+            if next.phase != Phase::Parked {
+                return Err(Error::NotParked(next.phase));
+            }
+            match next.step(kind) {
+                Step::Compensating => next.set(kind, Step::Compensated),
+                other @ (Step::Pending | Step::Succeeded | Step::Failed | Step::Compensated) => {
+                    return Err(Error::NotCompensating(kind, other));
+                }
+            }
+            // Whatever else is still open gets its chance again, as after a retry.
+            resume(&mut next, &mut commands);
         }
     }
     Ok((next, commands))
@@ -214,6 +262,19 @@ fn reject(saga: &mut Saga, commands: &mut Vec<Command>, reason: String) {
     for kind in StepKind::FORWARD.iter().rev() {
         if saga.step(*kind) == Step::Succeeded {
             saga.set(*kind, Step::Compensating);
+            commands.push(Command::Compensate(*kind));
+        }
+    }
+    finish_rejection(saga, commands);
+}
+
+/// A parked saga compensates again: every open compensation is requested anew (and the saga
+/// finishes at once when none is left).
+fn resume(saga: &mut Saga, commands: &mut Vec<Command>) {
+    saga.phase = Phase::Compensating;
+    saga.reason = rejection_reason(&saga.reason).to_owned();
+    for kind in StepKind::FORWARD.iter().rev() {
+        if saga.step(*kind) == Step::Compensating {
             commands.push(Command::Compensate(*kind));
         }
     }

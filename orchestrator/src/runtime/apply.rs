@@ -43,9 +43,12 @@ pub struct Meta {
 pub enum ApplyError {
     #[error(transparent)]
     Database(#[from] DbErr),
-    /// The event cannot apply to this saga (unknown saga, contradicting state).
+    /// The event cannot apply to this saga (unknown saga, broken row).
     #[error("{0}")]
     Invalid(String),
+    /// The core refused the event in the saga's current state.
+    #[error(transparent)]
+    Refused(#[from] core::Error),
 }
 
 /// The timer and the compensator run outside a consumer: to them every failure is a database
@@ -55,6 +58,7 @@ impl From<ApplyError> for DbErr {
         match error {
             ApplyError::Database(error) => error,
             ApplyError::Invalid(reason) => DbErr::Custom(reason),
+            ApplyError::Refused(error) => DbErr::Custom(error.to_string()),
         }
     }
 }
@@ -77,8 +81,7 @@ pub async fn apply(
             insert(txn, order_id, &new, deadline).await?
         }
     };
-    let (next, commands) =
-        core::transition(&saga, event).map_err(|error| ApplyError::Invalid(error.to_string()))?;
+    let (next, commands) = core::transition(&saga, event)?;
     save(txn, &header, &saga, &next).await?;
     if next.phase != saga.phase {
         watch::phase_changed(&header, next.phase);

@@ -112,6 +112,9 @@ impl Compensator {
         let key = (step.order_id, kind);
         match self.compensate(kind, step.order_id, &saga.reason).await {
             Ok(detail) => {
+                fail::fail_point!("compensator.after_rpc", |_| {
+                    orderly_common::failpoints::crash("compensator.after_rpc")
+                });
                 not_before.remove(&key);
                 counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "ok")
                     .increment(1);

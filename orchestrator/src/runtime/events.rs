@@ -89,6 +89,7 @@ impl Handler for Reactions {
         .map_err(|error| match error {
             ApplyError::Database(error) => HandlerError::Transient(error),
             ApplyError::Invalid(reason) => HandlerError::Invalid(reason),
+            ApplyError::Refused(error) => HandlerError::Invalid(error.to_string()),
         })?;
         if commands
             .iter()

@@ -8,6 +8,7 @@ mod apply;
 mod compensator;
 mod events;
 mod mapping;
+mod operator;
 mod timers;
 mod watch;
 
@@ -17,6 +18,7 @@ use orderly_common::{Shutdown, component::Started, grpc::Client};
 use tokio::sync::Notify;
 
 use apply::{Meta, NewSaga};
+pub use operator::{Operator, OperatorError};
 
 /// What the runtime needs besides the database.
 #[derive(Clone)]
@@ -27,7 +29,8 @@ pub struct Settings {
     pub max_compensation_attempts: u32,
 }
 
-/// Starts the consumer, the deadline timer, the compensator and the saga watcher on `started`.
+/// Starts the consumer, the deadline timer, the compensator and the saga watcher on `started`;
+/// returns the operator's handle on parked sagas (it wakes the compensator).
 pub fn start(
     started: &mut Started,
     settings: Settings,
@@ -35,7 +38,7 @@ pub fn start(
     inventory: Client,
     payment: Client,
     shutdown: &Shutdown,
-) {
+) -> Operator {
     let compensations = Arc::new(Notify::new());
     let reactions = events::Reactions {
         settings: settings.clone(),
@@ -49,6 +52,12 @@ pub fn start(
         settings.clone(),
         shutdown.clone(),
     ));
+    let operator = Operator {
+        db: started.db.clone(),
+        relay: started.relay.clone(),
+        compensations: compensations.clone(),
+        settings: settings.clone(),
+    };
     let compensator = compensator::Compensator {
         db: started.db.clone(),
         relay: started.relay.clone(),
@@ -63,4 +72,5 @@ pub fn start(
         stuck_after,
         shutdown.clone(),
     ));
+    operator
 }

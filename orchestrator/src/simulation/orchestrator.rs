@@ -31,8 +31,6 @@ pub struct Orchestrator {
     // In memory only: lost by a crash.
     /// Compensations the core asked for, to be run by the compensator.
     pub work: BTreeSet<(OrderId, StepKind)>,
-    /// Parked sagas an operator told to try again.
-    pub resumed: BTreeSet<OrderId>,
     pub max_attempts: u32,
 }
 
@@ -43,7 +41,6 @@ impl Orchestrator {
             inbox: Inbox::new(true),
             outbox: Outbox::default(),
             work: BTreeSet::new(),
-            resumed: BTreeSet::new(),
             max_attempts,
         }
     }
@@ -52,7 +49,6 @@ impl Orchestrator {
     /// are found again in the database (a parked saga waits for an operator).
     pub fn restart(&mut self) {
         self.work.clear();
-        self.resumed.clear();
         for (order, row) in &self.sagas {
             if row.saga.phase == Phase::Parked {
                 continue;
@@ -131,27 +127,26 @@ impl Orchestrator {
         }
     }
 
-    /// An operator resumes a parked saga: its open compensations are tried again.
-    pub fn resume(&mut self, order: OrderId) {
-        self.resumed.insert(order);
-        if let Some(row) = self.sagas.get(&order) {
+    /// An operator retries a parked saga (the real RetrySaga): its open compensations' attempt
+    /// counters are reset and the core sends it back to compensating, in one commit.
+    pub fn resume(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
+        if let Some(row) = self.sagas.get_mut(&order) {
             for kind in StepKind::FORWARD {
                 if row.saga.step(kind) == Step::Compensating {
-                    self.work.insert((order, kind));
+                    row.attempts.remove(&kind);
                 }
             }
         }
+        self.apply(order, Event::OperatorRetry, ids, journal);
     }
 
     /// The compensations the compensator may try now: like the real one, it leaves a parked
-    /// saga alone until an operator resumes it.
+    /// saga alone until an operator retries it.
     pub fn runnable_compensations(&self) -> impl Iterator<Item = (OrderId, StepKind)> + '_ {
         self.work.iter().copied().filter(|(order, _)| {
-            self.resumed.contains(order)
-                || self
-                    .sagas
-                    .get(order)
-                    .is_some_and(|row| row.saga.phase != Phase::Parked)
+            self.sagas
+                .get(order)
+                .is_some_and(|row| row.saga.phase != Phase::Parked)
         })
     }
 

@@ -69,9 +69,8 @@ pub fn run(world: &mut World, seed: u64, schedule: Schedule) {
     heal(world, &mut rng, schedule.heal_bound);
 }
 
-/// Nothing fails any more: drain until quiescent, then let an operator resume parked sagas (the
-/// real runtime leaves them to one: it has no resume path of its own) and let every deadline
-/// fire. Needing a deadline now means a message or a step got lost.
+/// Nothing fails any more: drain until quiescent, then let an operator retry parked sagas (the
+/// real runtime leaves them to one: RetrySaga) and let every deadline fire. Needing a deadline now means a message or a step got lost.
 fn heal(world: &mut World, rng: &mut StdRng, bound: usize) {
     let mut choices = Vec::new();
     for _ in 0..bound {
@@ -81,8 +80,7 @@ fn heal(world: &mut World, rng: &mut StdRng, bound: usize) {
             world.execute(action);
             continue;
         }
-        let parked = first_saga(world, |phase| phase == Phase::Parked);
-        if let Some(order) = parked.filter(|order| !world.orchestrator.resumed.contains(order)) {
+        if let Some(order) = first_saga(world, |phase| phase == Phase::Parked) {
             world.execute(Action::ResumeParked(order));
             continue;
         }

@@ -148,7 +148,10 @@ impl<'w> World<'w> {
                     .deadline(*order, &mut self.ids, &mut self.journal);
             }
             Action::Compensate { order, step, call } => self.compensate(*order, *step, *call),
-            Action::ResumeParked(order) => self.orchestrator.resume(*order),
+            Action::ResumeParked(order) => {
+                self.orchestrator
+                    .resume(*order, &mut self.ids, &mut self.journal);
+            }
         }
         self.trace.push(action);
         self.check_stock();

@@ -2,11 +2,11 @@
 //! publish its outbox, run its consumers, watch that both keep flowing (health and metrics), and
 //! serve gRPC until shutdown, then drain.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tonic::service::Routes;
 
 use crate::{
@@ -119,9 +119,13 @@ impl Started {
             producer: self.producer.clone(),
         };
         let (kafka, shutdown) = (self.kafka.clone(), self.shutdown.clone());
+        let rejoin = Arc::new(Notify::new());
         let lag_watcher = watch::consumer_lag(
-            name,
-            topics,
+            watch::Watched {
+                group: name,
+                topics,
+                rejoin: rejoin.clone(),
+            },
             kafka.clone(),
             self.health.clone(),
             self.stuck_after,
@@ -131,7 +135,7 @@ impl Started {
             if !topics::ensure_with_retry(&kafka, &topics::all(), &shutdown).await {
                 return;
             }
-            if let Err(error) = consumer.run(&kafka, shutdown).await {
+            if let Err(error) = consumer.run(&kafka, rejoin, shutdown).await {
                 tracing::error!(consumer = name, %error, "consumer stopped");
             }
         });

@@ -6,6 +6,7 @@ pub mod component;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod failpoints;
 pub mod grpc;
 pub mod health;
 pub mod kafka;

@@ -22,6 +22,7 @@ pub const CONSUMER_LAG: &str = "orderly_consumer_lag";
 pub const EVENTS_CONSUMED: &str = "orderly_events_consumed_total";
 pub const DEAD_LETTERS: &str = "orderly_dead_letters_total";
 pub const INBOX_DUPLICATES: &str = "orderly_inbox_duplicates_total";
+pub const CONSUMER_REJOINS: &str = "orderly_consumer_rejoins_total";
 pub const GRPC_REQUESTS: &str = "orderly_grpc_requests_total";
 pub const GRPC_REQUEST_DURATION: &str = "orderly_grpc_request_duration_seconds";
 pub const HEALTH_SERVING: &str = "orderly_health_serving";
@@ -128,6 +129,10 @@ pub fn consumed(consumer: &'static str, topic: &str, outcome: &'static str) {
         }
         _ => {}
     }
+}
+
+pub fn consumer_rejoined(consumer: &'static str) {
+    counter!(CONSUMER_REJOINS, "consumer" => consumer).increment(1);
 }
 
 pub fn grpc_request(method: &str, code: &'static str, elapsed: Duration) {

@@ -8,6 +8,10 @@ use uuid::Uuid;
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The largest envelope a consumer accepts. Events are a few hundred bytes; anything near this is
+/// a producer's mistake (or an attack), refused before decoding rather than allocated.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+
 /// Record header names (the envelope's fields, readable without decoding it).
 pub mod headers {
     pub const EVENT_ID: &str = "event_id";
@@ -47,6 +51,8 @@ pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
 /// Why a message can never be processed (it goes to the dead-letter topic).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
+    #[error("oversized envelope: {0} bytes (the limit is {MAX_ENVELOPE_BYTES})")]
+    Oversized(usize),
     #[error("undecodable envelope: {0}")]
     Undecodable(String),
     #[error("envelope has no payload")]
@@ -74,6 +80,9 @@ pub struct Event {
 /// Decodes and checks an envelope: ids are UUIDs, the type matches the payload, the schema
 /// version is one this build understands.
 pub fn open(bytes: &[u8]) -> Result<Event, EnvelopeError> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(EnvelopeError::Oversized(bytes.len()));
+    }
     let mut envelope = EventEnvelope::decode(bytes)
         .map_err(|error| EnvelopeError::Undecodable(error.to_string()))?;
     if envelope.schema_version != SCHEMA_VERSION {
@@ -146,6 +155,10 @@ mod tests {
             open(&[0xff, 0xff, 0xff]),
             Err(EnvelopeError::Undecodable(_))
         ));
+        assert_eq!(
+            open(&vec![0; MAX_ENVELOPE_BYTES + 1]),
+            Err(EnvelopeError::Oversized(MAX_ENVELOPE_BYTES + 1))
+        );
 
         let mut envelope = wrap(Uuid::new_v4(), rejected());
         envelope.schema_version = 99;

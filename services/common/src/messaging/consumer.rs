@@ -4,14 +4,15 @@
 //! and block the consumer, so nothing is skipped. Each message is handled in a span that
 //! continues the trace its envelope names, and counted by outcome.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use rdkafka::{
     Message,
-    consumer::{CommitMode, Consumer},
+    consumer::{CommitMode, Consumer, StreamConsumer},
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::{Relay, inbox};
@@ -54,6 +55,12 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// Why a consumer stopped consuming.
+enum Stop {
+    Shutdown,
+    Rejoin,
+}
+
 /// What happened to one consumed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consumed {
@@ -85,11 +92,50 @@ pub struct EventConsumer<H> {
 }
 
 impl<H: Handler> EventConsumer<H> {
-    pub async fn run(self, kafka: &KafkaArgs, shutdown: Shutdown) -> Result<(), KafkaError> {
-        let consumer = kafka::consumer(kafka, self.name, self.topics)?;
+    /// Consumes until `shutdown`. When `rejoin` is notified (the lag watcher saw the group sit
+    /// on lag it does not commit), the consumer leaves the group and joins it again as a new
+    /// member: a fresh start for whatever state stalled it (seen with the embedded broker after
+    /// a broker bounce: one partition never fetched again).
+    pub async fn run(
+        self,
+        kafka: &KafkaArgs,
+        rejoin: Arc<Notify>,
+        shutdown: Shutdown,
+    ) -> Result<(), KafkaError> {
+        loop {
+            let consumer = kafka::consumer(kafka, self.name, self.topics)?;
+            let stop = self.consume(&consumer, &rejoin, &shutdown).await;
+            // Async: a broker that is down must not hold up shutdown (uncommitted offsets only
+            // mean redelivery, which the inbox absorbs).
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+                tracing::debug!(consumer = self.name, %error, "final offset commit");
+            }
+            // Closing leaves the group and waits for the broker: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+            match stop {
+                Stop::Shutdown => return Ok(()),
+                Stop::Rejoin => {
+                    tracing::warn!(
+                        consumer = self.name,
+                        "consumer stuck: leaving the group and joining again"
+                    );
+                    crate::metrics::consumer_rejoined(self.name);
+                }
+            }
+        }
+    }
+
+    /// Handles messages until shutdown or a rejoin request.
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer,
+        rejoin: &Notify,
+        shutdown: &Shutdown,
+    ) -> Stop {
         loop {
             let message = tokio::select! {
-                () = shutdown.requested() => break,
+                () = shutdown.requested() => return Stop::Shutdown,
+                () = rejoin.notified() => return Stop::Rejoin,
                 message = consumer.recv() => message,
             };
             let message = match message {
@@ -101,8 +147,9 @@ impl<H: Handler> EventConsumer<H> {
                     continue;
                 }
             };
-            let Some(consumed) = self.process(&message, &shutdown).await else {
-                break; // shutdown while retrying: the offset stays unstored, the event comes back
+            let Some(consumed) = self.process(&message, shutdown).await else {
+                // Shutdown while retrying: the offset stays unstored, the event comes back.
+                return Stop::Shutdown;
             };
             tracing::debug!(
                 consumer = self.name,
@@ -119,14 +166,6 @@ impl<H: Handler> EventConsumer<H> {
                 self.relay.wake();
             }
         }
-        // Async: a broker that is down must not hold up shutdown (uncommitted offsets only mean
-        // redelivery, which the inbox absorbs).
-        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-            tracing::debug!(consumer = self.name, %error, "final offset commit");
-        }
-        // Closing leaves the group and waits for the broker: off the async threads.
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-        Ok(())
     }
 
     /// Applies or dead-letters one message, in its span; `None` if shutdown interrupted the
@@ -211,6 +250,10 @@ impl<H: Handler> EventConsumer<H> {
         }
         self.handler.handle(&txn, event).await?;
         txn.commit().await?;
+        // Crash point for the failure tests: the effect is committed, the offset not stored.
+        fail::fail_point!("consumer.after_commit", |_| crate::failpoints::crash(
+            "consumer.after_commit"
+        ));
         Ok(Consumed::Applied)
     }
 

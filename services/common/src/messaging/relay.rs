@@ -100,6 +100,10 @@ async fn publish(
     producer: &EventProducer,
     rows: Vec<outbox::Model>,
 ) -> Result<(), RelayError> {
+    // Crash point for the failure tests: the rows are committed, none is published yet.
+    fail::fail_point!("relay.before_publish", |_| crate::failpoints::crash(
+        "relay.before_publish"
+    ));
     let mut deliveries = Vec::with_capacity(rows.len());
     for row in &rows {
         let envelope =
@@ -126,6 +130,9 @@ async fn publish(
     }
     // A crash between the acknowledgement and this delete republishes the rows: consumers'
     // inboxes skip the duplicates.
+    fail::fail_point!("relay.after_ack", |_| crate::failpoints::crash(
+        "relay.after_ack"
+    ));
     if !published.is_empty() {
         tracing::debug!(count = published.len(), "outbox rows published");
         outbox::remove(db, published).await?;

@@ -2,11 +2,11 @@
 //! move, an outbox whose oldest row waits too long. Each samples on its own, from the outside
 //! (the broker's committed offsets, the outbox table), so a wedged consumer or relay cannot hide.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use rdkafka::consumer::BaseConsumer;
 use sea_orm::DatabaseConnection;
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 use super::outbox;
 use crate::{
@@ -21,17 +21,30 @@ pub fn sample_interval(stuck_after: Duration) -> Duration {
     (stuck_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
 }
 
-/// Samples `group`'s lag on `topics` into `orderly_consumer_lag`, and reports the group faulty
-/// while a partition has lag and its committed offset has not moved for `stuck_after`.
+/// A consumer group to watch, and how to tell its consumer to rejoin.
+pub struct Watched {
+    pub group: &'static str,
+    pub topics: &'static [&'static str],
+    pub rejoin: Arc<Notify>,
+}
+
+/// Samples the group's lag on its topics into `orderly_consumer_lag`, and reports the group
+/// faulty while a partition has lag and its committed offset has not moved for `stuck_after`.
+/// A stuck group's consumer is told to rejoin, at most once per `stuck_after`.
 pub async fn consumer_lag(
-    group: &'static str,
-    topics: &'static [&'static str],
+    watched: Watched,
     kafka: KafkaArgs,
     health: Health,
     stuck_after: Duration,
     shutdown: Shutdown,
 ) {
+    let Watched {
+        group,
+        topics,
+        rejoin,
+    } = watched;
     let source = format!("consumer {group}");
+    let mut last_rejoin: Option<Instant> = None;
     // Not subscribed, so it never joins the group: it only reads the group's committed offsets.
     let client: BaseConsumer = match client_config(&kafka).set("group.id", group).create() {
         Ok(client) => client,
@@ -40,7 +53,7 @@ pub async fn consumer_lag(
             return;
         }
     };
-    let client = std::sync::Arc::new(client);
+    let client = Arc::new(client);
     let mut progress = PartitionProgress::default();
     let mut last_sample = Instant::now();
     loop {
@@ -60,7 +73,12 @@ pub async fn consumer_lag(
                         partition.lag,
                     );
                 }
-                progress.stuck(&lags, stuck_after)
+                let stuck = progress.stuck(&lags, stuck_after);
+                if stuck.is_some() && last_rejoin.is_none_or(|at| at.elapsed() > stuck_after) {
+                    last_rejoin = Some(Instant::now());
+                    rejoin.notify_one();
+                }
+                stuck
             }
             Ok(Err(error)) => (last_sample.elapsed() > stuck_after).then(|| {
                 format!(

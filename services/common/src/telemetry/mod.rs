@@ -53,6 +53,9 @@ pub fn init(format: LogFormat, default_filter: &str, process: &str) -> Telemetry
             // reads the thread-local OpenTelemetry context that activation would set on every
             // enter.
             .with_context_activation(false)
+            // Busy/idle timings cost two clock reads and a lock on every poll of every
+            // instrumented future; span durations are enough.
+            .with_tracked_inactivity(false)
             .with_threads(false)
     });
     let installed = tracing_subscriber::registry()
