@@ -114,8 +114,7 @@ async fn demo_stock(dev: &Dev) -> u32 {
 /// and the first orders were rejected at their deadline.
 async fn first_order_is_confirmed(dev: &Dev) {
     use orderly_proto::order::v1::{
-        GetOrderRequest, OrderItem, OrderStatus, PlaceOrderRequest,
-        order_service_client::OrderServiceClient,
+        OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
     };
     let mut orders = OrderServiceClient::new(channel(dev.addr("order")));
     let request = PlaceOrderRequest {
@@ -135,27 +134,9 @@ async fn first_order_is_confirmed(dev: &Dev) {
         .unwrap()
         .order_id;
     // Well inside the 30 s saga deadline, so a stalled consumer cannot pass as a rejection.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let order = orders
-            .get_order(GetOrderRequest {
-                order_id: id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap();
-        if order.status() != OrderStatus::Pending {
-            assert_eq!(order.status(), OrderStatus::Confirmed, "{}", order.reason);
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first order is still PENDING after 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let within = std::time::Duration::from_secs(20);
+    let order = crate::support::orders::decided(&mut orders, &id, within).await;
+    assert_eq!(order.status(), OrderStatus::Confirmed, "{}", order.reason);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,8 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use orderly_common::kafka::topics;
 use orderly_proto::order::v1::{
-    GetOrderRequest, OrderItem, OrderStatus, PlaceOrderRequest,
-    order_service_client::OrderServiceClient,
+    OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -17,7 +16,7 @@ use crate::{
     dev::{Dev, wait_for_seed},
     support::{
         Options, SERVICES, System, channel, invariants,
-        orders::{find, order_request, place, seed},
+        orders::{self, find, order_request, place, seed},
         otlp::{Collector, Received},
         prometheus::{Scrape, scrape},
         quiet, topic,
@@ -176,26 +175,7 @@ async fn decided(
     orders: &mut OrderServiceClient<tonic::transport::Channel>,
     order_id: &str,
 ) -> OrderStatus {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let order = orders
-            .get_order(GetOrderRequest {
-                order_id: order_id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap();
-        if order.status() != OrderStatus::Pending {
-            return order.status();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "order {order_id} still PENDING"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    orders::decided(orders, order_id, WAIT).await.status()
 }
 
 /// The spans of `order_id`'s trace once it is complete: every span of the choreography and each

@@ -6,7 +6,8 @@ use orderly_proto::{
         RestockRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
     },
     order::v1::{
-        Order, OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
+        GetOrderRequest, Order, OrderItem, OrderStatus, PlaceOrderRequest,
+        order_service_client::OrderServiceClient,
     },
     payment::v1::{
         DepositRequest, OpenAccountRequest, payment_service_client::PaymentServiceClient,
@@ -100,4 +101,32 @@ pub fn find<'a>(orders: &'a [Order], id: &str) -> &'a Order {
         .iter()
         .find(|order| order.order_id == id)
         .expect("order listed")
+}
+
+/// Polls `order_id` until the saga decided it; panics after `within`.
+pub async fn decided(
+    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+    within: std::time::Duration,
+) -> Order {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let order = orders
+            .get_order(GetOrderRequest {
+                order_id: order_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        if order.status() != OrderStatus::Pending {
+            return order;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {order_id} still PENDING after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -88,6 +88,7 @@ pub async fn configure_sqlite() -> Result<(), BrokerError> {
 /// Runs the broker until `shutdown` resolves.
 pub async fn run(args: &BrokerArgs, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
     let storage = storage_url(args)?;
+    let sqlite = sqlite_file(&storage);
     let advertised = args
         .advertised_addr
         .clone()
@@ -107,6 +108,9 @@ pub async fn run(args: &BrokerArgs, shutdown: impl Future<Output = ()>) -> Resul
         .build()
         .await
         .map_err(|error| BrokerError::Broker(format!("{error:?}")))?;
+    if let Some(file) = sqlite {
+        index_headers(&file).await?;
+    }
 
     tokio::select! {
         result = broker.serve(Instant::now()) => {
@@ -145,6 +149,46 @@ fn storage_url(args: &BrokerArgs) -> Result<Url, BrokerError> {
     })
 }
 
+/// tansu 0.6 keeps record headers in a table without an index, so fetching a record's headers
+/// scans every header ever stored: each fetch slows as the topic grows, and every header a
+/// producer adds (the trace context, say) makes it worse. The index makes it a lookup. tansu
+/// has created its tables by now (its storage runs its DDL when built).
+async fn index_headers(file: &Path) -> Result<(), BrokerError> {
+    let failed = |error: libsql::Error| {
+        BrokerError::Broker(format!("cannot index {}: {error}", file.display()))
+    };
+    let db = libsql::Builder::new_local(file)
+        .build()
+        .await
+        .map_err(failed)?;
+    let connection = db.connect().map_err(failed)?;
+    connection
+        .execute(
+            "create index if not exists orderly_header_by_record on header (topition, offset_id)",
+            (),
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// The file behind a `sqlite://` storage URL, resolved as tansu 0.6's `lite::Builder::build`
+/// does: host, then path minus one leading slash, pushed onto the working directory.
+fn sqlite_file(url: &Url) -> Option<PathBuf> {
+    if url.scheme() != "sqlite" {
+        return None;
+    }
+    let mut path = std::env::current_dir().ok()?;
+    if let Some(domain) = url.domain() {
+        path.push(domain);
+    }
+    match url.path().strip_prefix('/') {
+        Some(relative) => path.push(relative),
+        None => path.push(url.path()),
+    }
+    Some(path)
+}
+
 /// tansu resolves a `sqlite://` URL by pushing its host and then its path, minus one leading
 /// slash, onto the working directory. An extra slash keeps the path absolute, so the file lands
 /// where we say whatever the working directory is.
@@ -157,25 +201,11 @@ fn sqlite_url(path: &Path) -> Url {
 mod tests {
     use super::*;
 
-    /// Mirrors tansu-storage 0.6's `lite::Builder::build` path resolution.
-    fn tansu_resolves(url: &Url, cwd: &Path) -> PathBuf {
-        let mut path = cwd.to_path_buf();
-        if let Some(domain) = url.domain() {
-            path.push(domain);
-        }
-        match url.path().strip_prefix('/') {
-            Some(relative) => path.push(relative),
-            None => path.push(url.path()),
-        }
-        path
-    }
-
     #[test]
     fn sqlite_storage_stays_at_the_absolute_path() {
         let file = Path::new("/var/lib/orderly/broker.db");
-        assert_eq!(
-            tansu_resolves(&sqlite_url(file), Path::new("/somewhere/else")),
-            file
-        );
+        assert_eq!(sqlite_file(&sqlite_url(file)).as_deref(), Some(file));
+        let memory = Url::parse("memory://orderly/").unwrap();
+        assert_eq!(sqlite_file(&memory), None);
     }
 }
