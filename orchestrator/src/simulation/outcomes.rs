@@ -49,17 +49,8 @@ impl Orders {
         if !self.inbox.first_time(message.id) {
             return;
         }
-        let to = match &message.payload {
-            Payload::SagaConfirmed => OrderStatus::Confirmed,
-            Payload::SagaRejected { .. } => OrderStatus::Rejected,
-            Payload::OrderPlaced { .. }
-            | Payload::InventoryReserved { .. }
-            | Payload::InventoryRejected { .. }
-            | Payload::PaymentAuthorized { .. }
-            | Payload::PaymentDeclined { .. } => {
-                journal.violation(format!("orders was handed {:?}", message.payload));
-                return;
-            }
+        let Some(to) = outcome(message, "orders", journal) else {
+            return;
         };
         let Some(status) = self.status.get_mut(&message.order) else {
             journal.violation(format!("outcome for unknown order {}", message.order));
@@ -102,19 +93,27 @@ impl Notifier {
         if !self.inbox.first_time(message.id) {
             return;
         }
-        let outcome = match &message.payload {
-            Payload::SagaConfirmed => OrderStatus::Confirmed,
-            Payload::SagaRejected { .. } => OrderStatus::Rejected,
-            Payload::OrderPlaced { .. }
-            | Payload::InventoryReserved { .. }
-            | Payload::InventoryRejected { .. }
-            | Payload::PaymentAuthorized { .. }
-            | Payload::PaymentDeclined { .. } => {
-                journal.violation(format!("notification was handed {:?}", message.payload));
-                return;
-            }
+        let Some(outcome) = outcome(message, "notification", journal) else {
+            return;
         };
         self.sent.push((message.order, outcome));
         journal.effect(message.order, Effect::Notify);
+    }
+}
+
+/// The order status a saga outcome announces; any other event handed to `service` (which
+/// consumes outcomes only) is a violation.
+fn outcome(message: &Message, service: &str, journal: &mut Journal) -> Option<OrderStatus> {
+    match &message.payload {
+        Payload::SagaConfirmed => Some(OrderStatus::Confirmed),
+        Payload::SagaRejected { .. } => Some(OrderStatus::Rejected),
+        Payload::OrderPlaced { .. }
+        | Payload::InventoryReserved { .. }
+        | Payload::InventoryRejected { .. }
+        | Payload::PaymentAuthorized { .. }
+        | Payload::PaymentDeclined { .. } => {
+            journal.violation(format!("{service} was handed {:?}", message.payload));
+            None
+        }
     }
 }
