@@ -53,12 +53,14 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort();
     let at = |percent: usize| latencies[(latencies.len() * percent / 100).min(latencies.len() - 1)];
-    println!(
-        "{sequential} sequential orders, PlaceOrder to CONFIRMED: p50 {:.1?}  p99 {:.1?}  max {:.1?}",
-        at(50),
-        at(99),
-        at(100)
-    );
+    if sequential > 0 {
+        println!(
+            "{sequential} sequential orders, PlaceOrder to CONFIRMED: p50 {:.1?}  p99 {:.1?}  max {:.1?}",
+            at(50),
+            at(99),
+            at(100)
+        );
+    }
 
     let started = Instant::now();
     let per_client = total / clients;

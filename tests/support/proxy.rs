@@ -6,7 +6,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -44,6 +44,7 @@ pub struct Proxy {
     addr: SocketAddr,
     target: Arc<Mutex<SocketAddr>>,
     fault: watch::Sender<Fault>,
+    accepted: Arc<AtomicU64>,
     accepting: JoinHandle<()>,
 }
 
@@ -55,11 +56,13 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let (fault, watching) = watch::channel(Fault::PassThrough);
         let target = Arc::new(Mutex::new(target));
-        let accepting = tokio::spawn(accept(listener, target.clone(), watching));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let accepting = tokio::spawn(accept(listener, target.clone(), watching, accepted.clone()));
         Self {
             addr,
             target,
             fault,
+            accepted,
             accepting,
         }
     }
@@ -91,6 +94,11 @@ impl Proxy {
     pub fn fault(&self) -> Fault {
         *self.fault.borrow()
     }
+
+    /// Connections clients have made so far, whatever became of them.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Proxy {
@@ -104,6 +112,7 @@ async fn accept(
     listener: TcpListener,
     target: Arc<Mutex<SocketAddr>>,
     fault: watch::Receiver<Fault>,
+    accepted: Arc<AtomicU64>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -112,6 +121,7 @@ async fn accept(
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::Relaxed);
         let _ = client.set_nodelay(true);
         let slot = slots.clone().try_acquire_owned();
         if *fault.borrow() == Fault::Reset || slot.is_err() {

@@ -84,6 +84,11 @@ impl Compensator {
             if saga.state == mapping::phase_name(Phase::Parked) {
                 continue; // waits for an operator
             }
+            if self.client(kind).failing_fast() {
+                // The participant keeps failing and calls are refused for now: waiting is not
+                // an attempt, or every saga would park without the participant ever being asked.
+                continue;
+            }
             let span = tracing::info_span!(
                 "saga.compensate",
                 otel.name = %format_args!("compensate {}", kind.name()),
@@ -146,6 +151,13 @@ impl Compensator {
             }
         }
         Ok(())
+    }
+
+    fn client(&self, kind: StepKind) -> &Client {
+        match kind {
+            StepKind::Payment => &self.payment,
+            StepKind::Inventory => &self.inventory,
+        }
     }
 
     /// Calls the participant's compensation RPC; both are idempotent, so retries are safe.

@@ -85,6 +85,12 @@ impl Client {
         self.with_retries(call).instrument(span).await
     }
 
+    /// Whether calls are refused without reaching the dependency (its circuit breaker is open),
+    /// so a caller counting attempts can tell waiting from trying.
+    pub fn failing_fast(&self) -> bool {
+        !self.breaker.allows()
+    }
+
     async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
     where
         F: FnMut(TracedChannel) -> Fut,
@@ -157,11 +163,18 @@ pub struct InvalidEndpoint {
     endpoint: String,
 }
 
+/// Worth retrying: the dependency said it is unavailable or overloaded, the call timed out, or
+/// the connection broke (tonic reports that as UNKNOWN with the transport error as its source,
+/// while a status the server sent has no source).
 fn is_transient(status: &Status) -> bool {
+    let connection_broke = || {
+        std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>())
+    };
     matches!(
         status.code(),
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
-    )
+    ) || (status.code() == Code::Unknown && connection_broke())
 }
 
 /// Opens after `FAILURES_TO_OPEN` consecutive failures; after `OPEN_FOR` it lets calls through
@@ -197,6 +210,8 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
     use super::*;
 
     #[test]
@@ -210,6 +225,65 @@ mod tests {
         assert!(!breaker.allows());
         breaker.succeeded();
         assert!(breaker.allows());
+    }
+
+    #[tokio::test]
+    async fn calls_fail_fast_once_a_dependency_keeps_failing() {
+        let client = Client::new(
+            "test",
+            "inventory",
+            "http://127.0.0.1:1",
+            Duration::from_secs(1),
+        )
+        .expect("valid endpoint");
+        let calls = AtomicU32::new(0);
+        let failing_call = |_channel| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            async { Err::<(), _>(Status::unavailable("down")) }
+        };
+        assert!(!client.failing_fast());
+        // Three attempts, then two more open the breaker and the third is refused.
+        for _ in 0..2 {
+            assert!(client.idempotent("test/Call", failing_call).await.is_err());
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), FAILURES_TO_OPEN);
+        assert!(client.failing_fast());
+        let refused = client.idempotent("test/Call", failing_call).await;
+        assert_eq!(
+            refused.map_err(|status| status.code()),
+            Err(Code::Unavailable)
+        );
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            FAILURES_TO_OPEN,
+            "refused calls do not reach it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_is_retried() {
+        // A dependency that resets every connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicU32::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_zero_linger();
+            }
+        });
+        let client = Client::new("test", "inventory", &endpoint, Duration::from_secs(1)).unwrap();
+        let reply = client
+            .idempotent("grpc.health.v1.Health/Check", |channel| async move {
+                HealthClient::new(channel)
+                    .check(HealthCheckRequest::default())
+                    .await
+            })
+            .await;
+        let status = reply.expect_err("every connection is reset");
+        assert!(is_transient(&status), "{status:?}");
+        assert_eq!(accepted.load(Ordering::Relaxed), ATTEMPTS);
     }
 
     #[test]

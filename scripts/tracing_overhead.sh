@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# What tracing costs, end to end: `orderly dev` with tracing off, on without export, and on with
+# OTLP export to `otlp_sink` (a counting OTLP/gRPC receiver), each measured with `saga_bench`.
+# Modes alternate within each round so that a noisy neighbour hits all of them alike.
+#
+#     bash scripts/tracing_overhead.sh [ROUNDS] [ORDERS]        (default 3 rounds of 2000 orders)
+#
+# Prints, per run, orders/s end to end and the CPU time per order of `orderly dev` and of the
+# receiver (read from /proc around the bench). Needs the ports of `orderly dev` and 4317 free.
+set -euo pipefail
+
+rounds=${1:-3}
+orders=${2:-2000}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin orderly --example saga_bench --example otlp_sink
+bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cpu_seconds() { # utime + stime of a process, in seconds
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+wait_for_port() {
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "nothing listens on port $1 after 60 s" >&2
+    return 1
+}
+
+"$bin/examples/otlp_sink" >"$work/sink.log" &
+sink=$!
+pids+=("$sink")
+wait_for_port 4317
+
+run_mode() { # mode, round
+    local mode=$1 dir="$work/$1-$2"
+    local -a env=(env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_SDK_DISABLED -u RUST_LOG)
+    case $mode in
+        off) env+=(OTEL_SDK_DISABLED=true) ;;
+        on) ;;
+        export) env+=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317) ;;
+    esac
+    "${env[@]}" "$bin/orderly" dev --data-dir "$dir" --metrics-addr off --no-seed >"$dir.log" 2>&1 &
+    local dev=$!
+    pids+=("$dev")
+    for port in 50051 50052 50053 50054 50055; do wait_for_port "$port"; done
+
+    local dev_before sink_before
+    dev_before=$(cpu_seconds "$dev")
+    sink_before=$(cpu_seconds "$sink")
+    local result
+    result=$("$bin/examples/saga_bench" 0 32 "$orders" | tail -1)
+    local dev_after sink_after
+    dev_after=$(cpu_seconds "$dev")
+    sink_after=$(cpu_seconds "$sink")
+    kill -TERM "$dev"
+    wait "$dev" || true
+
+    local rate
+    rate=$(sed -E 's/.*\(([0-9]+) orders\/s end to end\).*/\1/' <<<"$result")
+    awk -v mode="$mode" -v round="$2" -v rate="$rate" -v n="$orders" \
+        -v dev="$(awk -v a="$dev_after" -v b="$dev_before" 'BEGIN { print a - b }')" \
+        -v sink="$(awk -v a="$sink_after" -v b="$sink_before" 'BEGIN { print a - b }')" \
+        'BEGIN { printf "%-6s %5d %10d %14.2f %15.2f\n", mode, round, rate, dev * 1000 / n, sink * 1000 / n }'
+}
+
+printf "%-6s %5s %10s %14s %15s\n" mode round "orders/s" "dev CPU ms/ord" "sink CPU ms/ord"
+for round in $(seq 1 "$rounds"); do
+    for mode in off on export; do
+        run_mode "$mode" "$round" | tee -a "$work/runs"
+    done
+done
+
+# Medians per mode, and each against tracing off (CPU counts the receiver's share too).
+echo
+python3 - "$work/runs" <<'SUMMARY'
+import statistics, sys
+runs = [line.split() for line in open(sys.argv[1])]
+median = {
+    mode: (
+        statistics.median(int(r[2]) for r in runs if r[0] == mode),
+        statistics.median(float(r[3]) + float(r[4]) for r in runs if r[0] == mode),
+    )
+    for mode in ("off", "on", "export")
+}
+base_rate, base_cpu = median["off"]
+print(f"{'median':<8}{'orders/s':>10}{'vs off':>9}{'CPU ms/ord':>12}{'vs off':>9}")
+for mode, (rate, cpu) in median.items():
+    print(f"{mode:<8}{rate:>10.0f}{rate / base_rate - 1:>+9.1%}{cpu:>12.2f}{cpu / base_cpu - 1:>+9.1%}")
+SUMMARY
