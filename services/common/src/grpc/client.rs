@@ -260,30 +260,43 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_connection_reset_is_retried() {
-        // A dependency that resets every connection.
+    /// A dependency that resets every connection, at once or once the request has arrived;
+    /// returns its endpoint and how many connections it took.
+    async fn resetting_dependency(read_first: bool) -> (String, Arc<AtomicU32>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicU32::new(0));
         let counted = accepted.clone();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((mut stream, _)) = listener.accept().await {
                 counted.fetch_add(1, Ordering::Relaxed);
+                if read_first {
+                    let mut request = [0; 1024];
+                    let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                }
                 let _ = stream.set_zero_linger();
             }
         });
-        let client = Client::new("test", "inventory", &endpoint, Duration::from_secs(1)).unwrap();
-        let reply = client
-            .idempotent("grpc.health.v1.Health/Check", |channel| async move {
-                HealthClient::new(channel)
-                    .check(HealthCheckRequest::default())
-                    .await
-            })
-            .await;
-        let status = reply.expect_err("every connection is reset");
-        assert!(is_transient(&status), "{status:?}");
-        assert_eq!(accepted.load(Ordering::Relaxed), ATTEMPTS);
+        (endpoint, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_is_retried() {
+        for read_first in [false, true] {
+            let (endpoint, accepted) = resetting_dependency(read_first).await;
+            let client =
+                Client::new("test", "inventory", &endpoint, Duration::from_secs(1)).unwrap();
+            let reply = client
+                .idempotent("grpc.health.v1.Health/Check", |channel| async move {
+                    HealthClient::new(channel)
+                        .check(HealthCheckRequest::default())
+                        .await
+                })
+                .await;
+            let status = reply.expect_err("every connection is reset");
+            assert!(is_transient(&status), "{status:?}");
+            assert_eq!(accepted.load(Ordering::Relaxed), ATTEMPTS, "{status:?}");
+        }
     }
 
     #[test]
