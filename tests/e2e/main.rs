@@ -17,4 +17,5 @@ mod grpcurl;
 mod migrate;
 mod observability;
 mod saga;
+mod shutdown;
 mod soak;

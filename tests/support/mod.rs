@@ -270,6 +270,11 @@ impl System {
         }
     }
 
+    /// Asks a component to stop (SIGTERM) without waiting for it; see [`System::wait_exit`].
+    pub fn stop(&self, name: &str) {
+        self.component(name).process.signal("-TERM");
+    }
+
     /// Freezes a component (SIGSTOP) until [`System::resume`].
     pub fn pause(&self, name: &str) {
         self.component(name).process.signal("-STOP");
