@@ -23,12 +23,35 @@ use tonic_health::pb::{
 /// Long enough for a debug build on a busy 2-core machine; every wait is a bounded poll.
 pub const STARTUP: Duration = Duration::from_secs(60);
 
-/// A port nobody listens on right now (the OS picks it; we release it for the child to bind).
+/// Where test ports come from: below Linux's ephemeral range (32768 and up), so neither the OS's
+/// pick for another `bind(0)` nor the local port of an outgoing connection (a client's connection
+/// to itself, while the child is not listening yet) can take a port between its choice here and
+/// the child binding it. Each test process starts at a random place and never hands out a port
+/// twice.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nobody listens on right now, for a child process to bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("the OS hands out a free loopback port")
+    use std::{
+        hash::{BuildHasher, RandomState},
+        sync::{
+            OnceLock,
+            atomic::{AtomicU16, Ordering},
+        },
+    };
+    static NEXT: OnceLock<AtomicU16> = OnceLock::new();
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let next = NEXT.get_or_init(|| {
+        let random = RandomState::new().hash_one(std::process::id());
+        AtomicU16::new(u16::try_from(random % u64::from(span)).expect("below span"))
+    });
+    for _ in 0..span {
+        let port = TEST_PORTS.start + next.fetch_add(1, Ordering::Relaxed) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 pub fn loopback(port: u16) -> SocketAddr {
