@@ -23,35 +23,51 @@ use tonic_health::pb::{
 /// Long enough for a debug build on a busy 2-core machine; every wait is a bounded poll.
 pub const STARTUP: Duration = Duration::from_secs(60);
 
-/// Where test ports come from: below Linux's ephemeral range (32768 and up), so neither the OS's
-/// pick for another `bind(0)` nor the local port of an outgoing connection (a client's connection
-/// to itself, while the child is not listening yet) can take a port between its choice here and
-/// the child binding it. Each test process starts at a random place and never hands out a port
-/// twice.
-const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// Where test ports come from: outside the OS's ephemeral range, so neither the OS's pick for
+/// another `bind(0)` nor the local port of an outgoing connection (a client's connection to
+/// itself, while the child is not listening yet) can take a port between its choice here and the
+/// child binding it: 10,000 ports below the range (Linux: 32768-60999), or above it when it
+/// starts too low.
+fn test_ports() -> std::ops::Range<u16> {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|bound| bound.parse::<u16>());
+            Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+        })
+        .unwrap_or((32_768, 60_999));
+    match ephemeral {
+        (low, _) if low >= 11_024 => low - 10_000..low,
+        (_, high) if high <= 55_000 => high + 1..high + 10_001,
+        _ => 20_000..30_000, // no room outside it: best effort
+    }
+}
 
-/// A port nobody listens on right now, for a child process to bind.
+/// A port nobody listens on right now, for a child process to bind. Each test process starts at a
+/// random place in [`test_ports`] and never hands out a port twice.
 pub fn free_port() -> u16 {
     use std::{
         hash::{BuildHasher, RandomState},
         sync::{
             OnceLock,
-            atomic::{AtomicU16, Ordering},
+            atomic::{AtomicU32, Ordering},
         },
     };
-    static NEXT: OnceLock<AtomicU16> = OnceLock::new();
-    let span = TEST_PORTS.end - TEST_PORTS.start;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let ports = test_ports();
+    let span = u32::from(ports.end - ports.start);
     let next = NEXT.get_or_init(|| {
         let random = RandomState::new().hash_one(std::process::id());
-        AtomicU16::new(u16::try_from(random % u64::from(span)).expect("below span"))
+        AtomicU32::new(u32::try_from(random % u64::from(span)).expect("below span"))
     });
     for _ in 0..span {
-        let port = TEST_PORTS.start + next.fetch_add(1, Ordering::Relaxed) % span;
+        let offset = next.fetch_add(1, Ordering::Relaxed) % span;
+        let port = ports.start + u16::try_from(offset).expect("below span");
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free loopback port in {TEST_PORTS:?}");
+    panic!("no free loopback port in {ports:?}");
 }
 
 pub fn loopback(port: u16) -> SocketAddr {
