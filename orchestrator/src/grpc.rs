@@ -60,19 +60,16 @@ impl From<OperatorError> for ApiError {
 
 /// A step by the name the API shows ("reserve_inventory", "authorize_payment").
 fn step_kind(field: &str, name: &str) -> Result<StepKind, ApiError> {
-    StepKind::FORWARD
-        .into_iter()
-        .find(|kind| kind.name() == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = StepKind::FORWARD.iter().map(|kind| kind.name()).collect();
-            ApiError::invalid(
-                field,
-                format!(
-                    "unknown step {name:?}; expected one of {}",
-                    known.join(", ")
-                ),
-            )
-        })
+    StepKind::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = StepKind::FORWARD.iter().map(|kind| kind.name()).collect();
+        ApiError::invalid(
+            field,
+            format!(
+                "unknown step {name:?}; expected one of {}",
+                known.join(", ")
+            ),
+        )
+    })
 }
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -49,14 +49,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         deadline: Duration::from_millis(config.saga_deadline_ms),
         max_compensation_attempts: config.compensation_max_attempts,
     };
-    let operator = runtime::start(
-        &mut started,
-        settings,
-        config.service.server.stuck_after(),
-        inventory,
-        payment,
-        &shutdown,
-    );
+    let operator = runtime::start(&mut started, settings, inventory, payment, &shutdown);
     let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)

@@ -113,20 +113,10 @@ async fn demo_stock(dev: &Dev) -> u32 {
 /// subscribed while another component was still creating a topic only saw it minutes later,
 /// and the first orders were rejected at their deadline.
 async fn first_order_is_confirmed(dev: &Dev) {
-    use orderly_proto::order::v1::{
-        OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
-    };
+    use orderly_proto::order::v1::{OrderStatus, order_service_client::OrderServiceClient};
     let mut orders = OrderServiceClient::new(channel(dev.addr("order")));
-    let request = PlaceOrderRequest {
-        customer_id: "alice".into(),
-        items: vec![OrderItem {
-            sku: "mug".into(),
-            quantity: 1,
-        }],
-        idempotency_key: String::new(),
-    };
     let id = orders
-        .place_order(request)
+        .place_order(crate::support::orders::order_request("alice", "mug", 1, ""))
         .await
         .unwrap()
         .into_inner()

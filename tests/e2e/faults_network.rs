@@ -59,13 +59,16 @@ async fn saga(system: &System, order_id: &str) -> Saga {
         .unwrap_or_else(|| panic!("no saga for order {order_id}"))
 }
 
+fn sagas(system: &System) -> SagaServiceClient<tonic::transport::Channel> {
+    SagaServiceClient::new(channel(system.addr("orchestrator")))
+}
+
 /// The saga, once the orchestrator has seen the order's first event.
 async fn saga_if_started(system: &System, order_id: &str) -> Option<Saga> {
-    let mut sagas = SagaServiceClient::new(channel(system.addr("orchestrator")));
     let request = GetSagaRequest {
         order_id: order_id.to_owned(),
     };
-    match sagas.get_saga(request).await {
+    match sagas(system).get_saga(request).await {
         Ok(reply) => reply.into_inner().saga,
         Err(status) if status.code() == tonic::Code::NotFound => None,
         Err(status) => panic!("GetSaga {order_id}: {status:?}"),

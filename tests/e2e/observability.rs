@@ -5,12 +5,8 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use orderly_common::kafka::topics;
-use orderly_proto::order::v1::{
-    OrderItem, OrderStatus, PlaceOrderRequest, order_service_client::OrderServiceClient,
-};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use orderly_proto::order::v1::{OrderStatus, order_service_client::OrderServiceClient};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::{
     dev::{Dev, wait_for_seed},
@@ -19,7 +15,7 @@ use crate::{
         orders::{self, find, order_request, place, seed},
         otlp::{Collector, Received},
         prometheus::{Scrape, scrape},
-        quiet, topic,
+        quiet, topic, wait_health,
     },
 };
 
@@ -155,14 +151,7 @@ async fn place_one(
     sku: &str,
 ) -> String {
     orders
-        .place_order(PlaceOrderRequest {
-            customer_id: "alice".into(),
-            items: vec![OrderItem {
-                sku: sku.into(),
-                quantity: 1,
-            }],
-            idempotency_key: String::new(),
-        })
+        .place_order(order_request("alice", sku, 1, ""))
         .await
         .unwrap()
         .into_inner()
@@ -308,7 +297,8 @@ fn describe(trace: &[Received]) -> String {
         .collect()
 }
 
-/// Every component samples every second (the sampling interval follows the stuck bound).
+/// Every component reports stuck work after `stuck_after_ms` (its watchers sample at a quarter
+/// of that).
 fn fast_watchers(stuck_after_ms: u64) -> Options {
     Options {
         env: SERVICES
@@ -504,22 +494,5 @@ async fn health_is_not_serving_while_events_cannot_be_published_and_recovers() {
 }
 
 async fn wait_for_health(system: &System, component: &str, wanted: ServingStatus) {
-    let mut health = HealthClient::new(channel(system.addr(component)));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|reply| reply.into_inner().status());
-        if status.as_ref().is_ok_and(|status| *status == wanted) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{component} is not {wanted:?} after {WAIT:?}: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_health(system.addr(component), wanted, WAIT).await;
 }

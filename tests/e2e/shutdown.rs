@@ -1,6 +1,5 @@
-//! Graceful shutdown of a service process: health turns NOT_SERVING, requests in flight finish
-//! (within `ORDERLY_SHUTDOWN_GRACE_SECS`), and the process exits as soon as they have, also while
-//! its callers keep their connections to it open.
+//! Graceful shutdown of a service process: once drained it exits at once, well inside
+//! `ORDERLY_SHUTDOWN_GRACE_SECS`, also while its callers keep their connections to it open.
 
 use std::time::Duration;
 

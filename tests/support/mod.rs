@@ -82,24 +82,26 @@ pub fn channel(addr: SocketAddr) -> Channel {
 
 /// Polls the health service until it reports SERVING; panics after `STARTUP`.
 pub async fn wait_serving(addr: SocketAddr) {
+    wait_health(addr, ServingStatus::Serving, STARTUP).await;
+}
+
+/// Polls the health service until it reports `wanted`; panics after `within`.
+pub async fn wait_health(addr: SocketAddr, wanted: ServingStatus, within: Duration) {
     let mut health = HealthClient::new(channel(addr));
-    let deadline = tokio::time::Instant::now() + STARTUP;
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let status = health
             .check(HealthCheckRequest {
                 service: String::new(),
             })
             .await
-            .map(|reply| reply.into_inner().status);
-        if status
-            .as_ref()
-            .is_ok_and(|status| *status == ServingStatus::Serving as i32)
-        {
+            .map(|reply| reply.into_inner().status());
+        if status.as_ref().is_ok_and(|status| *status == wanted) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{addr} not SERVING after {STARTUP:?}: {status:?}"
+            "{addr} not {wanted:?} after {within:?}: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -302,6 +304,13 @@ impl System {
             .unwrap_or_else(|| panic!("no {name} process"))
     }
 
+    fn component_mut(&mut self, name: &str) -> &mut Component {
+        self.components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} process"))
+    }
+
     /// SIGKILLs a component: no chance to clean up, like a crash.
     pub fn kill(&mut self, name: &str) {
         if let Some(component) = self.components.iter_mut().find(|c| c.name == name) {
@@ -331,11 +340,7 @@ impl System {
         within: Duration,
     ) -> Option<std::process::ExitStatus> {
         let deadline = tokio::time::Instant::now() + within;
-        let component = self
-            .components
-            .iter_mut()
-            .find(|c| c.name == name)
-            .expect("known component");
+        let component = self.component_mut(name);
         loop {
             let status = component.process.exit_status();
             if status.is_some() || tokio::time::Instant::now() >= deadline {
@@ -348,11 +353,7 @@ impl System {
     /// Like [`System::restart`], without the environment variable `key` from now on (a crash
     /// point armed through `FAILPOINTS`, say).
     pub async fn restart_without_env(&mut self, name: &str, key: &str) {
-        let component = self
-            .components
-            .iter_mut()
-            .find(|c| c.name == name)
-            .expect("known component");
+        let component = self.component_mut(name);
         component.envs.retain(|(k, _)| k != key);
         self.restart(name).await;
     }
@@ -360,11 +361,7 @@ impl System {
     /// Starts a killed component again with the same settings and waits until it serves.
     pub async fn restart(&mut self, name: &str) {
         let dir = self.dir.path().to_owned();
-        let component = self
-            .components
-            .iter_mut()
-            .find(|c| c.name == name)
-            .expect("known component");
+        let component = self.component_mut(name);
         component.process = spawn_component(name, &component.envs, &dir);
         wait_serving(component.addr).await;
     }

@@ -72,10 +72,6 @@ impl Proxy {
         self.addr
     }
 
-    pub fn target(&self) -> SocketAddr {
-        *self.target.lock().expect("proxy target")
-    }
-
     /// Forwards new connections to `target` (for a proxy started before its target's address
     /// was known: a client given the proxy's address connects lazily).
     pub fn retarget(&self, target: SocketAddr) {
@@ -89,10 +85,6 @@ impl Proxy {
 
     pub fn heal(&self) {
         self.set(Fault::PassThrough);
-    }
-
-    pub fn fault(&self) -> Fault {
-        *self.fault.borrow()
     }
 
     /// Connections clients have made so far, whatever became of them.

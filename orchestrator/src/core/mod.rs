@@ -28,6 +28,11 @@ impl StepKind {
             Self::Payment => "authorize_payment",
         }
     }
+
+    /// The step called `name` (as [`StepKind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::FORWARD.into_iter().find(|kind| kind.name() == name)
+    }
 }
 
 /// Where one step stands.

@@ -83,12 +83,10 @@ pub async fn apply(
     };
     let (next, commands) = core::transition(&saga, event)?;
     save(txn, &header, &saga, &next).await?;
-    if next.phase != saga.phase {
-        watch::phase_changed(&header, next.phase);
-    }
     let note = if next.phase == saga.phase {
         meta.note
     } else {
+        watch::phase_changed(&header, next.phase);
         format!(
             "{}; saga {} -> {}",
             meta.note,

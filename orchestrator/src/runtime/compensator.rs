@@ -65,10 +65,7 @@ impl Compensator {
             .all(&self.db)
             .await?;
         for step in open {
-            let Some(kind) = StepKind::FORWARD
-                .into_iter()
-                .find(|kind| kind.name() == step.name)
-            else {
+            let Some(kind) = StepKind::from_name(&step.name) else {
                 continue;
             };
             let key = (step.order_id, kind);
@@ -117,9 +114,7 @@ impl Compensator {
         let key = (step.order_id, kind);
         match self.compensate(kind, step.order_id, &saga.reason).await {
             Ok(detail) => {
-                fail::fail_point!("compensator.after_rpc", |_| {
-                    orderly_common::failpoints::crash("compensator.after_rpc")
-                });
+                orderly_common::crash_point!("compensator.after_rpc");
                 not_before.remove(&key);
                 counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "ok")
                     .increment(1);

@@ -34,7 +34,6 @@ pub struct Settings {
 pub fn start(
     started: &mut Started,
     settings: Settings,
-    stuck_after: Duration,
     inventory: Client,
     payment: Client,
     shutdown: &Shutdown,
@@ -69,7 +68,7 @@ pub fn start(
     started.spawn(watch::run(
         started.db.clone(),
         started.health.clone(),
-        stuck_after,
+        started.stuck_after,
         shutdown.clone(),
     ));
     operator

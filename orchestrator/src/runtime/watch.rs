@@ -22,9 +22,7 @@ pub fn phase_changed(saga: &sagas::Model, phase: Phase) {
         Phase::Rejected => "rejected",
         Phase::Running | Phase::Compensating | Phase::Parked => return,
     };
-    let took = (orderly_common::time::now() - saga.created_at)
-        .to_std()
-        .unwrap_or_default();
+    let took = orderly_common::time::since(saga.created_at);
     histogram!(names::SAGA_DURATION, "outcome" => outcome).record(took.as_secs_f64());
 }
 
@@ -83,13 +81,13 @@ async fn sample(db: &DatabaseConnection, stuck_after: Duration) -> Result<Option
         .order_by_asc(sagas::Column::CreatedAt)
         .one(db)
         .await?;
-    let now = orderly_common::time::now();
     let age = oldest
-        .and_then(|saga| (now - saga.created_at).to_std().ok())
+        .map(|saga| orderly_common::time::since(saga.created_at))
         .unwrap_or_default();
     gauge!(names::SAGA_OLDEST_OPEN_AGE).set(age.as_secs_f64());
 
-    let overdue_since = now - chrono::Duration::from_std(stuck_after).unwrap_or_default();
+    let overdue_since =
+        orderly_common::time::now() - chrono::Duration::from_std(stuck_after).unwrap_or_default();
     let overdue = sagas::Entity::find()
         .filter(sagas::Column::State.eq(mapping::phase_name(Phase::Running)))
         .filter(sagas::Column::DeadlineAt.lt(overdue_since))

@@ -16,8 +16,6 @@ pub struct SagaRow {
     pub saga: Saga,
     /// Failed attempts per compensation (the real `steps.attempts` column).
     pub attempts: BTreeMap<StepKind, u32>,
-    /// The deadline timer is stored with the saga, armed when the saga is created.
-    pub deadline_armed: bool,
     /// Whether the deadline (not a step's answer) decided this saga's rejection.
     pub decided_by_deadline: bool,
 }
@@ -84,7 +82,6 @@ impl Orchestrator {
         self.sagas.entry(message.order).or_insert_with(|| SagaRow {
             saga: Saga::default(),
             attempts: BTreeMap::new(),
-            deadline_armed: true,
             decided_by_deadline: false,
         });
         self.apply(message.order, event, ids, journal);
@@ -92,8 +89,7 @@ impl Orchestrator {
 
     /// The deadline timer fired for `order` (it only looks at RUNNING sagas, like the real one).
     pub fn deadline(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
-        if let Some(row) = self.sagas.get_mut(&order) {
-            row.deadline_armed = false;
+        if self.sagas.contains_key(&order) {
             self.apply(order, Event::DeadlinePassed, ids, journal);
         }
     }

@@ -147,7 +147,7 @@ fn faults(world: &World, faults: &mut Vec<Choice>, rng: &mut StdRng) {
     }
     if rng.random_bool(0.1) {
         for (order, row) in &world.orchestrator.sagas {
-            if row.deadline_armed && row.saga.phase == Phase::Running {
+            if row.saga.phase == Phase::Running {
                 faults.push(Choice::Deadline(*order));
             }
         }

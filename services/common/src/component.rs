@@ -49,8 +49,9 @@ pub struct Started {
     pub relay: Relay,
     /// Report faults here; gRPC health answers from it.
     pub health: Health,
+    /// How long work may stand still before health reports it (`--stuck-after-ms`).
+    pub stuck_after: Duration,
     kafka: KafkaArgs,
-    stuck_after: Duration,
     shutdown: Shutdown,
     background: JoinSet<()>,
 }

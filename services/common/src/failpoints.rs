@@ -29,3 +29,12 @@ pub fn crash(point: &str) -> ! {
     eprintln!("fail point {point}: crashing");
     std::process::abort()
 }
+
+/// A crash point named `$name`: with `FAILPOINTS="$name=return"` the process dies there (see
+/// [`crash`]). Expands to `fail::fail_point!`, so the calling crate depends on `fail`.
+#[macro_export]
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| $crate::failpoints::crash($name))
+    };
+}

@@ -7,6 +7,8 @@ use std::{net::SocketAddr, time::Duration};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
+use crate::messaging::Consumed;
+
 pub const SAGAS_STARTED: &str = "orderly_sagas_started_total";
 pub const SAGAS_ENDED: &str = "orderly_sagas_ended_total";
 pub const SAGAS_PARKED: &str = "orderly_sagas_parked_total";
@@ -115,19 +117,20 @@ fn describe() {
     );
 }
 
-/// How a consumed message ended; the label of `orderly_events_consumed_total`.
-pub fn consumed(consumer: &'static str, topic: &str, outcome: &'static str) {
+/// How a consumed message ended (the `outcome` label of `orderly_events_consumed_total`);
+/// duplicates and dead letters are also counted on their own.
+pub fn consumed(consumer: &'static str, topic: &str, outcome: Consumed) {
     let topic = topic.to_owned();
-    counter!(EVENTS_CONSUMED, "consumer" => consumer, "topic" => topic.clone(), "outcome" => outcome)
+    counter!(EVENTS_CONSUMED, "consumer" => consumer, "topic" => topic.clone(), "outcome" => outcome.label())
         .increment(1);
     match outcome {
-        "duplicate" => {
+        Consumed::Duplicate => {
             counter!(INBOX_DUPLICATES, "consumer" => consumer, "topic" => topic).increment(1)
         }
-        "dead_lettered" => {
+        Consumed::DeadLettered => {
             counter!(DEAD_LETTERS, "consumer" => consumer, "topic" => topic).increment(1)
         }
-        _ => {}
+        Consumed::Applied => {}
     }
 }
 

@@ -16,3 +16,8 @@ pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
+
+/// How long ago `at` was (zero if it lies in the future).
+pub fn since(at: DateTime<Utc>) -> std::time::Duration {
+    (now() - at).to_std().unwrap_or_default()
+}

@@ -13,14 +13,13 @@ use orderly_proto::{
     order::v1::{GetOrderRequest, OrderStatus, order_service_client::OrderServiceClient},
     saga::v1::{
         ListSagasRequest, ResolveSagaRequest, RetrySagaRequest, Saga, SagaState, StepStatus,
-        saga_service_client::SagaServiceClient,
     },
 };
 use tonic::Code;
 
 use super::{
     BOB, LAPTOP, assert_release_pending, entries, inventory_behind_a_proxy, release_attempts, saga,
-    saga_when, step,
+    saga_when, sagas, step,
 };
 use crate::support::{
     System, channel, invariants,
@@ -32,10 +31,6 @@ use crate::support::{
 /// Parks after this many failed attempts. While the orchestrator's circuit breaker refuses
 /// calls (2 s after a run of failures) compensations wait without counting an attempt.
 const MAX_ATTEMPTS: u32 = 3;
-
-fn sagas(system: &System) -> SagaServiceClient<tonic::transport::Channel> {
-    SagaServiceClient::new(channel(system.addr("orchestrator")))
-}
 
 async fn parked(system: &System, order_id: &str) -> Saga {
     saga_when(system, order_id, "saga parked", |saga| {

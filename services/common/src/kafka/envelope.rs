@@ -43,7 +43,7 @@ pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
         order_id: order_id.to_string(),
         occurred_at: Some(now()),
         schema_version: SCHEMA_VERSION,
-        trace_context: crate::telemetry::current_trace_context(),
+        trace_context: crate::telemetry::propagation::current_trace_context(),
         payload: Some(payload),
     }
 }

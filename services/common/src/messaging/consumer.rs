@@ -204,7 +204,7 @@ impl<H: Handler> EventConsumer<H> {
             .instrument(span)
             .await;
         if let Some(consumed) = consumed {
-            crate::metrics::consumed(self.name, message.topic(), consumed.label());
+            crate::metrics::consumed(self.name, message.topic(), consumed);
         }
         consumed
     }
@@ -251,9 +251,7 @@ impl<H: Handler> EventConsumer<H> {
         self.handler.handle(&txn, event).await?;
         txn.commit().await?;
         // Crash point for the failure tests: the effect is committed, the offset not stored.
-        fail::fail_point!("consumer.after_commit", |_| crate::failpoints::crash(
-            "consumer.after_commit"
-        ));
+        crate::crash_point!("consumer.after_commit");
         Ok(Consumed::Applied)
     }
 

@@ -101,9 +101,7 @@ async fn publish(
     rows: Vec<outbox::Model>,
 ) -> Result<(), RelayError> {
     // Crash point for the failure tests: the rows are committed, none is published yet.
-    fail::fail_point!("relay.before_publish", |_| crate::failpoints::crash(
-        "relay.before_publish"
-    ));
+    crate::crash_point!("relay.before_publish");
     let mut deliveries = Vec::with_capacity(rows.len());
     for row in &rows {
         let envelope =
@@ -118,9 +116,7 @@ async fn publish(
     for (row, delivery) in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {
-                let waited = (crate::time::now() - row.created_at)
-                    .to_std()
-                    .unwrap_or_default();
+                let waited = crate::time::since(row.created_at);
                 crate::metrics::outbox_published(component, waited);
                 published.push(row.seq);
             }
@@ -130,9 +126,7 @@ async fn publish(
     }
     // A crash between the acknowledgement and this delete republishes the rows: consumers'
     // inboxes skip the duplicates.
-    fail::fail_point!("relay.after_ack", |_| crate::failpoints::crash(
-        "relay.after_ack"
-    ));
+    crate::crash_point!("relay.after_ack");
     if !published.is_empty() {
         tracing::debug!(count = published.len(), "outbox rows published");
         outbox::remove(db, published).await?;

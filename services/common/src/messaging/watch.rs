@@ -141,10 +141,7 @@ pub async fn outbox(
             Ok((backlog, oldest)) => {
                 last_read = Instant::now();
                 crate::metrics::outbox_backlog(component, backlog);
-                let waited = oldest
-                    .map(|created| crate::time::now() - created)
-                    .and_then(|waited| waited.to_std().ok())
-                    .unwrap_or_default();
+                let waited = oldest.map(crate::time::since).unwrap_or_default();
                 (waited > stuck_after)
                     .then(|| format!("{backlog} events unpublished, the oldest for {waited:?}"))
             }

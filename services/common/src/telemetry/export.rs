@@ -10,7 +10,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use opentelemetry::Value;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
@@ -83,10 +82,7 @@ impl ByComponent {
             .find(|attribute| attribute.key.as_str() == COMPONENT)
             .map_or_else(
                 || self.process.clone(),
-                |attribute| match &attribute.value {
-                    Value::String(component) => super::service_name(component.as_str()),
-                    other => super::service_name(&other.to_string()),
-                },
+                |attribute| super::service_name(&attribute.value.as_str()),
             )
     }
 }
