@@ -82,7 +82,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| Command::Dev(DevArgs::default()));
     let process = process_name(&command);
-    let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process);
+    let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process)
+        .map_err(anyhow::Error::msg)?;
     let serves_metrics = !matches!(command, Command::Migrate(_) | Command::Broker(_));
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)

@@ -496,3 +496,31 @@ async fn health_is_not_serving_while_events_cannot_be_published_and_recovers() {
 async fn wait_for_health(system: &System, component: &str, wanted: ServingStatus) {
     wait_health(system.addr(component), wanted, WAIT).await;
 }
+
+/// The exporter speaks plain gRPC: a TLS endpoint is refused at start, naming the variable,
+/// rather than dropping every span in silence.
+#[test]
+fn a_tls_otlp_endpoint_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(crate::support::process::BIN)
+        .arg("migrate")
+        .env("ORDERLY_DATA_DIR", dir.path())
+        .env_remove("ORDERLY_DATABASE_URL")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example:4317",
+        )
+        .output()
+        .expect("orderly runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT=https://collector.example:4317"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written before the refusal"
+    );
+}

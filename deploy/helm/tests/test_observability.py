@@ -113,7 +113,7 @@ def test_tracing_settings_reach_every_component():
     envs = component_env(docs)
     assert set(envs) == set(COMPONENTS)
     for component, env in envs.items():
-        assert _value(env, "OTEL_EXPORTER_OTLP_ENDPOINT") == "https://otel-collector.observability:4317"
+        assert _value(env, "OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector.observability:4317"
         assert _value(env, "OTEL_TRACES_SAMPLER") == "parentbased_traceidratio"
         assert _value(env, "OTEL_TRACES_SAMPLER_ARG") == "0.1"
         headers = env["OTEL_EXPORTER_OTLP_HEADERS"]
@@ -227,6 +227,8 @@ BAD = {
     "endpoint-without-scheme": ({"tracing": {"otlpEndpoint": "otel-collector:4317"}},
                                 ["/tracing/otlpEndpoint", "does not match pattern"]),
     "endpoint-grpc-scheme": ({"tracing": {"otlpEndpoint": "grpc://otel:4317"}}, ["/tracing/otlpEndpoint"]),
+    # The exporter speaks plain gRPC: a TLS endpoint would drop every span without a word.
+    "endpoint-tls": ({"tracing": {"otlpEndpoint": "https://otel:443"}}, ["/tracing/otlpEndpoint"]),
     "sampler-unknown": ({"tracing": {"sampler": "ratio"}}, ["/tracing/sampler"]),
     "sampler-arg-above-one": ({"tracing": {"sampler": "traceidratio", "samplerArg": 1.5}},
                               ["/tracing/samplerArg", "want 1"]),
@@ -262,6 +264,6 @@ def test_bad_observability_values_are_rejected_clearly(name):
 
 
 @pytest.mark.parametrize("endpoint", ["", "http://otel-collector.observability:4317",
-                                      "https://otel.example.com:443/", "http://10.0.0.7:4317"])
+                                      "http://otel.example.com:4317/", "http://10.0.0.7:4317"])
 def test_good_endpoints_pass(endpoint):
     chart().validate_schema({**REQUIRED, "tracing": {"otlpEndpoint": endpoint}})

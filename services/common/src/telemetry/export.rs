@@ -21,13 +21,56 @@ use tokio::runtime::Handle;
 /// The span attribute naming the component a span belongs to.
 pub const COMPONENT: &str = "component";
 
+const ENDPOINT_VARIABLES: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+];
+
 pub fn endpoint_configured() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var(name).is_ok_and(|value| !value.is_empty()))
+    ENDPOINT_VARIABLES
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|value| !value.is_empty()))
+}
+
+/// Refuses an `https://` endpoint: the exporter speaks plain gRPC (tonic is built without a TLS
+/// stack), so spans sent to a TLS port would fail on every export, with nothing but dropped
+/// spans to show for it.
+pub fn refuse_tls_endpoint() -> Result<(), String> {
+    for name in ENDPOINT_VARIABLES {
+        if let Ok(value) = std::env::var(name) {
+            tls_refused(name, &value)?;
+        }
+    }
+    Ok(())
+}
+
+fn tls_refused(name: &str, value: &str) -> Result<(), String> {
+    if value
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("https://")
+    {
+        return Err(format!(
+            "{name}={value}: OTLP export here is plain gRPC (http://); for TLS, export to a \
+             collector agent beside the process (e.g. http://localhost:4317) and let it forward"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_refused;
+
+    #[test]
+    fn https_endpoints_are_refused_by_name() {
+        let refused = tls_refused("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317");
+        let message = refused.expect_err("TLS endpoint");
+        assert!(message.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT=https://collector:4317"));
+        assert!(tls_refused("X", "HTTPS://collector:4317").is_err());
+        assert!(tls_refused("X", "http://collector:4317").is_ok());
+        assert!(tls_refused("X", "").is_ok());
+    }
 }
 
 #[derive(Debug)]

@@ -30,8 +30,11 @@ pub struct Telemetry {
 /// the OpenTelemetry layer (whole hops gone from traces). `process` names the process in traces when a span does not
 /// say which component it belongs to (e.g. `orderly-order`, or `orderly` for `orderly dev`).
 /// Must run inside the Tokio runtime (the OTLP exporter sends from it). A second call keeps the
-/// first subscriber.
-pub fn init(format: LogFormat, default_filter: &str, process: &str) -> Telemetry {
+/// first subscriber. Fails, naming the variable, on an endpoint this build cannot export to.
+pub fn init(format: LogFormat, default_filter: &str, process: &str) -> Result<Telemetry, String> {
+    if tracing_enabled() {
+        export::refuse_tls_endpoint()?;
+    }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = match format {
@@ -61,9 +64,9 @@ pub fn init(format: LogFormat, default_filter: &str, process: &str) -> Telemetry
         .with(logs)
         .with(traces)
         .try_init();
-    Telemetry {
+    Ok(Telemetry {
         provider: provider.filter(|_| installed.is_ok()),
-    }
+    })
 }
 
 impl Telemetry {
