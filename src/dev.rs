@@ -13,7 +13,7 @@ use orderly_broker::BrokerArgs;
 use orderly_common::{
     Shutdown,
     component::ComponentError,
-    config::{DatabaseArgs, DependencyArgs, KafkaArgs, ServerArgs, ServiceConfig},
+    config::{DatabaseArgs, DependencyArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +51,11 @@ pub struct DevArgs {
     #[arg(long, env = "ORDERLY_SAGA_DEADLINE_MS", default_value_t = 30_000)]
     pub saga_deadline_ms: u64,
 
+    /// SQLite commits: `full` syncs each commit to disk (an acknowledged write survives a power
+    /// cut); `normal` is faster and a power cut can lose the last acknowledged writes
+    #[arg(long, env = "ORDERLY_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_sync: SqliteSync,
+
     /// Skip creating the demo products and customer accounts
     #[arg(long)]
     pub no_seed: bool,
@@ -84,10 +89,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let bootstrap = match &args.kafka_bootstrap {
         Some(bootstrap) => bootstrap.clone(),
         None => {
-            let broker_args = BrokerArgs::new(
-                SocketAddr::new(args.host, args.broker_port),
-                args.data_dir.clone(),
-            );
+            let broker_args = BrokerArgs {
+                sqlite_sync: args.sqlite_sync,
+                ..BrokerArgs::new(
+                    SocketAddr::new(args.host, args.broker_port),
+                    args.data_dir.clone(),
+                )
+            };
             let (bootstrap, stop) = (broker_args.listen_addr.to_string(), stop_broker.clone());
             broker.spawn(
                 async move { orderly_broker::run(&broker_args, stop.cancelled_owned()).await },
@@ -116,8 +124,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let service = ServiceConfig {
             server: ServerArgs::on(endpoint.addr),
             database: DatabaseArgs {
-                database_url: None,
-                data_dir: args.data_dir.clone(),
+                sqlite_sync: args.sqlite_sync,
+                ..DatabaseArgs::in_dir(args.data_dir.clone())
             },
             kafka: KafkaArgs::at(bootstrap.clone()),
         };
@@ -131,6 +139,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                         &orderly_order::Config {
                             service,
                             dependencies,
+                            watch_recheck_ms: orderly_order::DEFAULT_WATCH_RECHECK_MS,
+                            admission_max_wait_ms: orderly_order::DEFAULT_ADMISSION_MAX_WAIT_MS,
+                            admission_floor: orderly_order::DEFAULT_ADMISSION_FLOOR,
                         },
                         shutdown,
                     )

@@ -3,7 +3,10 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use orderly_common::{config::DatabaseArgs, db};
+use orderly_common::{
+    config::{DatabaseArgs, SqliteSync},
+    db,
+};
 use sea_orm_migration::MigratorTrait;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,13 +58,16 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         bail!("--database-url names one database: also name the one component it belongs to");
     }
     for owner in owners {
-        let url = args.database.url_for(owner.name());
+        let (url, sync) = (
+            args.database.url_for(owner.name()),
+            args.database.sqlite_sync,
+        );
         match owner {
-            Owner::Order => up::<orderly_order::Migrator>(&url).await,
-            Owner::Inventory => up::<orderly_inventory::Migrator>(&url).await,
-            Owner::Payment => up::<orderly_payment::Migrator>(&url).await,
-            Owner::Notification => up::<orderly_notification::Migrator>(&url).await,
-            Owner::Orchestrator => up::<orderly_orchestrator::Migrator>(&url).await,
+            Owner::Order => up::<orderly_order::Migrator>(&url, sync).await,
+            Owner::Inventory => up::<orderly_inventory::Migrator>(&url, sync).await,
+            Owner::Payment => up::<orderly_payment::Migrator>(&url, sync).await,
+            Owner::Notification => up::<orderly_notification::Migrator>(&url, sync).await,
+            Owner::Orchestrator => up::<orderly_orchestrator::Migrator>(&url, sync).await,
         }
         .with_context(|| format!("migrating the {} database", owner.name()))?;
         tracing::info!(component = owner.name(), "database up to date");
@@ -69,7 +75,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up<M: MigratorTrait>(url: &str) -> anyhow::Result<()> {
-    db::connect_and_migrate::<M>(url).await?;
+async fn up<M: MigratorTrait>(url: &str, sync: SqliteSync) -> anyhow::Result<()> {
+    db::connect_and_migrate::<M>(url, sync).await?;
     Ok(())
 }

@@ -435,6 +435,95 @@ async fn row_2_during_compensation_after_the_rpc_and_before_the_result_is_record
     );
 }
 
+/// f. Notification, down while the orders were decided, comes back to a backlog and dies
+/// half-way through its first batch: two outcomes applied in the batch's transaction, nothing
+/// committed, no offset stored. A batch is all or nothing: its database holds no notification
+/// and no inbox record of any of them, and after the restart each is applied once (I7). One
+/// partition per topic, so the whole backlog arrives in the first fetch and is one batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn row_2_in_the_middle_of_a_consumer_batch() {
+    let one_partition = [
+        "order",
+        "inventory",
+        "payment",
+        "notification",
+        "orchestrator",
+    ]
+    .map(|component| (component, "ORDERLY_KAFKA_PARTITIONS", "1".to_owned()));
+    let options = Options {
+        env: one_partition.to_vec(),
+        ..Options::default()
+    };
+    let mut system = System::start(options).await;
+    let initial = seed(&system, &PRODUCTS, &CUSTOMERS).await;
+    system.kill("notification");
+    let load = Load::start(&system, "mid_batch", CRASH_RUN_ORDERS);
+    load.wait_placed(CRASH_RUN_ORDERS).await;
+    wait_records(&system.kafka, topics::SAGAS, CRASH_RUN_ORDERS).await;
+    system.restart_with_env("notification", "FAILPOINTS", "consumer.mid_batch=1*return");
+    let status = system
+        .wait_exit("notification", STARTUP)
+        .await
+        .expect("notification crashed in the middle of its first batch");
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "ended by the fail point, not {status}"
+    );
+    let db = orderly_common::db::connect(
+        &orderly_common::db::sqlite_url(&system.dir.path().join("notification.db")),
+        orderly_common::config::SqliteSync::Full,
+    )
+    .await
+    .unwrap();
+    for table in ["inbox", "notifications"] {
+        assert_eq!(
+            rows(&db, table).await,
+            0,
+            "{table}: nothing of the batch committed"
+        );
+    }
+
+    system
+        .restart_without_env("notification", "FAILPOINTS")
+        .await;
+    let placed = load.finish().await;
+    settle_and_check(&system, &initial, &placed).await;
+    assert_eq!(
+        rows(&db, "inbox").await,
+        i64::try_from(CRASH_RUN_ORDERS).unwrap(),
+        "every outcome of the batch applied once after the restart"
+    );
+}
+
+/// How many rows `table` of a component's database holds (read beside the component, which
+/// has no API while it is down).
+async fn rows(db: &sea_orm::DatabaseConnection, table: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let statement = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        format!("select count(*) as n from {table}"),
+    );
+    let row = db.query_one_raw(statement).await.unwrap().unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// Polls until `topic` holds at least `count` records.
+async fn wait_records(kafka: &str, topic_name: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + STARTUP;
+    loop {
+        let records = topic::read_all(kafka, topic_name).await.len();
+        if records >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{topic_name} holds {records} of {count} records"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // Row 3: the broker SIGKILLed and restarted under load; its storage is durable.
 
 /// Producers and consumers reconnect by themselves; the orders placed while the broker was

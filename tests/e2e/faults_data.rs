@@ -158,7 +158,7 @@ fn poison_kinds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn row_10_poison_messages_of_every_kind_are_dead_lettered_and_counted() {
-    use orderly_common::messaging::consumer::dead_letter_headers as dlq;
+    use orderly_common::messaging::dead_letter::headers as dlq;
     let system = System::start(Options::default()).await;
     let initial = seed(&system, &[("mug", 1_299, 10)], &[("alice", 100_000)]).await;
     let kinds = poison_kinds();

@@ -75,7 +75,8 @@ async fn grpcurl_lists_describes_and_health_checks_every_port() {
 }
 
 /// Every grpcurl line of the README walk-through, run as written against `orderly dev` (only
-/// the default ports are swapped for the test's). A line after a comment naming an error code
+/// the default ports are swapped for the test's, and an `"order_id": "..."` gets the order id the
+/// last answer named, as a reader would paste it). A line after a comment naming an error code
 /// must fail with that code; every other line must succeed.
 #[tokio::test(flavor = "multi_thread")]
 async fn readme_walkthrough_works_verbatim() {
@@ -94,6 +95,7 @@ async fn readme_walkthrough_works_verbatim() {
 
     let mut expected_error = None;
     let mut commands = 0;
+    let mut last_order_id: Option<String> = None;
     for line in readme[start..end].lines().map(str::trim) {
         if line.starts_with('#') {
             expected_error = [
@@ -115,6 +117,13 @@ async fn readme_walkthrough_works_verbatim() {
                 &format!("localhost:{}", addr.port()),
             );
         }
+        const ORDER_ID: &str = r#""order_id": "...""#;
+        if command.contains(ORDER_ID) {
+            let id = last_order_id
+                .as_deref()
+                .unwrap_or_else(|| panic!("no order id answered before: {line}"));
+            command = command.replace(ORDER_ID, &format!(r#""order_id": "{id}""#));
+        }
         let output = Command::new("bash")
             .args(["-c", &command])
             .output()
@@ -124,6 +133,18 @@ async fn readme_walkthrough_works_verbatim() {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        if let Some(id) = order_id_in(&String::from_utf8_lossy(&output.stdout)) {
+            last_order_id = Some(id);
+        }
+        if line.contains("/WatchOrder") {
+            // The stream ended by itself, and with the decision.
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let last = stdout.rsplit_once(r#""status": ""#).map(|(_, rest)| rest);
+            assert!(
+                last.is_some_and(|s| s.starts_with("CONFIRMED") || s.starts_with("REJECTED")),
+                "{line}\n{printed}"
+            );
+        }
         match expected_error.take() {
             None => assert!(output.status.success(), "{line}\n{printed}"),
             Some(code) => {
@@ -140,4 +161,11 @@ async fn readme_walkthrough_works_verbatim() {
         commands >= 10,
         "only {commands} commands found in the walkthrough"
     );
+}
+
+/// The first order id in grpcurl's JSON output (camelCase, as grpcurl prints field names).
+fn order_id_in(output: &str) -> Option<String> {
+    let (_, after) = output.split_once(r#""orderId": ""#)?;
+    let (id, _) = after.split_once('"')?;
+    Some(id.to_owned())
 }

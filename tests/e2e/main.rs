@@ -8,6 +8,7 @@
 mod support;
 
 mod admin_api;
+mod admission;
 mod broker;
 mod dev;
 mod faults_crash;
@@ -19,3 +20,4 @@ mod observability;
 mod saga;
 mod shutdown;
 mod soak;
+mod watch;

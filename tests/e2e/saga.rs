@@ -192,7 +192,7 @@ async fn row_6_every_event_delivered_two_or_three_times_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_messages_are_dead_lettered_and_the_partition_keeps_flowing() {
-    use orderly_common::messaging::consumer::dead_letter_headers as dlq;
+    use orderly_common::messaging::dead_letter::headers as dlq;
     let system = System::start(Options::default()).await;
     let initial = seed(&system, &[("mug", 1_299, 10)], &[("alice", 100_000)]).await;
     for topic_name in topics::DOMAIN {

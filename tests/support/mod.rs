@@ -358,6 +358,16 @@ impl System {
         self.restart(name).await;
     }
 
+    /// Starts a killed component again with `key=value` added to its environment, without
+    /// waiting for it to serve: a crash point armed this way may stop it at once.
+    pub fn restart_with_env(&mut self, name: &str, key: &str, value: &str) {
+        let dir = self.dir.path().to_owned();
+        let component = self.component_mut(name);
+        component.envs.retain(|(k, _)| k != key);
+        component.envs.push((key.to_owned(), value.to_owned()));
+        component.process = spawn_component(name, &component.envs, &dir);
+    }
+
     /// Starts a killed component again with the same settings and waits until it serves.
     pub async fn restart(&mut self, name: &str) {
         let dir = self.dir.path().to_owned();

@@ -6,8 +6,8 @@ use orderly_proto::{
         RestockRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
     },
     order::v1::{
-        GetOrderRequest, Order, OrderItem, OrderStatus, PlaceOrderRequest,
-        order_service_client::OrderServiceClient,
+        GetOrderRequest, Order, OrderItem, OrderStatus, PlaceOrderRequest, WatchOrderRequest,
+        WatchOrderResponse, order_service_client::OrderServiceClient,
     },
     payment::v1::{
         DepositRequest, OpenAccountRequest, payment_service_client::PaymentServiceClient,
@@ -129,4 +129,66 @@ pub async fn decided(
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Opens a WatchOrder stream on `order_id`; panics if the server refuses it.
+pub async fn watch(
+    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+) -> tonic::Streaming<WatchOrderResponse> {
+    orders
+        .watch_order(WatchOrderRequest {
+            order_id: order_id.into(),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("watch {order_id}: {status:?}"))
+        .into_inner()
+}
+
+/// The stream's next order, or `None` once it ended cleanly; panics on an error or after
+/// `within`.
+pub async fn next_update(
+    stream: &mut tonic::Streaming<WatchOrderResponse>,
+    within: std::time::Duration,
+) -> Option<Order> {
+    let next = tokio::time::timeout(within, stream.message())
+        .await
+        .unwrap_or_else(|_| panic!("watch stream silent for {within:?}"));
+    next.unwrap_or_else(|status| panic!("watch stream failed: {status:?}"))
+        .map(|update| update.order.expect("every update carries the order"))
+}
+
+/// Everything the stream still sends until it ends, which must be within `within` and right
+/// after a decided order.
+pub async fn rest_of_watch(
+    stream: &mut tonic::Streaming<WatchOrderResponse>,
+    within: std::time::Duration,
+) -> Vec<Order> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut updates = Vec::new();
+    while let Some(order) = next_update(
+        stream,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+    )
+    .await
+    {
+        updates.push(order);
+    }
+    let last = updates.last().map(Order::status);
+    assert!(
+        matches!(last, Some(OrderStatus::Confirmed | OrderStatus::Rejected)),
+        "the stream ended after {last:?}, not after the decision"
+    );
+    updates
+}
+
+/// Watches `order_id` until its stream ends with the decision (no polling); returns every order
+/// the stream sent, the decided one last. Panics after `within`.
+pub async fn watch_decided(
+    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    order_id: &str,
+    within: std::time::Duration,
+) -> Vec<Order> {
+    let mut stream = watch(orders, order_id).await;
+    rest_of_watch(&mut stream, within).await
 }

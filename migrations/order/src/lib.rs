@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_orders_by_status;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(orderly_migration_messaging::Migration),
+            Box::new(m0002_orders_by_status::Migration),
         ]
     }
 }

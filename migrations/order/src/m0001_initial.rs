@@ -6,7 +6,7 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum Orders {
+pub(crate) enum Orders {
     Table,
     Id,
     CustomerId,

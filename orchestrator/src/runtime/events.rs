@@ -2,7 +2,10 @@
 //! saga. Whichever event arrives first creates the saga (events of different topics can arrive
 //! in any order).
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use orderly_common::{
     kafka::{envelope::Event, topics},
@@ -25,6 +28,8 @@ pub struct Reactions {
     pub settings: Settings,
     /// Wakes the compensator when a transition asks for a compensation.
     pub compensations: Arc<Notify>,
+    /// A transition asked for a compensation that is not committed yet.
+    pub compensation_due: AtomicBool,
 }
 
 impl Handler for Reactions {
@@ -95,10 +100,17 @@ impl Handler for Reactions {
             .iter()
             .any(|command| matches!(command, Command::Compensate(_)))
         {
-            // Woken before the commit, the compensator may not see the row yet; its next tick will.
-            self.compensations.notify_one();
+            self.compensation_due.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The compensator is woken once the step it must compensate is committed, or it would
+    /// not see the step yet.
+    fn committed(&self, _event: &Event) {
+        if self.compensation_due.swap(false, Ordering::Relaxed) {
+            self.compensations.notify_one();
+        }
     }
 }
 

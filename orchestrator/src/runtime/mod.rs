@@ -42,6 +42,7 @@ pub fn start(
     let reactions = events::Reactions {
         settings: settings.clone(),
         compensations: compensations.clone(),
+        compensation_due: Default::default(),
     };
     started.consume(events::CONSUMER, events::TOPICS, reactions);
     started.spawn(timers::run(

@@ -12,6 +12,7 @@ use std::{
 };
 
 use clap::Args;
+use orderly_common::config::SqliteSync;
 use tansu_broker::{broker::Broker, coordinator::group::administrator::Controller};
 use tansu_storage::StorageContainer;
 use tokio::time::Instant;
@@ -44,6 +45,12 @@ pub struct BrokerArgs {
     /// Directory for the broker's SQLite storage
     #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "orderly-data")]
     pub data_dir: PathBuf,
+
+    /// SQLite storage commits: `full` syncs each to disk before the producer is acknowledged, so
+    /// an acknowledged record survives a power cut; `normal` is faster and a power cut can lose
+    /// the last acknowledged records (a `synchronous` parameter in `--storage` wins)
+    #[arg(long, env = "ORDERLY_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_sync: SqliteSync,
 }
 
 impl BrokerArgs {
@@ -53,6 +60,7 @@ impl BrokerArgs {
             advertised_addr: None,
             storage: None,
             data_dir,
+            sqlite_sync: SqliteSync::Full,
         }
     }
 }
@@ -130,7 +138,26 @@ fn tcp_url(setting: &'static str, host_port: &str) -> Result<Url, BrokerError> {
     })
 }
 
+/// The storage URL, with `--sqlite-sync` as its `synchronous` parameter unless it names one.
 fn storage_url(args: &BrokerArgs) -> Result<Url, BrokerError> {
+    given_storage_url(args).map(|url| with_sync(url, args.sqlite_sync))
+}
+
+/// A `sqlite` URL gets `sync` as its `synchronous` parameter, unless it has one already.
+fn with_sync(mut url: Url, sync: SqliteSync) -> Url {
+    let named = url.query_pairs().any(|(key, _)| key == "synchronous");
+    if url.scheme() == "sqlite" && !named {
+        let synchronous = match sync {
+            SqliteSync::Full => "full",
+            SqliteSync::Normal => "normal",
+        };
+        url.query_pairs_mut()
+            .append_pair("synchronous", synchronous);
+    }
+    url
+}
+
+fn given_storage_url(args: &BrokerArgs) -> Result<Url, BrokerError> {
     let Some(storage) = &args.storage else {
         std::fs::create_dir_all(&args.data_dir).map_err(|source| BrokerError::DataDir {
             path: args.data_dir.clone(),
@@ -200,6 +227,26 @@ fn sqlite_url(path: &Path) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_storage_syncs_each_commit_unless_told_otherwise() {
+        let file = Path::new("/var/lib/orderly/broker.db");
+        let url = with_sync(sqlite_url(file), SqliteSync::Full);
+        assert!(
+            url.as_str().ends_with("broker.db?synchronous=full"),
+            "{url}"
+        );
+        assert_eq!(sqlite_file(&url).as_deref(), Some(file));
+        let relaxed = with_sync(sqlite_url(file), SqliteSync::Normal);
+        assert!(
+            relaxed.as_str().ends_with("?synchronous=normal"),
+            "{relaxed}"
+        );
+        let named = Url::parse("sqlite:///tmp/b.db?synchronous=normal").unwrap();
+        assert_eq!(with_sync(named.clone(), SqliteSync::Full), named);
+        let memory = Url::parse("memory://orderly/").unwrap();
+        assert_eq!(with_sync(memory.clone(), SqliteSync::Full), memory);
+    }
 
     #[test]
     fn sqlite_storage_stays_at_the_absolute_path() {

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 
 // Defaults shared by the flags and by configs built in code (`orderly dev`, tests).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
-const CONCURRENCY_LIMIT: usize = 256;
+const CONCURRENCY_LIMIT: usize = 1024;
 const SHUTDOWN_GRACE_SECS: u64 = 20;
-const FETCH_WAIT_MAX_MS: u32 = 5;
+const FETCH_WAIT_MAX_MS: u32 = 500;
 const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const REPLICATION_FACTOR: i32 = 1;
@@ -27,7 +27,8 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_MS", default_value_t = REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
 
-    /// Requests in flight per connection; beyond it new requests are shed with UNAVAILABLE
+    /// Requests in flight at once, over all connections; beyond it new requests are shed with
+    /// UNAVAILABLE
     #[arg(long, env = "ORDERLY_CONCURRENCY_LIMIT", default_value_t = CONCURRENCY_LIMIT)]
     pub concurrency_limit: usize,
 
@@ -81,9 +82,32 @@ pub struct DatabaseArgs {
     /// Directory for SQLite files and broker storage
     #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "orderly-data")]
     pub data_dir: PathBuf,
+
+    /// SQLite commits: `full` syncs each commit to disk, so an acknowledged write survives a
+    /// power cut; `normal` skips that sync (faster, and a power cut can lose the last
+    /// acknowledged writes; a process crash still loses nothing)
+    #[arg(long, env = "ORDERLY_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_sync: SqliteSync,
+}
+
+/// How SQLite makes a commit durable (its `synchronous` pragma, in WAL mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
 }
 
 impl DatabaseArgs {
+    /// SQLite files in `data_dir`, durable.
+    pub fn in_dir(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            data_dir,
+            sqlite_sync: SqliteSync::Full,
+        }
+    }
+
     pub fn url_for(&self, component: &str) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
@@ -122,8 +146,8 @@ pub struct KafkaArgs {
     )]
     pub kafka_bootstrap: String,
 
-    /// Longest a consumer's fetch waits for data; the embedded broker always waits this long,
-    /// so it bounds every hop's latency
+    /// Longest a consumer's fetch waits for data when there is none; a fetch is answered as soon
+    /// as data arrives, so this bounds idle fetches per second, not latency
     #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = FETCH_WAIT_MAX_MS)]
     pub kafka_fetch_wait_max_ms: u32,
 

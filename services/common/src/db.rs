@@ -6,14 +6,16 @@ use std::{path::Path, time::Duration};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
+use crate::config::SqliteSync;
+
 /// The URL of a SQLite file, created on first use.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
 /// Opens a pool on `url`. For SQLite it creates the parent directory and turns on WAL so readers
-/// never block the writer; `synchronous=NORMAL` keeps commits durable across process crashes.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+/// never block the writer; `sync` says whether each commit reaches the disk before it returns.
+pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
@@ -28,11 +30,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
             })?;
         }
-        options.map_sqlx_sqlite_opts(|sqlite| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        let synchronous = match sync {
+            SqliteSync::Full => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
+            SqliteSync::Normal => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
+        };
+        options.map_sqlx_sqlite_opts(move |sqlite| {
+            use sea_orm::sqlx::sqlite::SqliteJournalMode;
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
@@ -43,8 +49,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 }
 
 /// Connects and brings the schema up to date with `M`'s migrations.
-pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let db = connect(url).await?;
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    url: &str,
+    sync: SqliteSync,
+) -> Result<DatabaseConnection, DbErr> {
+    let db = connect(url, sync).await?;
     M::up(&db, None).await?;
     Ok(db)
 }

@@ -28,6 +28,14 @@ pub enum ApiError {
     #[error("{0}, retry later")]
     Dependency(String),
 
+    /// Refused at the door: the system would not finish this work in time. Clients retry after
+    /// `retry_after` (sent as `grpc-retry-pushback-ms`).
+    #[error("{reason}, retry in {} ms", retry_after.as_millis())]
+    Overloaded {
+        reason: String,
+        retry_after: std::time::Duration,
+    },
+
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -54,6 +62,7 @@ impl ApiError {
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Unavailable(_) | Self::Dependency(_) => Code::Unavailable,
+            Self::Overloaded { .. } => Code::ResourceExhausted,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -79,9 +88,20 @@ impl From<ApiError> for Status {
             ApiError::Internal(source) => tracing::error!(error = %source, "internal error"),
             _ => {}
         }
-        Status::new(error.code(), error.to_string())
+        let mut status = Status::new(error.code(), error.to_string());
+        if let ApiError::Overloaded { retry_after, .. } = &error {
+            // gRPC's retry pushback: the client's retry policy waits this long.
+            let millis = retry_after.as_millis().to_string();
+            if let Ok(value) = millis.parse() {
+                status.metadata_mut().insert(RETRY_PUSHBACK, value);
+            }
+        }
+        status
     }
 }
+
+/// The trailer in which a server tells a client how long to wait before retrying.
+pub const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +118,18 @@ mod tests {
             status.message(),
             "invalid unit_price.currency: must be 3 uppercase letters"
         );
+    }
+
+    #[test]
+    fn overload_carries_a_retry_hint() {
+        let status = Status::from(ApiError::Overloaded {
+            reason: "overloaded".into(),
+            retry_after: std::time::Duration::from_millis(750),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "overloaded, retry in 750 ms");
+        let hint = status.metadata().get(RETRY_PUSHBACK).unwrap();
+        assert_eq!(hint.to_str().unwrap(), "750");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What the order service consumes: the saga's outcome, which moves the order from PENDING to
-//! CONFIRMED or REJECTED (with the reason), once.
+//! CONFIRMED or REJECTED (with the reason), once, and then wakes the order's WatchOrder streams.
 
 use orderly_common::{
     kafka::{envelope::Event, topics},
@@ -8,12 +8,14 @@ use orderly_common::{
 use orderly_proto::events::v1::event_envelope::Payload;
 use sea_orm::DatabaseTransaction;
 
-use crate::{domain::OrderStatus, store::orders};
+use crate::{domain::OrderStatus, store::orders, watch::Hub};
 
 pub const CONSUMER: &str = "order";
 pub const TOPICS: &[&str] = &[topics::SAGAS];
 
-pub struct Outcomes;
+pub struct Outcomes {
+    pub watchers: Hub,
+}
 
 impl Handler for Outcomes {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
@@ -40,5 +42,11 @@ impl Handler for Outcomes {
             )));
         }
         Ok(())
+    }
+
+    fn committed(&self, event: &Event) {
+        // Only outcomes reach here (anything else was refused and dead-lettered), and only after
+        // the commit, so a woken stream reads the decision itself.
+        self.watchers.notify(event.order_id);
     }
 }

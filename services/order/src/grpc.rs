@@ -1,5 +1,8 @@
 //! The OrderService API: validates requests, calls the store, maps rows to messages.
 
+use std::pin::Pin;
+
+use futures::Stream;
 use orderly_common::{
     ApiError,
     time::to_proto,
@@ -9,30 +12,41 @@ use orderly_proto::{
     common::v1::Money,
     order::v1::{
         GetOrderRequest, GetOrderResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderLine,
-        OrderStatus as ProtoStatus, PlaceOrderRequest, PlaceOrderResponse,
-        order_service_server::OrderService,
+        OrderStatus as ProtoStatus, PlaceOrderRequest, PlaceOrderResponse, WatchOrderRequest,
+        WatchOrderResponse, order_service_server::OrderService,
     },
 };
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use crate::{domain::OrderStatus, place::Placer, store::orders};
+use crate::{
+    domain::OrderStatus,
+    place::Placer,
+    store::orders,
+    watch::{
+        Watchers,
+        stream::{self, Watch},
+    },
+};
 
 pub struct OrderApi {
     db: DatabaseConnection,
     placer: Placer,
+    watchers: Watchers,
 }
 
 impl OrderApi {
-    pub fn new(placer: Placer) -> Self {
+    pub fn new(placer: Placer, watchers: Watchers) -> Self {
         Self {
             db: placer.db.clone(),
             placer,
+            watchers,
         }
     }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+type Updates = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl OrderService for OrderApi {
@@ -76,6 +90,38 @@ impl OrderService for OrderApi {
             next_page_token: page.next_uuid_token(rows.iter().map(|row| row.header.id)),
             orders: rows.into_iter().map(order_message).collect(),
         }))
+    }
+
+    type WatchOrderStream = Updates;
+
+    async fn watch_order(&self, request: Request<WatchOrderRequest>) -> Reply<Updates> {
+        let order_id = validate::uuid("order_id", &request.get_ref().order_id)?;
+        tracing::Span::current().record("order_id", tracing::field::display(order_id));
+        // Subscribed before the read: a decision committed in between still wakes the stream.
+        let subscription = self.watchers.hub.subscribe(order_id);
+        // Read here, not in the stream, so an unknown id is a plain NOT_FOUND answer.
+        let order = orders::find(&self.db, order_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
+        let db = self.db.clone();
+        let read = move || {
+            let db = db.clone();
+            async move {
+                let order = orders::find(&db, order_id).await.map_err(ApiError::from)?;
+                Ok(order.map(order_message))
+            }
+        };
+        let watch = Watch {
+            subscription,
+            recheck: self.watchers.recheck,
+            shutdown: self.watchers.shutdown.clone(),
+            read,
+        };
+        Ok(Response::new(Box::pin(stream::updates(
+            order_message(order),
+            watch,
+        ))))
     }
 }
 

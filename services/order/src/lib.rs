@@ -1,11 +1,16 @@
 //! The order service: the public entry point of the saga. It stores orders with their
-//! server-side prices and surfaces each order's state: PENDING, then CONFIRMED or REJECTED.
+//! server-side prices and surfaces each order's state: PENDING, then CONFIRMED or REJECTED,
+//! to a poll (GetOrder) or as a stream that ends with the decision (WatchOrder).
 
+mod admission;
 mod domain;
 mod events;
 mod grpc;
 mod place;
 mod store;
+mod watch;
+
+use std::time::Duration;
 
 use clap::Args;
 use orderly_common::{
@@ -20,6 +25,9 @@ pub use orderly_migration_order::Migrator;
 
 pub const NAME: &str = "order";
 pub const DEFAULT_PORT: u16 = 50051;
+pub const DEFAULT_WATCH_RECHECK_MS: u64 = 2_000;
+pub const DEFAULT_ADMISSION_MAX_WAIT_MS: u64 = 5_000;
+pub const DEFAULT_ADMISSION_FLOOR: u64 = 200;
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -27,6 +35,26 @@ pub struct Config {
     pub service: ServiceConfig,
     #[command(flatten)]
     pub dependencies: DependencyArgs,
+    /// How often a WatchOrder stream reads its order again while it waits (at least 50).
+    /// Streams on the replica that applied the decision learn it at once; on other replicas,
+    /// within this
+    #[arg(
+        long,
+        env = "ORDERLY_WATCH_RECHECK_MS",
+        default_value_t = DEFAULT_WATCH_RECHECK_MS,
+        value_parser = clap::value_parser!(u64).range(50..)
+    )]
+    pub watch_recheck_ms: u64,
+
+    /// PlaceOrder refuses new orders (RESOURCE_EXHAUSTED, with a retry hint) while the orders
+    /// already waiting would take longer than this to be decided at the measured rate; keep it
+    /// well under the saga deadline. 0 turns the check off
+    #[arg(long, env = "ORDERLY_ADMISSION_MAX_WAIT_MS", default_value_t = DEFAULT_ADMISSION_MAX_WAIT_MS)]
+    pub admission_max_wait_ms: u64,
+
+    /// Orders that may always wait for a decision, whatever the measured rate
+    #[arg(long, env = "ORDERLY_ADMISSION_FLOOR", default_value_t = DEFAULT_ADMISSION_FLOOR)]
+    pub admission_floor: u64,
 }
 
 /// Runs the order service until `shutdown`.
@@ -34,14 +62,33 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     let (inventory, payment) = config.dependencies.clients(NAME)?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
-    started.consume(events::CONSUMER, events::TOPICS, events::Outcomes);
+    let watchers = watch::Watchers {
+        hub: watch::Hub::default(),
+        recheck: Duration::from_millis(config.watch_recheck_ms),
+        shutdown: shutdown.clone(),
+    };
+    // The consumer wakes the API's WatchOrder streams once it committed an order's outcome.
+    let outcomes = events::Outcomes {
+        watchers: watchers.hub.clone(),
+    };
+    started.consume(events::CONSUMER, events::TOPICS, outcomes);
+    let admission = admission::Admission::new(admission::Limits {
+        max_wait: Duration::from_millis(config.admission_max_wait_ms),
+        floor: config.admission_floor,
+    });
+    started.spawn(
+        admission
+            .clone()
+            .sample(started.db.clone(), shutdown.clone()),
+    );
     let placer = place::Placer {
         db: started.db.clone(),
         relay: started.relay.clone(),
+        admission,
         inventory,
         payment,
     };
-    let api = OrderServiceServer::new(grpc::OrderApi::new(placer));
+    let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

@@ -30,6 +30,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
+    admission::Admission,
     domain::{
         OrderStatus,
         pricing::{self, Price},
@@ -44,6 +45,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 pub struct Placer {
     pub db: DatabaseConnection,
     pub relay: Relay,
+    pub admission: Admission,
     pub inventory: Client,
     pub payment: Client,
 }
@@ -64,6 +66,7 @@ impl Placer {
         {
             return same_request(existing, &request);
         }
+        self.admission.check()?;
         let prices = self.prices(&request.items).await?;
         let priced = pricing::price(&request.items, &prices)
             .map_err(|error| ApiError::invalid("items", error.to_string()))?;
@@ -89,6 +92,7 @@ impl Placer {
         outbox::add(&txn, topics::ORDERS, &event).await?;
         txn.commit().await?;
         self.relay.wake();
+        self.admission.placed();
         tracing::info!(order_id = %order.header.id, customer_id = request.customer_id, total = order.header.total_minor, "order placed");
         Ok(order)
     }

@@ -1,6 +1,8 @@
 //! A tower layer counting gRPC requests by method and status code, with their latency. The status
 //! is read from the response headers: tonic sends a failed unary call as a trailers-only response
-//! (`grpc-status` in the headers), and a response without it succeeded.
+//! (`grpc-status` in the headers), and a response without it succeeded. A server stream
+//! (WatchOrder) is counted when it starts: its latency is the time to its headers, and a status it
+//! ends with later, in its trailers, is not seen here.
 
 use std::{
     pin::Pin,

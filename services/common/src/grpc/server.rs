@@ -1,6 +1,6 @@
 //! One server stack for every component: request tracing (a span per request, continuing the
-//! caller's trace), request metrics, a per-request timeout, a concurrency limit and load shedding
-//! (tonic's built-in tower layers), plus `grpc.health.v1` with real status and server reflection
+//! caller's trace), request metrics, a per-request timeout, a server-wide concurrency limit and
+//! load shedding (tower layers), plus `grpc.health.v1` with real status and server reflection
 //! v1 and v1alpha (grpcurl 1.8 only speaks v1alpha).
 
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 use super::metrics_layer::RequestMetricsLayer;
 use crate::{Shutdown, config::ServerArgs, health::Health, telemetry::propagation};
@@ -84,11 +85,17 @@ impl GrpcServer {
                 "not serving, draining requests"
             );
         };
+        // tonic's timeout (like the concurrency limit and the metrics layer) wraps the handler's
+        // future, which ends when the response headers are ready: it bounds a server stream's
+        // start (WatchOrder's first read), never the stream itself, so a stream lives until it
+        // ends by itself. A client's `grpc-timeout` is applied the same way.
         let server = Server::builder()
             .timeout(args.request_timeout())
-            .concurrency_limit_per_connection(args.concurrency_limit)
             .load_shed(true)
             .trace_fn(move |request| request_span(component, request))
+            // One limit for the whole server, not per connection: a client multiplexing many
+            // requests over one HTTP/2 connection is as welcome as many clients.
+            .layer(GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(RequestMetricsLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(

@@ -1,36 +1,34 @@
-//! The consuming side of every service: decode, deduplicate through the inbox, apply the effect
-//! and its outgoing events in one transaction, then store the offset. Poison messages go to the
-//! dead-letter topic with their origin and error; transient failures are retried with backoff
-//! and block the consumer, so nothing is skipped. Each message is handled in a span that
-//! continues the trace its envelope names, and counted by outcome.
+//! The consuming side of every service: decode, deduplicate through the inbox, apply the effects
+//! and their outgoing events, then store the offsets. Messages already fetched are applied in
+//! batches, one database transaction per batch, so a commit (and its fsync) is shared by many
+//! events while each event keeps its own inbox record, effects and span. Poison messages go to
+//! the dead-letter topic with their origin and error; transient failures are retried with
+//! backoff and block the consumer, so nothing is skipped.
 
 use std::{sync::Arc, time::Duration};
 
+use futures::FutureExt;
 use rdkafka::{
     Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    message::BorrowedMessage,
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::{Relay, inbox};
+use super::{Relay, dead_letter, inbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
-    kafka::{self, EventProducer, KafkaError, envelope, topics},
+    kafka::{self, EventProducer, KafkaError, envelope},
     telemetry::propagation,
 };
 
-/// Dead-letter record headers naming where the message came from and why it was refused.
-pub mod dead_letter_headers {
-    pub const TOPIC: &str = "dlq.origin.topic";
-    pub const PARTITION: &str = "dlq.origin.partition";
-    pub const OFFSET: &str = "dlq.origin.offset";
-    pub const CONSUMER: &str = "dlq.consumer";
-    pub const ERROR: &str = "dlq.error";
-}
+/// Most messages applied in one transaction: enough to share a commit among a burst, few enough
+/// that one transaction never holds the database for long. A batch is only what has already been
+/// fetched, so at low load it is one message and nothing waits to fill it.
+const MAX_BATCH: usize = 128;
 
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +51,10 @@ pub trait Handler: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         event: &envelope::Event,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Called once the transaction that applied `event` has committed: the place to tell
+    /// in-process watchers, who must never see an effect that could still roll back.
+    fn committed(&self, _event: &envelope::Event) {}
 }
 
 /// Why a consumer stopped consuming.
@@ -125,7 +127,7 @@ impl<H: Handler> EventConsumer<H> {
         }
     }
 
-    /// Handles messages until shutdown or a rejoin request.
+    /// Handles batches of messages until shutdown or a rejoin request.
     async fn consume(
         &self,
         consumer: &StreamConsumer,
@@ -133,12 +135,12 @@ impl<H: Handler> EventConsumer<H> {
         shutdown: &Shutdown,
     ) -> Stop {
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 () = shutdown.requested() => return Stop::Shutdown,
                 () = rejoin.notified() => return Stop::Rejoin,
                 message = consumer.recv() => message,
             };
-            let message = match message {
+            let first = match first {
                 Ok(message) => message,
                 Err(error) => {
                     // Mostly a broker that is away; librdkafka reconnects by itself.
@@ -147,9 +149,76 @@ impl<H: Handler> EventConsumer<H> {
                     continue;
                 }
             };
-            let Some(consumed) = self.process(&message, shutdown).await else {
-                // Shutdown while retrying: the offset stays unstored, the event comes back.
+            let mut batch = vec![first];
+            // Whatever else is already fetched, without waiting for more.
+            while batch.len() < MAX_BATCH {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(message),
+                    Some(Err(_)) | None => break,
+                }
+            }
+            let Some(outcomes) = self.process(&batch, shutdown).await else {
+                // Shutdown while retrying: the offsets stay unstored, the events come back.
                 return Stop::Shutdown;
+            };
+            for message in &batch {
+                if let Err(error) = consumer.store_offset_from_message(message) {
+                    // The partition moved to another member in a rebalance; it redelivers the
+                    // event and its inbox skips it.
+                    tracing::warn!(consumer = self.name, %error, "offset not stored");
+                }
+            }
+            if outcomes.contains(&Consumed::Applied) {
+                self.relay.wake();
+            }
+        }
+    }
+
+    /// Applies or dead-letters every message of `batch`, in order; `None` if shutdown
+    /// interrupted the retries.
+    async fn process(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        shutdown: &Shutdown,
+    ) -> Option<Vec<Consumed>> {
+        let mut items: Vec<Item> = batch
+            .iter()
+            .map(|message| Item::open(self.name, message))
+            .collect();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.apply(&mut items).await {
+                Ok(()) => break,
+                // Refused for good: apply the rest again without it.
+                Err(BatchError::Refused) => continue,
+                Err(BatchError::Transient(error)) => {
+                    tracing::warn!(consumer = self.name, %error, batch = items.len(), retry_in = ?backoff, "cannot apply events");
+                }
+            }
+            tokio::select! {
+                () = shutdown.requested() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (item, message) in items.iter().zip(batch) {
+            let consumed = if let Some(reason) = &item.refused {
+                let published =
+                    dead_letter::publish(&self.producer, self.name, message, reason, shutdown)
+                        .instrument(item.span.clone())
+                        .await;
+                if !published {
+                    return None;
+                }
+                Consumed::DeadLettered
+            } else if item.duplicate {
+                Consumed::Duplicate
+            } else {
+                if let Some(event) = &item.event {
+                    self.handler.committed(event);
+                }
+                Consumed::Applied
             };
             tracing::debug!(
                 consumer = self.name,
@@ -157,24 +226,76 @@ impl<H: Handler> EventConsumer<H> {
                 ?consumed,
                 "consumed"
             );
-            if let Err(error) = consumer.store_offset_from_message(&message) {
-                // The partition moved to another member in a rebalance; it redelivers the
-                // event and its inbox skips it.
-                tracing::warn!(consumer = self.name, %error, "offset not stored");
-            }
-            if consumed == Consumed::Applied {
-                self.relay.wake();
-            }
+            crate::metrics::consumed(self.name, message.topic(), consumed);
+            outcomes.push(consumed);
         }
+        Some(outcomes)
     }
 
-    /// Applies or dead-letters one message, in its span; `None` if shutdown interrupted the
-    /// retries.
-    async fn process(
+    /// Applies every item not refused in one transaction: all of them commit, or none.
+    async fn apply(&self, items: &mut [Item]) -> Result<(), BatchError> {
+        let txn = self.db.begin().await?;
+        let mut applied = 0;
+        for item in items.iter_mut().filter(|item| item.refused.is_none()) {
+            let Some(event) = &item.event else { continue };
+            let outcome = self
+                .apply_one(&txn, event)
+                .instrument(item.span.clone())
+                .await;
+            match outcome {
+                Ok(fresh) => item.duplicate = !fresh,
+                Err(HandlerError::Invalid(reason)) => {
+                    item.refused = Some(reason);
+                    txn.rollback().await?;
+                    return Err(BatchError::Refused);
+                }
+                Err(HandlerError::Transient(error)) => {
+                    // The database is likely away: the rollback may fail too, and the error
+                    // worth reporting is the first one.
+                    let _ = txn.rollback().await;
+                    return Err(BatchError::Transient(error));
+                }
+            }
+            applied += 1;
+            if applied == 2 {
+                // Crash point for the failure tests: a batch half applied, nothing committed.
+                crate::crash_point!("consumer.mid_batch");
+            }
+        }
+        txn.commit().await?;
+        // Crash point for the failure tests: the effects are committed, the offsets not stored.
+        crate::crash_point!("consumer.after_commit");
+        Ok(())
+    }
+
+    /// Applies one event inside the batch's transaction; false if the inbox had already seen it.
+    async fn apply_one(
         &self,
-        message: &BorrowedMessage<'_>,
-        shutdown: &Shutdown,
-    ) -> Option<Consumed> {
+        txn: &DatabaseTransaction,
+        event: &envelope::Event,
+    ) -> Result<bool, HandlerError> {
+        if !inbox::record(txn, self.name, event.event_id).await? {
+            return Ok(false);
+        }
+        self.handler.handle(txn, event).await?;
+        Ok(true)
+    }
+}
+
+/// One message of a batch on its way through: its event, its span, and what became of it.
+struct Item {
+    /// `None` when the message does not decode (`refused` says why).
+    event: Option<envelope::Event>,
+    /// Why the message can never be applied: it goes to the dead-letter topic.
+    refused: Option<String>,
+    /// The inbox had already seen the event (as of the attempt that committed).
+    duplicate: bool,
+    span: tracing::Span,
+}
+
+impl Item {
+    /// Decodes `message` and opens its span, continuing the trace its envelope names.
+    fn open(consumer: &'static str, message: &BorrowedMessage<'_>) -> Self {
         let opened = envelope::open(message.payload().unwrap_or_default());
         let span = tracing::info_span!(
             "kafka.consume",
@@ -184,8 +305,8 @@ impl<H: Handler> EventConsumer<H> {
             messaging.destination.name = message.topic(),
             messaging.kafka.partition = message.partition(),
             messaging.kafka.offset = message.offset(),
-            messaging.consumer.group.name = self.name,
-            component = self.name,
+            messaging.consumer.group.name = consumer,
+            component = consumer,
             event_type = tracing::field::Empty,
             order_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
@@ -199,129 +320,24 @@ impl<H: Handler> EventConsumer<H> {
             Err(_) => opentelemetry::Context::new(),
         };
         propagation::adopt_parent(&span, parent);
-        let consumed = self
-            .apply_or_dead_letter(message, opened, shutdown)
-            .instrument(span)
-            .await;
-        if let Some(consumed) = consumed {
-            crate::metrics::consumed(self.name, message.topic(), consumed);
-        }
-        consumed
-    }
-
-    async fn apply_or_dead_letter(
-        &self,
-        message: &BorrowedMessage<'_>,
-        opened: Result<envelope::Event, envelope::EnvelopeError>,
-        shutdown: &Shutdown,
-    ) -> Option<Consumed> {
-        let event = match opened {
-            Ok(event) => event,
-            Err(error) => {
-                return self
-                    .dead_letter(message, &error.to_string(), shutdown)
-                    .await;
-            }
+        let (event, refused) = match opened {
+            Ok(event) => (Some(event), None),
+            Err(error) => (None, Some(error.to_string())),
         };
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.apply(&event).await {
-                Ok(consumed) => return Some(consumed),
-                Err(HandlerError::Invalid(reason)) => {
-                    return self.dead_letter(message, &reason, shutdown).await;
-                }
-                Err(HandlerError::Transient(error)) => {
-                    tracing::warn!(consumer = self.name, order_id = %event.order_id, %error, retry_in = ?backoff, "cannot apply event");
-                }
-            }
-            tokio::select! {
-                () = shutdown.requested() => return None,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        Self {
+            event,
+            refused,
+            duplicate: false,
+            span,
         }
     }
+}
 
-    async fn apply(&self, event: &envelope::Event) -> Result<Consumed, HandlerError> {
-        let txn = self.db.begin().await?;
-        if !inbox::record(&txn, self.name, event.event_id).await? {
-            txn.rollback().await?;
-            return Ok(Consumed::Duplicate);
-        }
-        self.handler.handle(&txn, event).await?;
-        txn.commit().await?;
-        // Crash point for the failure tests: the effect is committed, the offset not stored.
-        crate::crash_point!("consumer.after_commit");
-        Ok(Consumed::Applied)
-    }
-
-    /// Publishes the message unchanged to its topic's dead-letter topic, with its origin and the
-    /// error in headers, and waits for the acknowledgement (retrying) so it is never lost.
-    async fn dead_letter(
-        &self,
-        message: &BorrowedMessage<'_>,
-        error: &str,
-        shutdown: &Shutdown,
-    ) -> Option<Consumed> {
-        let topic = topics::dead_letter(message.topic());
-        tracing::warn!(
-            consumer = self.name,
-            origin = message.topic(),
-            offset = message.offset(),
-            error,
-            "dead-lettering message"
-        );
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let delivery = self.producer.send_raw(
-                &topic,
-                std::str::from_utf8(message.key().unwrap_or_default()).unwrap_or_default(),
-                message.payload().unwrap_or_default(),
-                self.dead_letter_headers(message, error),
-            );
-            match delivery {
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => return Some(Consumed::DeadLettered),
-                    Ok(Err((error, _))) => tracing::warn!(%error, "dead letter not acknowledged"),
-                    Err(_) => tracing::warn!("dead letter cancelled"),
-                },
-                Err(error) => tracing::warn!(%error, "cannot enqueue dead letter"),
-            }
-            tokio::select! {
-                () = shutdown.requested() => return None,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    fn dead_letter_headers(&self, message: &BorrowedMessage<'_>, error: &str) -> OwnedHeaders {
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for header in original.iter() {
-                headers = headers.insert(Header {
-                    key: header.key,
-                    value: header.value,
-                });
-            }
-        }
-        let (partition, offset) = (
-            message.partition().to_string(),
-            message.offset().to_string(),
-        );
-        use dead_letter_headers as names;
-        for (key, value) in [
-            (names::TOPIC, message.topic()),
-            (names::PARTITION, partition.as_str()),
-            (names::OFFSET, offset.as_str()),
-            (names::CONSUMER, self.name),
-            (names::ERROR, error),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        headers
-    }
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    /// An event was refused for good (marked on its item); the batch rolled back.
+    #[error("an event was refused")]
+    Refused,
+    #[error(transparent)]
+    Transient(#[from] DbErr),
 }

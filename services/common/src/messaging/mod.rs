@@ -4,10 +4,12 @@
 //! - [`relay`]: publish committed outbox rows in order with an idempotent producer, woken on
 //!   commit, in batches, deleting them once the broker acknowledged;
 //! - [`inbox`] and [`consumer`]: apply each consumed event's effect, its outgoing events and
-//!   its id in one transaction, skip duplicates, store the offset only after the commit,
-//!   dead-letter what can never be processed and retry (blocking) what failed transiently.
+//!   its id in the transaction of its batch, skip duplicates, store offsets only after the
+//!   commit, retry (blocking) what failed transiently;
+//! - [`dead_letter`]: what can never be processed goes to a dead-letter topic with its origin.
 
 pub mod consumer;
+pub mod dead_letter;
 pub mod inbox;
 pub mod outbox;
 pub mod relay;

@@ -109,6 +109,14 @@ pub async fn insert(db: &impl ConnectionTrait, order: &Order) -> Result<(), DbEr
     Ok(())
 }
 
+/// How many orders wait for their saga's decision.
+pub async fn count_pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::Status.eq(OrderStatus::Pending.as_str()))
+        .count(db)
+        .await
+}
+
 /// Moves a PENDING order to its outcome. Returns false when the order is not PENDING (the
 /// outcome was applied already: orders only ever move PENDING -> CONFIRMED or REJECTED) or does
 /// not exist.

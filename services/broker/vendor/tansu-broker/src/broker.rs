@@ -18,7 +18,7 @@ use crate::{
     CancelKind, Error, Result,
     coordinator::group::{Coordinator, administrator::Controller},
     otel,
-    service::services,
+    service::{long_poll::Appended, services},
 };
 use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -57,6 +57,8 @@ pub struct Broker<G, S> {
     advertised_listener: Url,
     storage: S,
     groups: G,
+    // Orderly's patch: one per broker, shared by every connection's fetches and produces.
+    appended: Appended,
 
     sasl_config: Option<Arc<SASLConfig>>,
     tls_server_config: Option<Arc<ServerConfig>>,
@@ -89,6 +91,7 @@ where
             advertised_listener,
             storage,
             groups,
+            appended: Appended::default(),
 
             sasl_config: None,
             tls_server_config: None,
@@ -301,6 +304,7 @@ where
                         self.cluster_id.as_str(),
                         self.groups.clone(),
                         self.storage.clone(),
+                        self.appended.clone(),
                         self.sasl_config.clone()
                     )?;
 
@@ -630,6 +634,7 @@ impl Builder<i32, String, Uuid, Url, Url, Url> {
             advertised_listener: self.advertised_listener,
             storage,
             groups,
+            appended: Appended::default(),
             sasl_config,
             tls_server_config: self.tls_server_config.map(Arc::new),
 

@@ -27,6 +27,7 @@ use crate::{Error, Result, coordinator::group::Coordinator};
 
 pub mod auth;
 pub mod coordinator;
+pub mod long_poll;
 pub mod storage;
 
 type TcpRouteFrame =
@@ -36,13 +37,14 @@ pub fn services<C, S>(
     cluster_id: &str,
     coordinator: C,
     storage: S,
+    appended: long_poll::Appended,
     sasl_config: Option<Arc<SASLConfig>>,
 ) -> Result<TcpRouteFrame, Error>
 where
     S: Storage,
     C: Coordinator,
 {
-    storage::services(FrameRouteService::<(), Error>::builder(), storage)
+    storage::services(FrameRouteService::<(), Error>::builder(), storage, appended)
         .inspect(|builder| debug!(?builder))
         .and_then(|builder| {
             coordinator::services(builder, coordinator).inspect(|builder| debug!(?builder))

@@ -31,22 +31,29 @@ use tansu_storage::{
     AlterUserScramCredentialsService, ConsumerGroupDescribeService, CreateAclsService,
     CreateTopicsService, DeleteGroupsService, DeleteRecordsService, DeleteTopicsService,
     DescribeAclsService, DescribeClusterService, DescribeConfigsService, DescribeGroupsService,
-    DescribeTopicPartitionsService, DescribeUserScramCredentialsService, FetchService,
+    DescribeTopicPartitionsService, DescribeUserScramCredentialsService,
     FindCoordinatorService, GetTelemetrySubscriptionsService, IncrementalAlterConfigsService,
     InitProducerIdService, ListGroupsService, ListOffsetsService,
-    ListPartitionReassignmentsService, MetadataService, ProduceService, Storage,
+    ListPartitionReassignmentsService, MetadataService, Storage,
     TxnAddOffsetsService, TxnAddPartitionService, TxnOffsetCommitService,
 };
 
-use crate::Error;
+use crate::{
+    Error,
+    service::long_poll::{Appended, AnnouncingProduce, LongPollFetch},
+};
 
 pub fn services<S>(
     builder: FrameRouteBuilder<(), Error>,
     storage: S,
+    appended: Appended,
 ) -> Result<FrameRouteBuilder<(), Error>, Error>
 where
     S: Storage,
 {
+    // Orderly's patch: fetch and produce share `appended`, for the long poll.
+    let builder = fetch(builder, storage.clone(), appended.clone())?;
+    let builder = produce(builder, storage.clone(), appended)?;
     [
         add_offsets_to_txn,
         add_partitions_to_txn,
@@ -63,7 +70,6 @@ where
         describe_groups,
         describe_topic_partitions,
         describe_user_scram_credentials,
-        fetch,
         find_coordinator,
         get_telemetry_subscriptions,
         incremental_alter_configs,
@@ -72,7 +78,6 @@ where
         list_offsets,
         list_partition_reassignments,
         metadata,
-        produce,
         txn_offset_commit_request,
     ]
     .iter()
@@ -357,6 +362,7 @@ where
 pub fn fetch<S>(
     builder: FrameRouteBuilder<(), Error>,
     storage: S,
+    appended: Appended,
 ) -> Result<FrameRouteBuilder<(), Error>, Error>
 where
     S: Storage,
@@ -369,7 +375,7 @@ where
                 MapStateLayer::new(|_| storage),
                 FrameRequestLayer::<FetchRequest>::new(),
             )
-                .into_layer(FetchService)
+                .into_layer(LongPollFetch { appended })
                 .boxed(),
         )
         .map_err(Into::into)
@@ -525,6 +531,7 @@ where
 pub fn produce<S>(
     builder: FrameRouteBuilder<(), Error>,
     storage: S,
+    appended: Appended,
 ) -> Result<FrameRouteBuilder<(), Error>, Error>
 where
     S: Storage,
@@ -537,7 +544,7 @@ where
                 MapStateLayer::new(|_| storage),
                 FrameRequestLayer::<ProduceRequest>::new(),
             )
-                .into_layer(ProduceService)
+                .into_layer(AnnouncingProduce { appended })
                 .boxed(),
         )
         .map_err(Into::into)

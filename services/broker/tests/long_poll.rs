@@ -1,0 +1,101 @@
+//! The embedded broker answers a waiting fetch as soon as a record arrives (Kafka's long poll),
+//! not when the fetch's `fetch.wait.max.ms` runs out: tansu 0.6 slept out the whole wait even
+//! with records there, so every hop cost a consumer's full wait.
+
+use std::{net::SocketAddr, time::Duration};
+
+use orderly_broker::BrokerArgs;
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{Consumer, StreamConsumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use tokio_util::sync::CancellationToken;
+
+/// Far longer than the test may take: only a fetch woken by the produce answers in time.
+const FETCH_WAIT_MS: &str = "120000";
+const ANSWERED_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_fetch_is_answered_when_a_record_arrives() {
+    orderly_broker::configure_sqlite().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let args = BrokerArgs::new(addr, dir.path().to_owned());
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    let broker =
+        tokio::spawn(async move { orderly_broker::run(&args, until.cancelled_owned()).await });
+    let bootstrap = addr.to_string();
+    create_topic(&bootstrap, "long-poll").await;
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "long-poll")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
+        .set("socket.timeout.ms", "180000")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("long-poll", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+
+    for round in 0..3 {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let payload = format!("record {round}");
+        producer
+            .send(
+                FutureRecord::<str, str>::to("long-poll").payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        // Each round after the first finds the consumer's next fetch already waiting.
+        let message = tokio::time::timeout(ANSWERED_WITHIN, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the fetch was not woken by the produce"))
+            .unwrap();
+        assert_eq!(message.payload(), Some(payload.as_bytes()));
+    }
+    // Closed while the broker is there to answer, or closing waits on it.
+    drop(consumer);
+    stop.cancel();
+    broker.await.unwrap().unwrap();
+}
+
+/// Creates `topic` with one partition, retrying until the broker answers.
+async fn create_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
+            .await;
+        if matches!(created.as_deref(), Ok([Ok(_)])) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cannot create {topic}: {created:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
