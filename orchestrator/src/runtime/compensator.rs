@@ -29,7 +29,11 @@ use crate::{
     store::{sagas, steps},
 };
 
+/// How often open compensations (retrying, or waiting on a circuit breaker) are looked at.
 const TICK: Duration = Duration::from_millis(200);
+/// With none open the compensator sleeps until woken; this catches steps another process
+/// opened.
+const IDLE_TICK: Duration = Duration::from_secs(10);
 
 pub struct Compensator {
     pub db: DatabaseConnection,
@@ -45,31 +49,40 @@ impl Compensator {
         // open compensation is simply tried at once).
         let mut not_before: HashMap<(Uuid, StepKind), Instant> = HashMap::new();
         loop {
-            if let Err(error) = self.round(&mut not_before).await {
-                tracing::warn!(%error, "compensation round failed");
-            }
+            let tick = match self.round(&mut not_before).await {
+                Ok(0) => IDLE_TICK,
+                Ok(_) => TICK,
+                Err(error) => {
+                    tracing::warn!(%error, "compensation round failed");
+                    TICK
+                }
+            };
             tokio::select! {
                 () = shutdown.requested() => return,
                 () = wake.notified() => {}
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(tick) => {}
             }
         }
     }
 
+    /// Attempts every open compensation that is due; returns how many are open (parked sagas'
+    /// wait for an operator, who wakes the compensator, and do not count).
     async fn round(
         &self,
         not_before: &mut HashMap<(Uuid, StepKind), Instant>,
-    ) -> Result<(), DbErr> {
+    ) -> Result<usize, DbErr> {
         let open = steps::Entity::find()
             .filter(steps::Column::Status.eq(mapping::step_name(Step::Compensating)))
             .all(&self.db)
             .await?;
+        let mut count = 0;
         for step in open {
             let Some(kind) = StepKind::from_name(&step.name) else {
                 continue;
             };
             let key = (step.order_id, kind);
             if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
+                count += 1; // backing off: tried again at a later tick
                 continue;
             }
             let Some(saga) = sagas::Entity::find_by_id(step.order_id)
@@ -81,6 +94,7 @@ impl Compensator {
             if saga.state == mapping::phase_name(Phase::Parked) {
                 continue; // waits for an operator
             }
+            count += 1;
             if self.client(kind).failing_fast() {
                 // The participant keeps failing and calls are refused for now: waiting is not
                 // an attempt, or every saga would park without the participant ever being asked.
@@ -99,7 +113,7 @@ impl Compensator {
                 .instrument(span)
                 .await?;
         }
-        Ok(())
+        Ok(count)
     }
 
     /// One attempt at one compensation, recorded in the saga (done, or parked when it keeps

@@ -30,6 +30,8 @@ pub struct Reactions {
     pub compensations: Arc<Notify>,
     /// A transition asked for a compensation that is not committed yet.
     pub compensation_due: AtomicBool,
+    /// Wakes the deadline timer after a commit: a saga may have started.
+    pub sagas_changed: Arc<Notify>,
 }
 
 impl Handler for Reactions {
@@ -105,9 +107,10 @@ impl Handler for Reactions {
         Ok(())
     }
 
-    /// The compensator is woken once the step it must compensate is committed, or it would
-    /// not see the step yet.
+    /// The timer and the compensator are woken once the change is committed, or they would not
+    /// see it yet.
     fn committed(&self, _event: &Event) {
+        self.sagas_changed.notify_one();
         if self.compensation_due.swap(false, Ordering::Relaxed) {
             self.compensations.notify_one();
         }

@@ -39,16 +39,19 @@ pub fn start(
     shutdown: &Shutdown,
 ) -> Operator {
     let compensations = Arc::new(Notify::new());
+    let sagas_changed = Arc::new(Notify::new());
     let reactions = events::Reactions {
         settings: settings.clone(),
         compensations: compensations.clone(),
         compensation_due: Default::default(),
+        sagas_changed: sagas_changed.clone(),
     };
     started.consume(events::CONSUMER, events::TOPICS, reactions);
     started.spawn(timers::run(
         started.db.clone(),
         started.relay.clone(),
         compensations.clone(),
+        sagas_changed,
         settings.clone(),
         shutdown.clone(),
     ));

@@ -1,10 +1,15 @@
 //! Deadlines: a saga still RUNNING when its deadline passes is rejected (its finished steps
-//! compensated). Deadlines are stored with the saga, so they survive restarts.
+//! compensated). Deadlines are stored with the saga, so they survive restarts. The timer sleeps
+//! until the earliest deadline of a running saga, or until a new saga starts: with nothing
+//! running it does nothing at all.
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use orderly_common::{Shutdown, messaging::Relay, telemetry::propagation};
-use sea_orm::{DatabaseConnection, DbErr, QuerySelect, TransactionTrait, entity::prelude::*};
+use sea_orm::{
+    DatabaseConnection, DbErr, QueryOrder, QuerySelect, TransactionTrait, entity::prelude::*,
+};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -14,17 +19,23 @@ use crate::{
     store::sagas,
 };
 
-const TICK: Duration = Duration::from_millis(100);
 const BATCH: u64 = 100;
+/// The longest the timer sleeps unwoken: it catches sagas another process started, and a
+/// database that failed a read.
+const SAFETY_TICK: Duration = Duration::from_secs(10);
 
+/// Expires sagas as their deadlines pass until `shutdown`; `started` wakes it when the consumer
+/// committed events (a saga may have started, with a deadline to watch).
 pub async fn run(
     db: DatabaseConnection,
     relay: Relay,
     compensations: Arc<Notify>,
+    started: Arc<Notify>,
     settings: Settings,
     shutdown: Shutdown,
 ) {
     loop {
+        let mut sleep = SAFETY_TICK;
         match expire_due(&db, &settings).await {
             Ok((expired, compensating)) => {
                 if expired > 0 {
@@ -33,14 +44,33 @@ pub async fn run(
                 if compensating {
                     compensations.notify_one();
                 }
+                if expired as u64 == BATCH {
+                    continue; // more are due
+                }
+                match next_deadline(&db).await {
+                    Ok(Some(at)) => sleep = sleep.min(orderly_common::time::until(at)),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "cannot read the next saga deadline"),
+                }
             }
             Err(error) => tracing::warn!(%error, "cannot check saga deadlines"),
         }
         tokio::select! {
             () = shutdown.requested() => return,
-            () = tokio::time::sleep(TICK) => {}
+            () = started.notified() => {}
+            () = tokio::time::sleep(sleep) => {}
         }
     }
+}
+
+/// The earliest deadline of a running saga.
+async fn next_deadline(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let next = sagas::Entity::find()
+        .filter(sagas::Column::State.eq(mapping::phase_name(Phase::Running)))
+        .order_by_asc(sagas::Column::DeadlineAt)
+        .one(db)
+        .await?;
+    Ok(next.map(|saga| saga.deadline_at))
 }
 
 /// Rejects every RUNNING saga whose deadline passed; returns how many, and whether any of them

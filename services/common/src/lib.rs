@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod failpoints;
+pub mod group_commit;
 pub mod grpc;
 pub mod health;
 pub mod kafka;

@@ -21,3 +21,8 @@ pub fn now() -> DateTime<Utc> {
 pub fn since(at: DateTime<Utc>) -> std::time::Duration {
     (now() - at).to_std().unwrap_or_default()
 }
+
+/// How long until `at` (zero if it has passed).
+pub fn until(at: DateTime<Utc>) -> std::time::Duration {
+    (at - now()).to_std().unwrap_or_default()
+}

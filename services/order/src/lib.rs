@@ -17,6 +17,7 @@ use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
     config::{DependencyArgs, ServiceConfig},
+    group_commit::GroupCommit,
 };
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -83,6 +84,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     );
     let placer = place::Placer {
         db: started.db.clone(),
+        writer: GroupCommit::start(started.db.clone()),
         relay: started.relay.clone(),
         admission,
         inventory,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use futures::future::try_join_all;
 use orderly_common::{
     ApiError,
+    group_commit::GroupCommit,
     grpc::Client,
     kafka::{envelope, topics},
     messaging::{Relay, outbox},
@@ -24,7 +25,7 @@ use orderly_proto::{
     order::v1::PlaceOrderRequest,
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
 };
-use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, SqlErr};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use uuid::Uuid;
@@ -44,6 +45,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
 pub struct Placer {
     pub db: DatabaseConnection,
+    /// Stores new orders, many requests to a commit.
+    pub writer: GroupCommit,
     pub relay: Relay,
     pub admission: Admission,
     pub inventory: Client,
@@ -76,10 +79,17 @@ impl Placer {
         let order = new_order(&request, priced);
         tracing::Span::current().record("order_id", tracing::field::display(order.header.id));
         let event = envelope::wrap(order.header.id, Payload::OrderPlaced(order_placed(&order)));
-        let txn = self.db.begin().await?;
-        let stored = orders::insert(&txn, &order).await;
-        if let Err(error) = stored {
-            drop(txn);
+        let stored = order.clone();
+        let written = self
+            .writer
+            .write(Box::new(move |txn| {
+                Box::pin(async move {
+                    orders::insert(txn, &stored).await?;
+                    outbox::add(txn, topics::ORDERS, &event).await
+                })
+            }))
+            .await;
+        if let Err(error) = written {
             // Two requests raced with one idempotency key: the other one won; answer as it did.
             if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
                 && let Some(key) = &request.idempotency_key
@@ -89,8 +99,6 @@ impl Placer {
             }
             return Err(error.into());
         }
-        outbox::add(&txn, topics::ORDERS, &event).await?;
-        txn.commit().await?;
         self.relay.wake();
         self.admission.placed();
         tracing::info!(order_id = %order.header.id, customer_id = request.customer_id, total = order.header.total_minor, "order placed");
