@@ -12,6 +12,8 @@ use orderly_proto::order::v1::{
 };
 use tonic::{Code, Status, transport::Channel};
 
+use orderly_common::grpc::code_name;
+
 use crate::{args::Decisions, clients::Clients};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,27 +199,5 @@ async fn poll(
             return Ok(outcome);
         }
         tokio::time::sleep(every).await;
-    }
-}
-
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

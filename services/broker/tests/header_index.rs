@@ -1,36 +1,14 @@
 //! The embedded broker's SQLite storage gets the index tansu 0.6 lacks on record headers (without
 //! it every fetch scans all headers ever stored).
 
-use std::{net::SocketAddr, time::Duration};
-
-use orderly_broker::BrokerArgs;
-use tokio_util::sync::CancellationToken;
+mod support;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_storage_has_an_index_on_record_headers() {
-    orderly_broker::configure_sqlite().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let args = BrokerArgs::new(addr, dir.path().to_owned());
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    let broker =
-        tokio::spawn(async move { orderly_broker::run(&args, until.cancelled_owned()).await });
     // The index is made right after the storage is built and before the listener serves.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let broker = support::Broker::start().await;
 
-    let db = libsql::Builder::new_local(dir.path().join("broker.db"))
+    let db = libsql::Builder::new_local(broker.dir.path().join("broker.db"))
         .build()
         .await
         .unwrap();
@@ -53,6 +31,5 @@ async fn sqlite_storage_has_an_index_on_record_headers() {
             .any(|sql| sql.contains("(topition, offset_id)")),
         "{indexes:?}"
     );
-    stop.cancel();
-    broker.await.unwrap().unwrap();
+    broker.stop().await;
 }

@@ -2,9 +2,10 @@
 //! not when the fetch's `fetch.wait.max.ms` runs out: tansu 0.6 slept out the whole wait even
 //! with records there, so every hop cost a consumer's full wait.
 
-use std::{net::SocketAddr, time::Duration};
+mod support;
 
-use orderly_broker::BrokerArgs;
+use std::time::Duration;
+
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -12,7 +13,6 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
 };
-use tokio_util::sync::CancellationToken;
 
 /// Far longer than the test may take: only a fetch woken by the produce answers in time.
 const FETCH_WAIT_MS: &str = "120000";
@@ -20,19 +20,8 @@ const ANSWERED_WITHIN: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_waiting_fetch_is_answered_when_a_record_arrives() {
-    orderly_broker::configure_sqlite().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let args = BrokerArgs::new(addr, dir.path().to_owned());
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    let broker =
-        tokio::spawn(async move { orderly_broker::run(&args, until.cancelled_owned()).await });
-    let bootstrap = addr.to_string();
+    let broker = support::Broker::start().await;
+    let bootstrap = broker.addr.to_string();
     create_topic(&bootstrap, "long-poll").await;
 
     let consumer: StreamConsumer = ClientConfig::new()
@@ -71,8 +60,7 @@ async fn a_waiting_fetch_is_answered_when_a_record_arrives() {
     }
     // Closed while the broker is there to answer, or closing waits on it.
     drop(consumer);
-    stop.cancel();
-    broker.await.unwrap().unwrap();
+    broker.stop().await;
 }
 
 /// Creates `topic` with one partition, retrying until the broker answers.

@@ -64,7 +64,8 @@ where
     }
 }
 
-fn code_name(code: Code) -> &'static str {
+/// A status code's canonical name (`RESOURCE_EXHAUSTED`), as metrics and reports show it.
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -6,4 +6,5 @@ mod metrics_layer;
 mod server;
 
 pub use client::{Client, InvalidEndpoint, TracedChannel};
+pub use metrics_layer::code_name;
 pub use server::{GrpcServer, bind};

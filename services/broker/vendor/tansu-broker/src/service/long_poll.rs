@@ -5,10 +5,13 @@
 // its `fetch.wait.max.ms`, and a short wait to keep latency low makes every idle consumer fetch
 // hundreds of times a second. Here a fetch is answered as soon as it has `min_bytes` of records
 // (or an error to report), and otherwise waits, spending nothing, until a produce to one of its
-// topics wakes it or `max_wait_ms` runs out, as a Kafka broker's fetch purgatory does.
+// topics wakes it or `max_wait_ms` runs out, as a Kafka broker's fetch purgatory does. A fetch
+// whose partitions are all read up to their last append (as produced through this broker) does
+// not ask storage at all until something new arrives: each storage fetch is several SQL queries
+// per partition, and asking for nothing was most of the broker's work.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -16,16 +19,21 @@ use std::{
 use futures::future::select_all;
 use rama::{Context, Service};
 use tansu_sans_io::{ErrorCode, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse};
-use tansu_storage::{Error, FetchService, ProduceService, Storage};
+use tansu_storage::{Error, FetchService, ProduceService, Storage, TopicId};
 use tokio::{sync::watch, time::Instant};
+use uuid::Uuid;
 
-/// Fetches naming a topic only by id (Fetch v13 and later) wait on this key, woken by any produce.
+/// Fetches naming a topic storage does not know wait on this key, woken by any produce.
 const ANY_TOPIC: &str = "";
 
 /// Produces announced to the fetches waiting on their topics.
 #[derive(Clone, Debug, Default)]
 pub struct Appended {
     topics: Arc<Mutex<HashMap<String, watch::Sender<()>>>>,
+    /// The offset after the last record appended to each partition since the broker started.
+    ends: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// Topic names by id: fetches from v13 on name topics by id, produces by name.
+    names: Arc<Mutex<HashMap<[u8; 16], String>>>,
 }
 
 impl Appended {
@@ -36,6 +44,57 @@ impl Appended {
             .entry(topic.to_owned())
             .or_insert_with(|| watch::channel(()).0)
             .subscribe()
+    }
+
+    /// Records that `topic`'s `partition` now ends at `end`.
+    fn extended(&self, topic: &str, partition: i32, end: i64) {
+        let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = ends.entry((topic.to_owned(), partition)).or_insert(end);
+        *known = (*known).max(end);
+    }
+
+    /// Whether every partition `request` names is known to be read up to its end, so storage
+    /// would answer with nothing. Unknown (a partition not appended to since the broker
+    /// started, or a topic without a known name) means storage must be asked. `names` are the
+    /// request's topics' names, in order.
+    fn nothing_new(&self, request: &FetchRequest, names: &[Option<String>]) -> bool {
+        let ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+        let topics = request.topics.iter().flatten();
+        topics.zip(names).all(|(topic, name)| {
+            name.as_ref().is_some_and(|name| {
+                topic.partitions.iter().flatten().all(|partition| {
+                    ends.get(&(name.clone(), partition.partition))
+                        .is_some_and(|end| partition.fetch_offset >= *end)
+                })
+            })
+        })
+    }
+
+    /// The name of each topic `request` fetches, learning names by id from storage once.
+    async fn names<G: Storage>(&self, ctx: &Context<G>, request: &FetchRequest) -> Vec<Option<String>> {
+        let mut names = Vec::new();
+        for topic in request.topics.iter().flatten() {
+            let name = match (&topic.topic, topic.topic_id) {
+                (Some(name), _) => Some(name.clone()),
+                (None, Some(id)) => self.name_of(ctx, id).await,
+                (None, None) => None,
+            };
+            names.push(name);
+        }
+        names
+    }
+
+    async fn name_of<G: Storage>(&self, ctx: &Context<G>, id: [u8; 16]) -> Option<String> {
+        let known = self.names.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        if known.is_some() {
+            return known;
+        }
+        let topic = TopicId::Id(Uuid::from_bytes(id));
+        let metadata = ctx.state().metadata(Some(&[topic])).await.ok()?;
+        let name = metadata.topics().first()?.name.clone()?;
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        _ = names.insert(id, name.clone());
+        Some(name)
     }
 
     /// Wakes the fetches waiting on `topic`, and those that know their topics only by id.
@@ -66,19 +125,21 @@ where
         let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or_default());
         let deadline = Instant::now() + max_wait;
         let min_bytes = u64::try_from(req.min_bytes).unwrap_or_default();
+        let names = self.appended.names(&ctx, &req).await;
         // Subscribed before the first read, so an append between that read and the wait wakes it.
-        let mut woken: Vec<_> = req
-            .topics
+        let mut woken: Vec<_> = names
             .iter()
-            .flatten()
-            .map(|topic| self.appended.subscribe(topic.topic.as_deref().unwrap_or(ANY_TOPIC)))
+            .map(|name| self.appended.subscribe(name.as_deref().unwrap_or(ANY_TOPIC)))
             .collect();
         let immediate = req.max_wait_ms(0);
         loop {
-            let response = FetchService.serve(ctx.clone(), immediate.clone()).await?;
-            let (bytes, errors) = measure(&response);
-            if bytes >= min_bytes || errors || woken.is_empty() || Instant::now() >= deadline {
-                return Ok(response);
+            let last_chance = min_bytes == 0 || woken.is_empty() || Instant::now() >= deadline;
+            if last_chance || !self.appended.nothing_new(&immediate, &names) {
+                let response = FetchService.serve(ctx.clone(), immediate.clone()).await?;
+                let (bytes, errors) = measure(&response);
+                if bytes >= min_bytes || errors || last_chance {
+                    return Ok(response);
+                }
             }
             let any_append = select_all(woken.iter_mut().map(|rx| Box::pin(rx.changed())));
             tokio::select! {
@@ -128,14 +189,40 @@ where
     type Error = Error;
 
     async fn serve(&self, ctx: Context<G>, req: ProduceRequest) -> Result<ProduceResponse, Error> {
-        let topics: Vec<String> = req
+        // Records per partition, to learn where each partition ends from the response.
+        let sent: HashMap<(String, i32), i64> = req
             .topic_data
             .iter()
             .flatten()
-            .map(|topic| topic.name.clone())
+            .flat_map(|topic| {
+                topic.partition_data.iter().flatten().map(|partition| {
+                    let records = partition.records.as_ref().map_or(0, |frame| {
+                        frame
+                            .batches
+                            .iter()
+                            .map(|batch| i64::from(batch.record_count))
+                            .sum()
+                    });
+                    ((topic.name.clone(), partition.index), records)
+                })
+            })
             .collect();
         let response = ProduceService.serve(ctx, req).await;
-        for topic in &topics {
+        if let Ok(response) = &response {
+            for topic in response.responses.iter().flatten() {
+                for partition in topic.partition_responses.iter().flatten() {
+                    let key = (topic.name.clone(), partition.index);
+                    if partition.error_code == i16::from(ErrorCode::None)
+                        && let Some(records) = sent.get(&key)
+                    {
+                        self.appended
+                            .extended(&topic.name, partition.index, partition.base_offset + records);
+                    }
+                }
+            }
+        }
+        let topics: BTreeSet<&str> = sent.keys().map(|(topic, _)| topic.as_str()).collect();
+        for topic in topics {
             self.appended.appended(topic);
         }
         response
