@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
 };
@@ -22,7 +20,7 @@ const ANSWERED_WITHIN: Duration = Duration::from_secs(30);
 async fn a_waiting_fetch_is_answered_when_a_record_arrives() {
     let broker = support::Broker::start().await;
     let bootstrap = broker.addr.to_string();
-    create_topic(&bootstrap, "long-poll").await;
+    support::create_topic(&bootstrap, "long-poll", 1).await;
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -61,29 +59,4 @@ async fn a_waiting_fetch_is_answered_when_a_record_arrives() {
     // Closed while the broker is there to answer, or closing waits on it.
     drop(consumer);
     broker.stop().await;
-}
-
-/// Creates `topic` with one partition, retrying until the broker answers.
-async fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let created = admin
-            .create_topics(
-                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
-            )
-            .await;
-        if matches!(created.as_deref(), Ok([Ok(_)])) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cannot create {topic}: {created:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

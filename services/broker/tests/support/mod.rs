@@ -7,6 +7,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use orderly_broker::{BrokerArgs, BrokerError};
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -53,5 +58,30 @@ impl Broker {
     pub async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Creates `topic` with `partitions`, retrying until the broker answers.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
+            .await;
+        if matches!(created.as_deref(), Ok([Ok(_)])) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cannot create {topic}: {created:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

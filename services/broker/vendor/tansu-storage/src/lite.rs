@@ -13,7 +13,7 @@
 // limitations under the License.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     env,
     fmt::Debug,
     marker::PhantomData,
@@ -261,6 +261,9 @@ impl Synchronous {
 
 pub(crate) struct PoolConnection {
     connection: Connection,
+    // Orderly's patch: statements prepared once per connection, not on every call (planning
+    // the watermark query alone took a third of the broker's CPU). See `Checkout`.
+    statements: Mutex<HashMap<&'static str, Arc<Statement>>>,
 }
 
 impl Debug for PoolConnection {
@@ -337,17 +340,46 @@ impl PoolConnection {
     async fn new(connection: Connection, synchronous: Synchronous) -> Result<Self> {
         Self::init(&connection, synchronous).await?;
 
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            statements: Mutex::default(),
+        })
     }
 
+    /// Orderly's patch: the statement for `key`, prepared on first use, reset for this one.
     #[instrument(skip(self))]
-    async fn prepared_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
-        let sql = SQL
+    async fn prepared_statement(&self, key: &str) -> Result<Arc<Statement>, libsql::Error> {
+        let (key, sql) = SQL
             .0
-            .get(key)
+            .get_key_value(key)
             .ok_or(libsql::Error::Misuse(format!("Unknown cache key: {}", key)))?;
 
-        self.connection.prepare(sql).await
+        if let Some(statement) = self.cached_statement(key) {
+            // A statement left mid-way (a query whose rows were not all read) takes no
+            // parameters until reset.
+            statement.reset();
+            return Ok(statement);
+        }
+
+        let statement = Arc::new(self.connection.prepare(sql).await?);
+        if let Ok(mut statements) = self.statements.lock() {
+            _ = statements.insert(key, statement.clone());
+        }
+        Ok(statement)
+    }
+
+    fn cached_statement(&self, key: &str) -> Option<Arc<Statement>> {
+        self.statements.lock().ok()?.get(key).cloned()
+    }
+
+    /// Orderly's patch: a statement stepped but not reset keeps its read transaction open,
+    /// which would give later queries on this connection a stale snapshot, keep WAL
+    /// checkpoints from finishing and a commit from happening. Called before a transaction
+    /// begins and commits, and whenever the connection goes back to the pool.
+    fn reset_statements(&self) {
+        if let Ok(statements) = self.statements.lock() {
+            statements.values().for_each(|statement| statement.reset());
+        }
     }
 
     fn attributes_for_error(&self, key: Option<&str>, error: &libsql::Error) -> Vec<KeyValue> {
@@ -369,6 +401,8 @@ impl PoolConnection {
     #[instrument(skip_all)]
     async fn transaction(&self) -> Result<Transaction> {
         let start = SystemTime::now();
+        // Orderly's patch: a statement left mid-way would hold an older snapshot.
+        self.reset_statements();
 
         self.connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -385,6 +419,9 @@ impl PoolConnection {
     #[instrument(skip_all)]
     async fn commit(&self, tx: Transaction) -> Result<()> {
         let start = SystemTime::now();
+        // Orderly's patch: SQLite refuses to commit while a statement is mid-way; every row
+        // read in this transaction has been used by now.
+        self.reset_statements();
 
         tx.commit()
             .await
@@ -566,12 +603,30 @@ impl managed::Manager for ConnectionManager {
 
 pub(crate) type Pool = managed::Pool<ConnectionManager>;
 
+/// Orderly's patch: a connection taken from the pool; its cached statements are reset when it
+/// goes back, so no idle connection holds a read transaction open.
+pub(crate) struct Checkout(managed::Object<ConnectionManager>);
+
+impl Deref for Checkout {
+    type Target = PoolConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        self.0.reset_statements();
+    }
+}
+
 impl Delegate {
     #[instrument(skip_all)]
-    async fn connection(&self) -> Result<managed::Object<ConnectionManager>> {
+    async fn connection(&self) -> Result<Checkout> {
         let start = SystemTime::now();
 
-        self.pool.get().await.map_err(Into::into).inspect(|_| {
+        self.pool.get().await.map(Checkout).map_err(Into::into).inspect(|_| {
             CONNECT_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("cluster_id", self.cluster.clone())],
@@ -4360,7 +4415,7 @@ impl Storage for Delegate {
         self.vacuum_into().await?;
 
         {
-            let connection = self.pool.get().await?;
+            let connection = self.connection().await?;
 
             let mut rows = connection.query("maintain-vacuum.sql", ()).await?;
 
@@ -4513,7 +4568,7 @@ impl Storage for Delegate {
     #[instrument(skip_all)]
     async fn ping(&self) -> Result<()> {
         let start = SystemTime::now();
-        let c = self.pool.get().await?;
+        let c = self.connection().await?;
         let _ = c.query("ping.sql", ()).await?;
         DELEGATE_REQUEST_DURATION
             .record(elapsed_millis(start), &[KeyValue::new("operation", "ping")]);

@@ -5,10 +5,10 @@
 // its `fetch.wait.max.ms`, and a short wait to keep latency low makes every idle consumer fetch
 // hundreds of times a second. Here a fetch is answered as soon as it has `min_bytes` of records
 // (or an error to report), and otherwise waits, spending nothing, until a produce to one of its
-// topics wakes it or `max_wait_ms` runs out, as a Kafka broker's fetch purgatory does. A fetch
-// whose partitions are all read up to their last append (as produced through this broker) does
-// not ask storage at all until something new arrives: each storage fetch is several SQL queries
-// per partition, and asking for nothing was most of the broker's work.
+// topics wakes it or `max_wait_ms` runs out, as a Kafka broker's fetch purgatory does. Storage
+// is asked only about partitions not known to be read up to their end (as produced through
+// this broker, or as storage answered to an earlier fetch): each storage fetch is several SQL
+// queries per partition, and asking for nothing was most of the broker's work.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -18,7 +18,10 @@ use std::{
 
 use futures::future::select_all;
 use rama::{Context, Service};
-use tansu_sans_io::{ErrorCode, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse};
+use tansu_sans_io::{
+    ErrorCode, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
+    fetch_request::{FetchPartition, FetchTopic},
+};
 use tansu_storage::{Error, FetchService, ProduceService, Storage, TopicId};
 use tokio::{sync::watch, time::Instant};
 use uuid::Uuid;
@@ -53,21 +56,53 @@ impl Appended {
         *known = (*known).max(end);
     }
 
-    /// Whether every partition `request` names is known to be read up to its end, so storage
-    /// would answer with nothing. Unknown (a partition not appended to since the broker
-    /// started, or a topic without a known name) means storage must be asked. `names` are the
-    /// request's topics' names, in order.
-    fn nothing_new(&self, request: &FetchRequest, names: &[Option<String>]) -> bool {
+    /// `request` without the partitions known to be read up to their end, for which storage
+    /// would answer with nothing, and its topics' names; `None` if that leaves none. Unknown (a
+    /// partition neither appended to nor fetched since the broker started, or a topic without a
+    /// known name) means storage must be asked. `names` are the request's topics' names, in
+    /// order.
+    fn unread(
+        &self,
+        request: &FetchRequest,
+        names: &[Option<String>],
+    ) -> Option<(FetchRequest, Vec<Option<String>>)> {
         let ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
-        let topics = request.topics.iter().flatten();
-        topics.zip(names).all(|(topic, name)| {
+        let read_to_end = |name: &Option<String>, partition: &FetchPartition| {
             name.as_ref().is_some_and(|name| {
-                topic.partitions.iter().flatten().all(|partition| {
-                    ends.get(&(name.clone(), partition.partition))
-                        .is_some_and(|end| partition.fetch_offset >= *end)
-                })
+                ends.get(&(name.clone(), partition.partition))
+                    .is_some_and(|end| partition.fetch_offset >= *end)
             })
-        })
+        };
+        let (topics, names): (Vec<FetchTopic>, Vec<Option<String>>) = request
+            .topics
+            .iter()
+            .flatten()
+            .zip(names)
+            .filter_map(|(topic, name)| {
+                let partitions: Vec<FetchPartition> = topic
+                    .partitions
+                    .iter()
+                    .flatten()
+                    .filter(|partition| !read_to_end(name, partition))
+                    .cloned()
+                    .collect();
+                (!partitions.is_empty())
+                    .then(|| (topic.clone().partitions(Some(partitions)), name.clone()))
+            })
+            .unzip();
+        (!topics.is_empty()).then(|| (request.clone().topics(Some(topics)), names))
+    }
+
+    /// Learns where partitions end from what storage answered to a fetch.
+    fn fetched(&self, response: &FetchResponse, names: &[Option<String>]) {
+        for (topic, name) in response.responses.iter().flatten().zip(names) {
+            let Some(name) = name else { continue };
+            for partition in topic.partitions.iter().flatten() {
+                if partition.error_code == i16::from(ErrorCode::None) {
+                    self.extended(name, partition.partition_index, partition.high_watermark);
+                }
+            }
+        }
     }
 
     /// The name of each topic `request` fetches, learning names by id from storage once.
@@ -134,12 +169,16 @@ where
         let immediate = req.max_wait_ms(0);
         loop {
             let last_chance = min_bytes == 0 || woken.is_empty() || Instant::now() >= deadline;
-            if last_chance || !self.appended.nothing_new(&immediate, &names) {
-                let response = FetchService.serve(ctx.clone(), immediate.clone()).await?;
+            if let Some((unread, unread_names)) = self.appended.unread(&immediate, &names) {
+                let response = FetchService.serve(ctx.clone(), unread).await?;
+                self.appended.fetched(&response, &unread_names);
                 let (bytes, errors) = measure(&response);
                 if bytes >= min_bytes || errors || last_chance {
                     return Ok(response);
                 }
+            } else if last_chance {
+                // Every partition is read to its end: the answer is that nothing is new.
+                return Ok(nothing_new());
             }
             let any_append = select_all(woken.iter_mut().map(|rx| Box::pin(rx.changed())));
             tokio::select! {
@@ -151,6 +190,17 @@ where
             }
         }
     }
+}
+
+/// The answer to a fetch whose partitions are all read to their end. Kafka's full fetch lists
+/// every partition asked for; librdkafka takes a partition left out as one with nothing new.
+fn nothing_new() -> FetchResponse {
+    FetchResponse::default()
+        .throttle_time_ms(Some(0))
+        .error_code(Some(ErrorCode::None.into()))
+        .session_id(Some(0))
+        .node_endpoints(Some([].into()))
+        .responses(Some([].into()))
 }
 
 /// Record bytes in a fetch response, and whether a partition reports an error.
