@@ -102,8 +102,7 @@ async fn latency(
         let started = Instant::now();
         producer
             .send_raw(&topic, "key", &PAYLOAD, OwnedHeaders::new())?
-            .await?
-            .map_err(|(e, _)| e)?;
+            .await?;
         tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .context("no message")??;
@@ -131,7 +130,7 @@ async fn throughput(
         .map(|i| producer.send_raw(&topic, &(i % 64).to_string(), &PAYLOAD, OwnedHeaders::new()))
         .collect::<Result<Vec<_>, _>>()?;
     for delivery in deliveries {
-        delivery.await?.map_err(|(error, _)| error)?;
+        delivery.await?;
     }
     let produced = messages as f64 / started.elapsed().as_secs_f64();
 

@@ -70,10 +70,7 @@ async fn publish(producer: &EventProducer, envelopes: &[EventEnvelope]) {
         .map(|envelope| producer.send(topics::ORDERS, envelope).expect("enqueued"))
         .collect();
     for delivery in deliveries {
-        delivery
-            .await
-            .expect("delivery future")
-            .expect("broker acknowledged");
+        delivery.await.expect("broker acknowledged");
     }
 }
 

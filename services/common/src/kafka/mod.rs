@@ -10,7 +10,7 @@ pub mod topics;
 
 pub use client::client_config;
 pub use consumer::consumer;
-pub use producer::EventProducer;
+pub use producer::{Delivery, EventProducer};
 
 /// What can go wrong talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -20,4 +20,10 @@ pub enum KafkaError {
 
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
+
+    #[error("cannot start the producer's delivery thread: {0}")]
+    Thread(std::io::Error),
+
+    #[error("the producer closed before the broker acknowledged")]
+    Unacknowledged,
 }

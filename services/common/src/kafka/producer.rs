@@ -1,42 +1,84 @@
 //! An idempotent producer of event envelopes: keyed by order id so one order's events stay in
 //! order, with the envelope's id, type and trace context copied into record headers.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
 use rdkafka::{
+    ClientContext,
+    error::KafkaResult,
     message::{Header, OwnedHeaders},
-    producer::{DeliveryFuture, FutureProducer, FutureRecord},
+    producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext},
 };
+use tokio::sync::oneshot;
 
 use super::{KafkaError, client_config, envelope::headers};
 use crate::config::KafkaArgs;
 
+/// How long the delivery thread waits for acknowledgements at a time. rdkafka's own threaded
+/// producer waits 100 ms at a time, and each wait ends spinning on the clock (the deadline is
+/// rounded down to whole milliseconds, and librdkafka's wait may end a little early): with one
+/// producer per component that was most of an idle `orderly dev`'s CPU. Acknowledgements end
+/// the wait at once, so a long one delays nothing; it only bounds how long the thread, and the
+/// client with its connections, outlives the last handle.
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    shared: Arc<Shared>,
+}
+
+/// The producer and its delivery thread, which stops once every handle is dropped.
+struct Shared {
+    producer: Arc<BaseProducer<Acknowledge>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Not joined: the thread notices within `DELIVERY_WAIT` and drops the producer.
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl EventProducer {
     pub fn new(args: &KafkaArgs) -> Result<Self, KafkaError> {
-        let producer = client_config(args)
+        let producer: BaseProducer<Acknowledge> = client_config(args)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", args.kafka_linger_ms.to_string())
             .set("compression.type", "lz4")
-            .create()?;
-        Ok(Self { producer })
+            .create_with_context(Acknowledge)?;
+        let producer = Arc::new(producer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let serving = (producer.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("kafka-deliveries".to_owned())
+            .spawn(move || {
+                let (producer, stop) = serving;
+                while !stop.load(Ordering::Relaxed) {
+                    producer.poll(DELIVERY_WAIT);
+                }
+            })
+            .map_err(KafkaError::Thread)?;
+        Ok(Self {
+            shared: Arc::new(Shared { producer, stop }),
+        })
     }
 
-    /// Enqueues `envelope` on `topic` without waiting; await the returned future for the broker's
-    /// acknowledgement. Enqueue many, then await them all: awaiting one at a time caps throughput
-    /// at one round trip per message.
-    pub fn send(
-        &self,
-        topic: &str,
-        envelope: &EventEnvelope,
-    ) -> Result<DeliveryFuture, KafkaError> {
+    /// Enqueues `envelope` on `topic` without waiting; await the returned delivery for the
+    /// broker's acknowledgement. Enqueue many, then await them all: awaiting one at a time caps
+    /// throughput at one round trip per message.
+    pub fn send(&self, topic: &str, envelope: &EventEnvelope) -> Result<Delivery, KafkaError> {
         self.send_raw(
             topic,
             &envelope.order_id,
@@ -52,20 +94,54 @@ impl EventProducer {
         key: &str,
         payload: &[u8],
         headers: OwnedHeaders,
-    ) -> Result<DeliveryFuture, KafkaError> {
-        let record = FutureRecord::to(topic)
+    ) -> Result<Delivery, KafkaError> {
+        let (acknowledged, delivery) = oneshot::channel();
+        let record = BaseRecord::with_opaque_to(topic, Box::new(acknowledged))
             .key(key)
             .payload(payload)
             .headers(headers);
-        self.producer
-            .send_result(record)
-            .map_err(|(error, _)| KafkaError::Client(error))
+        self.shared
+            .producer
+            .send(record)
+            .map_err(|(error, _)| KafkaError::Client(error))?;
+        Ok(Delivery(delivery))
     }
 
     /// Waits up to `timeout` for everything enqueued to be delivered (used on shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        use rdkafka::producer::Producer;
-        Ok(self.producer.flush(timeout)?)
+        Ok(self.shared.producer.flush(timeout)?)
+    }
+}
+
+/// The broker's acknowledgement of one enqueued record.
+pub struct Delivery(oneshot::Receiver<KafkaResult<()>>);
+
+impl Future for Delivery {
+    type Output = Result<(), KafkaError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|outcome| match outcome {
+            Ok(acknowledged) => Ok(acknowledged?),
+            Err(_) => Err(KafkaError::Unacknowledged),
+        })
+    }
+}
+
+/// Hands each delivery report to the `Delivery` awaiting it.
+struct Acknowledge;
+
+impl ClientContext for Acknowledge {}
+
+impl ProducerContext for Acknowledge {
+    type DeliveryOpaque = Box<oneshot::Sender<KafkaResult<()>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, acknowledged: Self::DeliveryOpaque) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(error.clone()),
+        };
+        // Nobody waiting any more (a relay that stopped) is fine: the record is in the log.
+        let _ = acknowledged.send(outcome);
     }
 }
 

@@ -50,9 +50,8 @@ pub async fn publish(
         );
         match delivery {
             Ok(delivery) => match delivery.await {
-                Ok(Ok(_)) => return true,
-                Ok(Err((error, _))) => tracing::warn!(%error, "dead letter not acknowledged"),
-                Err(_) => tracing::warn!("dead letter cancelled"),
+                Ok(()) => return true,
+                Err(error) => tracing::warn!(%error, "dead letter not acknowledged"),
             },
             Err(error) => tracing::warn!(%error, "cannot enqueue dead letter"),
         }

@@ -115,13 +115,12 @@ async fn publish(
     let mut failure = None;
     for (row, delivery) in deliveries {
         match delivery.await {
-            Ok(Ok(_)) => {
+            Ok(()) => {
                 let waited = crate::time::since(row.created_at);
                 crate::metrics::outbox_published(component, waited);
                 published.push(row.seq);
             }
-            Ok(Err((error, _))) => failure = Some(RelayError::Kafka(error.into())),
-            Err(_) => failure = Some(RelayError::Cancelled),
+            Err(error) => failure = Some(RelayError::Kafka(error)),
         }
     }
     // A crash between the acknowledgement and this delete republishes the rows: consumers'
@@ -142,6 +141,4 @@ enum RelayError {
     Kafka(#[from] crate::kafka::KafkaError),
     #[error("outbox row {seq} does not hold an event envelope: {reason}")]
     Corrupt { seq: i64, reason: String },
-    #[error("producer closed before acknowledging")]
-    Cancelled,
 }
