@@ -47,9 +47,8 @@ pub struct DevArgs {
     #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
 
-    /// How long a saga waits for inventory and payment before it is rejected
-    #[arg(long, env = "ORDERLY_SAGA_DEADLINE_MS", default_value_t = 30_000)]
-    pub saga_deadline_ms: u64,
+    #[command(flatten)]
+    pub saga: orderly_orchestrator::SagaArgs,
 
     /// SQLite commits: `full` syncs each commit to disk (an acknowledged write survives a power
     /// cut); `normal` is faster and a power cut can lose the last acknowledged writes
@@ -130,8 +129,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             kafka: KafkaArgs::at(bootstrap.clone()),
         };
         let dependencies = DependencyArgs::at(inventory, payment);
-        let (component, shutdown, saga_deadline_ms) =
-            (endpoint.component, shutdown.clone(), args.saga_deadline_ms);
+        let (component, shutdown, saga) = (endpoint.component, shutdown.clone(), args.saga.clone());
         services.spawn(async move {
             let result = match component {
                 orderly_order::NAME => {
@@ -161,8 +159,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     let config = orderly_orchestrator::Config {
                         service,
                         dependencies,
-                        saga_deadline_ms,
-                        compensation_max_attempts: 10,
+                        saga,
                     };
                     orderly_orchestrator::run(&config, shutdown).await
                 }

@@ -17,7 +17,6 @@ use sea_orm::{DatabaseConnection, prelude::Uuid};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    core::StepKind,
     runtime::{Operator, OperatorError},
     store::{history, sagas, steps},
 };
@@ -25,11 +24,17 @@ use crate::{
 pub struct SagaApi {
     db: DatabaseConnection,
     operator: Operator,
+    /// The name of the saga definition every saga here runs (in one of its versions).
+    definition: String,
 }
 
 impl SagaApi {
-    pub fn new(db: DatabaseConnection, operator: Operator) -> Self {
-        Self { db, operator }
+    pub fn new(db: DatabaseConnection, operator: Operator, definition: String) -> Self {
+        Self {
+            db,
+            operator,
+            definition,
+        }
     }
 
     /// The whole saga (steps and history) as the API shows it.
@@ -37,7 +42,7 @@ impl SagaApi {
         let saga = sagas::find(&self.db, order_id)
             .await?
             .ok_or_else(|| ApiError::not_found("saga for order", order_id.to_string()))?;
-        let mut message = saga_message(saga.header);
+        let mut message = saga_message(&self.definition, saga.header);
         message.steps = saga.steps.into_iter().map(step_message).collect();
         message.history = saga.history.into_iter().map(history_message).collect();
         Ok(message)
@@ -50,26 +55,13 @@ impl From<OperatorError> for ApiError {
             OperatorError::UnknownSaga(order_id) => {
                 ApiError::not_found("saga for order", order_id.to_string())
             }
-            OperatorError::NotParked { .. } | OperatorError::StepNotOpen { .. } => {
-                ApiError::FailedPrecondition(error.to_string())
-            }
+            OperatorError::NotParked { .. }
+            | OperatorError::StepNotOpen { .. }
+            | OperatorError::CannotUndo { .. } => ApiError::FailedPrecondition(error.to_string()),
+            OperatorError::UnknownStep { .. } => ApiError::invalid("step", error.to_string()),
             OperatorError::Database(error) => error.into(),
         }
     }
-}
-
-/// A step by the name the API shows ("reserve_inventory", "authorize_payment").
-fn step_kind(field: &str, name: &str) -> Result<StepKind, ApiError> {
-    StepKind::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = StepKind::FORWARD.iter().map(|kind| kind.name()).collect();
-        ApiError::invalid(
-            field,
-            format!(
-                "unknown step {name:?}; expected one of {}",
-                known.join(", ")
-            ),
-        )
-    })
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -100,7 +92,7 @@ impl SagaService for SagaApi {
     ) -> Reply<ResolveSagaResponse> {
         let request = request.into_inner();
         let order_id = validate::uuid("order_id", &request.order_id)?;
-        let step = step_kind("step", &request.step)?;
+        let step = validate::text("step", &request.step)?;
         let note = validate::text("note", &request.note)?;
         self.operator
             .resolve(order_id, step, note)
@@ -129,13 +121,18 @@ impl SagaService for SagaApi {
             .map_err(ApiError::from)?;
         Ok(Response::new(ListSagasResponse {
             next_page_token: page.next_uuid_token(rows.iter().map(|row| row.order_id)),
-            sagas: rows.into_iter().map(saga_message).collect(),
+            sagas: rows
+                .into_iter()
+                .map(|row| saga_message(&self.definition, row))
+                .collect(),
         }))
     }
 }
 
-fn saga_message(row: sagas::Model) -> Saga {
+fn saga_message(definition: &str, row: sagas::Model) -> Saga {
     Saga {
+        definition: definition.to_owned(),
+        definition_version: u32::try_from(row.definition_version).unwrap_or(0),
         order_id: row.order_id.to_string(),
         customer_id: row.customer_id,
         total: Some(Money {

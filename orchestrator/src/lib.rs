@@ -8,15 +8,17 @@ mod runtime;
 mod simulation;
 mod store;
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
+use orderly_common::grpc::Client;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
     config::{DependencyArgs, ServiceConfig},
 };
 use orderly_proto::saga::v1::saga_service_server::{SERVICE_NAME, SagaServiceServer};
+use orderly_saga::{RetryPolicy, Versions};
 use tonic::service::Routes;
 
 pub use orderly_migration_orchestrator::Migrator;
@@ -30,27 +32,109 @@ pub struct Config {
     pub service: ServiceConfig,
     #[command(flatten)]
     pub dependencies: DependencyArgs,
+    #[command(flatten)]
+    pub saga: SagaArgs,
+}
 
-    /// How long a saga waits for inventory and payment before it is rejected
+/// Which saga runs, and its defaults.
+#[derive(Args, Clone, Debug)]
+pub struct SagaArgs {
+    /// How long a saga waits for a step to answer before it is rejected (for steps whose
+    /// definition sets no timeout of their own)
     #[arg(long, env = "ORDERLY_SAGA_DEADLINE_MS", default_value_t = 30_000)]
     pub saga_deadline_ms: u64,
 
-    /// Failed attempts of one compensation before its saga is parked for an operator
+    /// Failed attempts of one compensation before its saga is parked for an operator (for steps
+    /// whose definition sets no retry policy of their own)
     #[arg(long, env = "ORDERLY_COMPENSATION_MAX_ATTEMPTS", default_value_t = 10)]
     pub compensation_max_attempts: u32,
+
+    /// Saga definition files (TOML, one version each; repeat for every version sagas in flight
+    /// may still run under); without any, the shipped order saga
+    #[arg(
+        long = "saga-definition",
+        env = "ORDERLY_SAGA_DEFINITIONS",
+        value_delimiter = ','
+    )]
+    pub saga_definitions: Vec<PathBuf>,
+
+    /// Endpoint of a participant the saga definition names beyond inventory and payment, as
+    /// NAME=URL (repeatable)
+    #[arg(
+        long = "participant",
+        env = "ORDERLY_PARTICIPANTS",
+        value_delimiter = ',',
+        value_parser = participant
+    )]
+    pub participants: Vec<(String, String)>,
 }
 
-/// Runs the orchestrator until `shutdown`.
+impl Default for SagaArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: SagaArgs,
+        }
+        Defaults::parse_from(["orchestrator"]).args
+    }
+}
+
+fn participant(value: &str) -> Result<(String, String), String> {
+    let (name, url) = value
+        .split_once('=')
+        .filter(|(name, url)| !name.is_empty() && !url.is_empty())
+        .ok_or_else(|| format!("{value:?} is not NAME=URL"))?;
+    Ok((name.to_owned(), url.to_owned()))
+}
+
+impl SagaArgs {
+    /// The saga versions to run: the definition files, or the shipped saga.
+    fn versions(&self) -> Result<Versions, ComponentError> {
+        let setting = |error: String| ComponentError::Setting(error);
+        if self.saga_definitions.is_empty() {
+            return orderly_saga::order::versions().map_err(|error| setting(error.to_string()));
+        }
+        let definitions = self
+            .saga_definitions
+            .iter()
+            .map(|path| orderly_saga::file::load(path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| setting(error.to_string()))?;
+        Versions::new(definitions).map_err(|error| setting(error.to_string()))
+    }
+}
+
+/// Runs the orchestrator until `shutdown`. A saga definition that breaks a rule, or names a
+/// participant with no endpoint, stops it before it starts.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
+    let versions = config.saga.versions()?;
     let (inventory, payment) = config.dependencies.clients(NAME)?;
+    let mut clients = vec![
+        ("inventory".to_owned(), inventory),
+        ("payment".to_owned(), payment),
+    ];
+    for (name, url) in &config.saga.participants {
+        let client = Client::new(NAME, name, url, config.dependencies.timeout())?;
+        clients.push((name.clone(), client));
+    }
+    let participants = runtime::Participants::new(clients, &versions)
+        .map_err(|error| ComponentError::Setting(error.to_string()))?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    let definition = versions.latest().name().to_owned();
     let settings = runtime::Settings {
-        deadline: Duration::from_millis(config.saga_deadline_ms),
-        max_compensation_attempts: config.compensation_max_attempts,
+        versions,
+        default_timeout: Duration::from_millis(config.saga.saga_deadline_ms),
+        default_retry: RetryPolicy {
+            max_attempts: config.saga.compensation_max_attempts.max(1),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        },
     };
-    let operator = runtime::start(&mut started, settings, inventory, payment, &shutdown);
-    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator));
+    let operator = runtime::start(&mut started, settings, participants, &shutdown);
+    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

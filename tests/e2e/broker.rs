@@ -132,7 +132,7 @@ async fn protobuf_event_round_trips_through_the_embedded_broker() {
     let mut expected = sent.clone();
     expected.payload = None; // `open` moves the payload out of the envelope
     assert_eq!(event.envelope, expected);
-    assert_eq!(Some(event.payload), sent.payload);
+    assert_eq!(event.payload, sent.payload);
     for (key, value) in [
         ("event_id", sent.event_id.as_str()),
         ("event_type", "OrderPlaced"),

@@ -11,6 +11,7 @@ pub mod process;
 pub mod prometheus;
 pub mod proxy;
 pub mod quiet;
+pub mod shipping;
 pub mod topic;
 
 use std::{net::SocketAddr, time::Duration};
@@ -366,6 +367,13 @@ impl System {
         component.envs.retain(|(k, _)| k != key);
         component.envs.push((key.to_owned(), value.to_owned()));
         component.process = spawn_component(name, &component.envs, &dir);
+    }
+
+    /// Sets `key=value` in a component's environment for its next start.
+    pub fn set_env(&mut self, name: &str, key: &str, value: &str) {
+        let component = self.component_mut(name);
+        component.envs.retain(|(k, _)| k != key);
+        component.envs.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts a killed component again with the same settings and waits until it serves.

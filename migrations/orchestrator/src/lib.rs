@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_saga_trace_parent;
 mod m0003_steps_by_status;
+mod m0004_saga_definition_version;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::Migration),
             Box::new(m0002_saga_trace_parent::Migration),
             Box::new(m0003_steps_by_status::Migration),
+            Box::new(m0004_saga_definition_version::Migration),
         ]
     }
 }

@@ -1,39 +1,27 @@
-//! The saga core: a pure state machine. `transition(&saga, event)` returns the next saga and the
-//! commands the runtime must execute (compensate, emit the outcome). No IO, exhaustive matches.
+//! The saga core: a pure state machine over a saga [`Definition`]. `transition(definition,
+//! &saga, event)` returns the next saga and the commands the runtime must execute (compensate a
+//! step, arm a step's deadline, emit the outcome). No IO, exhaustive matches, and no participant
+//! named: steps are positions in the definition.
 //!
-//! The forward steps (reserve inventory, authorize payment) run by choreography; the core only
-//! watches their outcomes. A saga is CONFIRMED when both succeeded. When one failed or the
-//! deadline passed, every step that succeeded is compensated in reverse order (refund, then
-//! release) and the saga ends REJECTED once they all are. A success that arrives after the
-//! decision is compensated, never confirmed. A compensation that keeps failing parks the saga;
-//! an operator then retries it (its open compensations run again) or resolves a compensation by
-//! hand (done out of band), after which the saga finishes as it would have.
+//! The forward steps run by choreography; the core only watches their outcomes. A saga is
+//! CONFIRMED when every step succeeded. When a step failed or a step's deadline passed, the
+//! steps that succeeded are compensated strictly in reverse: a step's compensation starts only
+//! once every later step's is confirmed. The saga ends REJECTED when none is left. Once the
+//! pivot (if the definition has one) is under way or anything from it on succeeded, the saga
+//! only goes forward: a deadline then re-arms instead of rejecting. A success that arrives after
+//! the decision is compensated at once, never confirmed.
+//!
+//! Parking hands a saga to an operator: when a compensation keeps failing, or when something
+//! the saga cannot undo happened while it had to go back (a late pivot success, a failure after
+//! the pivot). The operator retries it (its open compensations run again) or resolves a step by
+//! hand (a compensation done out of band, or an irreversible step undone out of band), after
+//! which the saga finishes as it would have. A saga holding an irreversible success is only
+//! finished once an operator resolved that step.
 
 #[cfg(test)]
 mod tests;
 
-/// Steps in forward order; compensation runs in reverse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StepKind {
-    Inventory,
-    Payment,
-}
-
-impl StepKind {
-    pub const FORWARD: [StepKind; 2] = [StepKind::Inventory, StepKind::Payment];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Inventory => "reserve_inventory",
-            Self::Payment => "authorize_payment",
-        }
-    }
-
-    /// The step called `name` (as [`StepKind::name`] spells it).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::FORWARD.into_iter().find(|kind| kind.name() == name)
-    }
-}
+use orderly_saga::{Definition, StepIndex};
 
 /// Where one step stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,78 +46,80 @@ pub enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Saga {
     pub phase: Phase,
-    pub inventory: Step,
-    pub payment: Step,
+    /// One per step of the saga's definition, in forward order.
+    pub steps: Vec<Step>,
     /// Why the saga is being rejected (or was parked); empty while running or confirmed.
     pub reason: String,
     /// Whether the outcome event has been emitted (it is emitted exactly once).
     pub outcome_emitted: bool,
 }
 
-impl Default for Saga {
-    fn default() -> Self {
-        Self {
-            phase: Phase::Running,
-            inventory: Step::Pending,
-            payment: Step::Pending,
-            reason: String::new(),
-            outcome_emitted: false,
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    OrderPlaced,
-    InventoryReserved,
-    InventoryRejected {
+    /// The saga's trigger: it exists from here, with nothing decided yet.
+    Started,
+    StepSucceeded(StepIndex),
+    StepFailed {
+        step: StepIndex,
         reason: String,
     },
-    PaymentAuthorized,
-    PaymentDeclined {
-        reason: String,
-    },
+    /// The deadline armed for the step under way passed.
     DeadlinePassed,
-    Compensated(StepKind),
+    Compensated(StepIndex),
     CompensationFailing {
-        step: StepKind,
+        step: StepIndex,
         reason: String,
     },
     /// An operator sends a parked saga back to compensating: its open compensations run again.
     OperatorRetry,
     /// An operator declares a parked saga's open compensation done by hand.
-    OperatorResolved(StepKind),
+    OperatorResolved(StepIndex),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Compensate(StepKind),
+    Compensate(StepIndex),
+    /// Step `0` is under way: its deadline starts now.
+    ArmDeadline(StepIndex),
     EmitConfirmed,
-    EmitRejected { reason: String },
+    EmitRejected {
+        reason: String,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("{0:?} cannot be compensated: it is {1:?}")]
-    NotCompensating(StepKind, Step),
+    #[error("step {0} cannot be compensated: it is {1:?}")]
+    NotCompensating(StepIndex, Step),
     /// Operator actions apply to parked sagas only.
     #[error("the saga is {0:?}, not parked")]
     NotParked(Phase),
+    #[error("the saga's definition has no step {0}")]
+    UnknownStep(StepIndex),
+    /// A retry cannot finish a saga holding a success it cannot undo: an operator must undo
+    /// that step by hand and resolve it first.
+    #[error("step {0} succeeded and cannot be undone by the saga: undo it by hand and resolve it")]
+    CannotUndo(StepIndex),
 }
 
 impl Saga {
-    pub fn step(&self, kind: StepKind) -> Step {
-        match kind {
-            StepKind::Inventory => self.inventory,
-            StepKind::Payment => self.payment,
+    /// A saga of `definition` that has just started.
+    pub fn new(definition: &Definition) -> Self {
+        Self {
+            phase: Phase::Running,
+            steps: vec![Step::Pending; definition.steps().len()],
+            reason: String::new(),
+            outcome_emitted: false,
         }
     }
 
-    fn set(&mut self, kind: StepKind, step: Step) {
-        match kind {
-            StepKind::Inventory => self.inventory = step,
-            StepKind::Payment => self.payment = step,
-        }
+    pub fn step(&self, step: StepIndex) -> Step {
+        self.steps.get(step).copied().unwrap_or(Step::Pending)
+    }
+
+    /// The first step that has not answered: the one under way while the saga runs.
+    pub fn current(&self) -> Option<StepIndex> {
+        self.steps.iter().position(|step| *step == Step::Pending)
     }
 
     #[cfg(test)]
@@ -138,14 +128,16 @@ impl Saga {
     }
 
     fn has_open_compensation(&self) -> bool {
-        StepKind::FORWARD
-            .iter()
-            .any(|kind| self.step(*kind) == Step::Compensating)
+        self.steps.contains(&Step::Compensating)
+    }
+
+    fn open_compensations(&self) -> impl DoubleEndedIterator<Item = StepIndex> + '_ {
+        (0..self.steps.len()).filter(|index| self.steps[*index] == Step::Compensating)
     }
 }
 
 /// What parking appends to the saga's reason.
-const PARKED_BECAUSE: &str = "; parked: compensating ";
+const PARKED_BECAUSE: &str = "; parked: ";
 
 /// The reason without what parking added.
 fn rejection_reason(reason: &str) -> &str {
@@ -154,147 +146,251 @@ fn rejection_reason(reason: &str) -> &str {
         .map_or(reason, |(rejection, _)| rejection)
 }
 
-/// Applies `event` to `saga`.
-pub fn transition(saga: &Saga, event: Event) -> Result<(Saga, Vec<Command>), Error> {
-    let mut next = saga.clone();
-    let mut commands = Vec::new();
+/// Applies `event` to `saga`, a saga of `definition`.
+pub fn transition(
+    definition: &Definition,
+    saga: &Saga,
+    event: Event,
+) -> Result<(Saga, Vec<Command>), Error> {
+    let mut run = Run {
+        definition,
+        saga: saga.clone(),
+        commands: Vec::new(),
+    };
+    if let Some(step) = event.step()
+        && step >= run.saga.steps.len()
+    {
+        return Err(Error::UnknownStep(step));
+    }
     match event {
-        // The saga exists from its first event; OrderPlaced adds nothing to decide on.
-        Event::OrderPlaced => {}
-        Event::InventoryReserved => succeeded(&mut next, &mut commands, StepKind::Inventory),
-        Event::PaymentAuthorized => succeeded(&mut next, &mut commands, StepKind::Payment),
-        Event::InventoryRejected { reason } => {
-            failed(&mut next, &mut commands, StepKind::Inventory, reason)
-        }
-        Event::PaymentDeclined { reason } => {
-            failed(&mut next, &mut commands, StepKind::Payment, reason)
-        }
-        Event::DeadlinePassed => {
-            if next.phase == Phase::Running {
-                reject(
-                    &mut next,
-                    &mut commands,
-                    "deadline passed before every step answered".to_owned(),
-                );
-            }
-        }
-        Event::Compensated(kind) => {
-            match next.step(kind) {
-                Step::Compensating => next.set(kind, Step::Compensated),
+        Event::Started => {}
+        Event::StepSucceeded(step) => run.succeeded(step),
+        Event::StepFailed { step, reason } => run.failed(step, reason),
+        Event::DeadlinePassed => run.deadline_passed(),
+        Event::Compensated(step) => {
+            match run.saga.step(step) {
+                Step::Compensating => run.saga.steps[step] = Step::Compensated,
                 Step::Compensated => {}
-                other => return Err(Error::NotCompensating(kind, other)),
+                other @ (Step::Pending | Step::Succeeded | Step::Failed) => {
+                    return Err(Error::NotCompensating(step, other));
+                }
             }
-            if next.phase == Phase::Parked && !next.has_open_compensation() {
-                next.phase = Phase::Compensating;
+            if run.saga.phase == Phase::Parked
+                && !run.saga.has_open_compensation()
+                && run.irreversible().is_none()
+            {
+                run.saga.phase = Phase::Compensating;
+                run.saga.reason = rejection_reason(&run.saga.reason).to_owned();
             }
-            finish_rejection(&mut next, &mut commands);
+            run.compensate_next();
+            run.finish_rejection();
         }
         // The failure itself is the runtime's to record (step detail, history): the reason only
         // says why the saga waits, stays bounded however often it parks, and is what the
         // compensation calls carry, so participants' length limits hold.
         Event::CompensationFailing { step, reason: _ } => {
-            if next.step(step) == Step::Compensating && next.phase != Phase::Confirmed {
-                next.phase = Phase::Parked;
-                next.reason = format!(
-                    "{}{PARKED_BECAUSE}{} keeps failing",
-                    rejection_reason(&saga.reason),
-                    step.name()
-                );
+            if run.saga.step(step) == Step::Compensating && run.saga.phase != Phase::Confirmed {
+                let name = definition.steps()[step].name.clone();
+                run.park(&format!("compensating {name} keeps failing"));
             }
         }
         Event::OperatorRetry => {
-            if next.phase != Phase::Parked {
-                return Err(Error::NotParked(next.phase));
+            if run.saga.phase != Phase::Parked {
+                return Err(Error::NotParked(run.saga.phase));
             }
-            resume(&mut next, &mut commands);
+            if let Some(step) = run.irreversible() {
+                return Err(Error::CannotUndo(step));
+            }
+            run.resume();
         }
-        Event::OperatorResolved(kind) => {
-            if next.phase != Phase::Parked {
-                return Err(Error::NotParked(next.phase));
+        Event::OperatorResolved(step) => {
+            if run.saga.phase != Phase::Parked {
+                return Err(Error::NotParked(run.saga.phase));
             }
-            match next.step(kind) {
-                Step::Compensating => next.set(kind, Step::Compensated),
-                other @ (Step::Pending | Step::Succeeded | Step::Failed | Step::Compensated) => {
-                    return Err(Error::NotCompensating(kind, other));
+            let undone_by_hand = match run.saga.step(step) {
+                Step::Compensating => true,
+                Step::Succeeded => !definition.is_compensable(step),
+                Step::Pending | Step::Failed | Step::Compensated => false,
+            };
+            if !undone_by_hand {
+                return Err(Error::NotCompensating(step, run.saga.step(step)));
+            }
+            run.saga.steps[step] = Step::Compensated;
+            // Whatever else is still open gets its chance again, as after a retry; a saga
+            // still holding another irreversible success stays with its operator.
+            if run.irreversible().is_none() {
+                run.resume();
+            }
+        }
+    }
+    Ok((run.saga, run.commands))
+}
+
+impl Event {
+    /// The step the event names, if any.
+    fn step(&self) -> Option<StepIndex> {
+        match self {
+            Self::StepSucceeded(step)
+            | Self::StepFailed { step, .. }
+            | Self::Compensated(step)
+            | Self::CompensationFailing { step, .. }
+            | Self::OperatorResolved(step) => Some(*step),
+            Self::Started | Self::DeadlinePassed | Self::OperatorRetry => None,
+        }
+    }
+}
+
+/// One transition under way: the saga as it becomes, and the commands it asks for.
+struct Run<'a> {
+    definition: &'a Definition,
+    saga: Saga,
+    commands: Vec<Command>,
+}
+
+impl Run<'_> {
+    fn succeeded(&mut self, step: StepIndex) {
+        if self.saga.step(step) != Step::Pending {
+            return; // a duplicate, or a contradiction the first answer already settled
+        }
+        self.saga.steps[step] = Step::Succeeded;
+        match self.saga.phase {
+            Phase::Running => {
+                if self.saga.steps.iter().all(|step| *step == Step::Succeeded) {
+                    self.saga.phase = Phase::Confirmed;
+                    self.saga.outcome_emitted = true;
+                    self.commands.push(Command::EmitConfirmed);
+                } else if let Some(next) = self.saga.current() {
+                    self.commands.push(Command::ArmDeadline(next));
                 }
             }
-            // Whatever else is still open gets its chance again, as after a retry.
-            resume(&mut next, &mut commands);
+            // Decided already: a late success is undone, never confirmed.
+            Phase::Compensating | Phase::Rejected | Phase::Parked => {
+                if self.definition.is_compensable(step) {
+                    self.compensate_next();
+                } else {
+                    let name = self.step_name(step);
+                    self.park(&format!(
+                        "{name} succeeded after the saga was rejected and cannot be compensated"
+                    ));
+                }
+            }
+            Phase::Confirmed => {}
         }
     }
-    Ok((next, commands))
-}
 
-fn succeeded(saga: &mut Saga, commands: &mut Vec<Command>, kind: StepKind) {
-    if saga.step(kind) != Step::Pending {
-        return; // a duplicate, or a contradiction the first answer already settled
+    fn failed(&mut self, step: StepIndex, reason: String) {
+        if self.saga.step(step) != Step::Pending {
+            return;
+        }
+        self.saga.steps[step] = Step::Failed;
+        if self.saga.phase != Phase::Running {
+            return;
+        }
+        if let Some(done) = self.irreversible() {
+            // Something that cannot be undone already happened (the definition forbids failure
+            // events after the pivot; a participant sent one anyway, or events crossed): a human
+            // decides, not a rejection that would leave it in place.
+            let why = format!(
+                "{} failed after {}, which cannot be undone: {reason}",
+                self.step_name(step),
+                self.step_name(done)
+            );
+            // The failure is the rejection's reason once an operator lets the saga finish.
+            self.saga.reason = reason;
+            self.park(&why);
+        } else {
+            self.reject(reason);
+        }
     }
-    match saga.phase {
-        Phase::Running => {
-            saga.set(kind, Step::Succeeded);
-            if StepKind::FORWARD
-                .iter()
-                .all(|step| saga.step(*step) == Step::Succeeded)
-            {
-                saga.phase = Phase::Confirmed;
-                saga.outcome_emitted = true;
-                commands.push(Command::EmitConfirmed);
+
+    fn deadline_passed(&mut self) {
+        if self.saga.phase != Phase::Running {
+            return;
+        }
+        let Some(step) = self.saga.current() else {
+            return;
+        };
+        let pivot_under_way = self.definition.pivot().is_some_and(|pivot| step >= pivot);
+        if pivot_under_way || self.irreversible().is_some() {
+            // From the pivot on a saga only goes forward: it keeps waiting, and says so again
+            // after another timeout.
+            self.commands.push(Command::ArmDeadline(step));
+        } else {
+            let name = self.step_name(step);
+            self.reject(format!("deadline passed before {name} answered"));
+        }
+    }
+
+    /// The first step that succeeded and cannot be compensated (the pivot, or a step after
+    /// it): while there is one, the saga cannot be rejected by itself.
+    fn irreversible(&self) -> Option<StepIndex> {
+        (0..self.saga.steps.len()).find(|step| {
+            self.saga.steps[*step] == Step::Succeeded && !self.definition.is_compensable(*step)
+        })
+    }
+
+    fn step_name(&self, step: StepIndex) -> &str {
+        &self.definition.steps()[step].name
+    }
+
+    /// Starts rejecting: compensates what succeeded, latest step first.
+    fn reject(&mut self, reason: String) {
+        self.saga.phase = Phase::Compensating;
+        self.saga.reason = reason;
+        self.compensate_next();
+        self.finish_rejection();
+    }
+
+    /// Starts the compensation of the latest compensable step that succeeded, unless a later
+    /// step's compensation is still open: compensations run strictly in reverse. A parked saga
+    /// starts nothing new; its operator decides.
+    fn compensate_next(&mut self) {
+        if self.saga.phase == Phase::Parked {
+            return;
+        }
+        for step in (0..self.saga.steps.len()).rev() {
+            match self.saga.steps[step] {
+                Step::Compensating => return,
+                Step::Succeeded if self.definition.is_compensable(step) => {
+                    self.saga.steps[step] = Step::Compensating;
+                    self.commands.push(Command::Compensate(step));
+                    return;
+                }
+                Step::Succeeded | Step::Pending | Step::Failed | Step::Compensated => {}
             }
         }
-        // Decided already: a late success is undone, never confirmed.
-        Phase::Compensating | Phase::Rejected | Phase::Parked => {
-            saga.set(kind, Step::Compensating);
-            commands.push(Command::Compensate(kind));
-        }
-        Phase::Confirmed => {}
     }
-}
 
-fn failed(saga: &mut Saga, commands: &mut Vec<Command>, kind: StepKind, reason: String) {
-    if saga.step(kind) != Step::Pending {
-        return;
+    fn park(&mut self, why: &str) {
+        self.saga.phase = Phase::Parked;
+        self.saga.reason = format!(
+            "{}{PARKED_BECAUSE}{why}",
+            rejection_reason(&self.saga.reason)
+        );
     }
-    saga.set(kind, Step::Failed);
-    if saga.phase == Phase::Running {
-        reject(saga, commands, reason);
-    }
-}
 
-/// Starts rejecting: compensates what succeeded, latest step first.
-fn reject(saga: &mut Saga, commands: &mut Vec<Command>, reason: String) {
-    saga.phase = Phase::Compensating;
-    saga.reason = reason;
-    for kind in StepKind::FORWARD.iter().rev() {
-        if saga.step(*kind) == Step::Succeeded {
-            saga.set(*kind, Step::Compensating);
-            commands.push(Command::Compensate(*kind));
-        }
+    /// A parked saga compensates again: every open compensation is requested anew (and the saga
+    /// goes on with the next one, or finishes, when none is left).
+    fn resume(&mut self) {
+        self.saga.phase = Phase::Compensating;
+        self.saga.reason = rejection_reason(&self.saga.reason).to_owned();
+        let open: Vec<StepIndex> = self.saga.open_compensations().rev().collect();
+        self.commands
+            .extend(open.into_iter().map(Command::Compensate));
+        self.compensate_next();
+        self.finish_rejection();
     }
-    finish_rejection(saga, commands);
-}
 
-/// A parked saga compensates again: every open compensation is requested anew (and the saga
-/// finishes at once when none is left).
-fn resume(saga: &mut Saga, commands: &mut Vec<Command>) {
-    saga.phase = Phase::Compensating;
-    saga.reason = rejection_reason(&saga.reason).to_owned();
-    for kind in StepKind::FORWARD.iter().rev() {
-        if saga.step(*kind) == Step::Compensating {
-            commands.push(Command::Compensate(*kind));
-        }
-    }
-    finish_rejection(saga, commands);
-}
-
-/// Once nothing is left to compensate, the saga is REJECTED and says so, once.
-fn finish_rejection(saga: &mut Saga, commands: &mut Vec<Command>) {
-    if saga.phase == Phase::Compensating && !saga.has_open_compensation() {
-        saga.phase = Phase::Rejected;
-        if !saga.outcome_emitted {
-            saga.outcome_emitted = true;
-            commands.push(Command::EmitRejected {
-                reason: saga.reason.clone(),
-            });
+    /// Once nothing is left to compensate, the saga is REJECTED and says so, once.
+    fn finish_rejection(&mut self) {
+        if self.saga.phase == Phase::Compensating && !self.saga.has_open_compensation() {
+            self.saga.phase = Phase::Rejected;
+            if !self.saga.outcome_emitted {
+                self.saga.outcome_emitted = true;
+                self.commands.push(Command::EmitRejected {
+                    reason: self.saga.reason.clone(),
+                });
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! One step of a saga, in the caller's transaction: load it (or create it from its first
-//! event), run the core's transition, store the new state, its steps and a history entry, and
-//! put the outcome event in the outbox when the core decides one.
+//! event), run the core's transition under the definition version the saga started with, store
+//! the new state, its steps, its next deadline and a history entry, and put the outcome event in
+//! the outbox when the core decides one.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use orderly_common::{
     kafka::{envelope, topics},
@@ -13,14 +14,15 @@ use orderly_proto::{
     common::v1::Money,
     events::v1::{SagaConfirmed, SagaRejected, event_envelope::Payload},
 };
+use orderly_saga::Definition;
 use sea_orm::{
     ActiveValue::Set, DatabaseTransaction, DbErr, IntoActiveModel, entity::prelude::*,
     sea_query::Expr,
 };
 
-use super::{mapping, watch};
+use super::{Settings, mapping, watch};
 use crate::{
-    core::{self, Command, StepKind},
+    core::{self, Command},
     store::{history, sagas, steps},
 };
 
@@ -63,28 +65,58 @@ impl From<ApplyError> for DbErr {
     }
 }
 
-/// Applies `event` to the order's saga; returns the commands the caller must act on after the
-/// commit (compensations to run; outcomes are already in the outbox).
+/// A saga as stored, with the definition it runs under.
+pub struct Loaded {
+    pub header: sagas::Model,
+    pub definition: Arc<Definition>,
+    pub saga: core::Saga,
+}
+
+/// Applies an event to the order's saga; returns the commands the caller must act on after the
+/// commit (compensations to run; outcomes are already in the outbox). `event` turns the input
+/// into a core event under the saga's own definition; `None` means that version of the saga
+/// has no step the event belongs to (an event of a newer version's step): it is recorded in the
+/// history and changes nothing.
 pub async fn apply(
     txn: &DatabaseTransaction,
     order_id: Uuid,
-    event: core::Event,
+    event: impl FnOnce(&Definition) -> Option<core::Event>,
     meta: Meta,
     create: Option<NewSaga>,
-    deadline: Duration,
+    settings: &Settings,
 ) -> Result<Vec<Command>, ApplyError> {
-    let (header, saga) = match load(txn, order_id).await? {
+    let Loaded {
+        header,
+        definition,
+        saga,
+    } = match load(txn, order_id, settings).await? {
         Some(found) => found,
         None => {
             let new = create
                 .ok_or_else(|| ApplyError::Invalid(format!("no saga for order {order_id}")))?;
-            insert(txn, order_id, &new, deadline).await?
+            insert(txn, order_id, &new, settings).await?
         }
     };
-    let (next, commands) = core::transition(&saga, event)?;
-    save(txn, &header, &saga, &next).await?;
+    let Some(event) = event(&definition) else {
+        let note = format!(
+            "{}; not a step of {} v{}: ignored",
+            meta.note,
+            definition.name(),
+            definition.version()
+        );
+        record(txn, order_id, meta, note).await?;
+        return Ok(Vec::new());
+    };
+    let (next, commands) = core::transition(&definition, &saga, event)?;
+    let deadline = commands.iter().find_map(|command| match command {
+        Command::ArmDeadline(step) => {
+            Some(orderly_common::time::now() + settings.timeout(&definition, *step))
+        }
+        _ => None,
+    });
+    save(txn, &header, &definition, &saga, &next, deadline).await?;
     let note = if next.phase == saga.phase {
-        meta.note
+        meta.note.clone()
     } else {
         watch::phase_changed(&header, next.phase);
         format!(
@@ -94,16 +126,7 @@ pub async fn apply(
             mapping::phase_name(next.phase)
         )
     };
-    history::Entity::insert(history::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        order_id: Set(order_id),
-        event_id: Set(meta.event_id),
-        event_type: Set(meta.event_type),
-        note: Set(note),
-        at: Set(orderly_common::time::now()),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    record(txn, order_id, meta, note).await?;
     for command in &commands {
         let payload = match command {
             Command::EmitConfirmed => Payload::SagaConfirmed(SagaConfirmed {
@@ -117,7 +140,7 @@ pub async fn apply(
                 customer_id: header.customer_id.clone(),
                 reason: reason.clone(),
             }),
-            Command::Compensate(_) => continue,
+            Command::Compensate(_) | Command::ArmDeadline(_) => continue,
         };
         tracing::info!(order_id = %order_id, outcome = envelope::event_type(&payload), reason = next.reason, "saga decided");
         outbox::add(txn, topics::SAGAS, &envelope::wrap(order_id, payload)).await?;
@@ -125,25 +148,51 @@ pub async fn apply(
     Ok(commands)
 }
 
-/// The saga row and the core's view of it.
+/// Adds an entry to the saga's history.
+async fn record(
+    txn: &DatabaseTransaction,
+    order_id: Uuid,
+    meta: Meta,
+    note: String,
+) -> Result<(), DbErr> {
+    history::Entity::insert(history::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        order_id: Set(order_id),
+        event_id: Set(meta.event_id),
+        event_type: Set(meta.event_type),
+        note: Set(note),
+        at: Set(orderly_common::time::now()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// The saga row, its definition and the core's view of it.
 pub async fn load(
     txn: &DatabaseTransaction,
     order_id: Uuid,
-) -> Result<Option<(sagas::Model, core::Saga)>, ApplyError> {
+    settings: &Settings,
+) -> Result<Option<Loaded>, ApplyError> {
     let Some(header) = sagas::Entity::find_by_id(order_id).one(txn).await? else {
         return Ok(None);
     };
+    let definition = settings.definition(&header)?;
     let rows = steps::Entity::find()
         .filter(steps::Column::OrderId.eq(order_id))
         .all(txn)
         .await?;
-    let step_of = |kind: StepKind| {
-        let row = rows.iter().find(|row| row.name == kind.name());
-        row.and_then(|row| mapping::step(&row.status))
-            .ok_or_else(|| {
-                ApplyError::Invalid(format!("saga {order_id} has no valid {} step", kind.name()))
-            })
-    };
+    let steps = definition
+        .steps()
+        .iter()
+        .map(|step| {
+            let row = rows.iter().find(|row| row.name == step.name);
+            row.and_then(|row| mapping::step(&row.status))
+                .ok_or_else(|| {
+                    ApplyError::Invalid(format!("saga {order_id} has no valid {} step", step.name))
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let saga = core::Saga {
         phase: mapping::phase(&header.state).ok_or_else(|| {
             ApplyError::Invalid(format!(
@@ -151,22 +200,27 @@ pub async fn load(
                 header.state
             ))
         })?,
-        inventory: step_of(StepKind::Inventory)?,
-        payment: step_of(StepKind::Payment)?,
+        steps,
         reason: header.reason.clone(),
         outcome_emitted: header.outcome_emitted,
     };
-    Ok(Some((header, saga)))
+    Ok(Some(Loaded {
+        header,
+        definition,
+        saga,
+    }))
 }
 
+/// A new saga under the latest definition, its first step under way.
 async fn insert(
     txn: &DatabaseTransaction,
     order_id: Uuid,
     new: &NewSaga,
-    deadline: Duration,
-) -> Result<(sagas::Model, core::Saga), ApplyError> {
+    settings: &Settings,
+) -> Result<Loaded, ApplyError> {
     let now = orderly_common::time::now();
-    let saga = core::Saga::default();
+    let definition = settings.versions.latest().clone();
+    let saga = core::Saga::new(&definition);
     let header = sagas::Model {
         order_id,
         customer_id: new.customer_id.clone(),
@@ -174,20 +228,21 @@ async fn insert(
         currency: new.total.currency.clone(),
         state: mapping::phase_name(saga.phase).to_owned(),
         reason: String::new(),
-        deadline_at: now + deadline,
+        deadline_at: now + settings.timeout(&definition, 0),
         version: 0,
         outcome_emitted: false,
         created_at: now,
         updated_at: now,
         trace_parent: propagation::current_traceparent(),
+        definition_version: i32::try_from(definition.version()).unwrap_or(i32::MAX),
     };
     sagas::Entity::insert(header.clone().into_active_model())
         .exec_without_returning(txn)
         .await?;
-    let rows = StepKind::FORWARD.map(|kind| steps::ActiveModel {
+    let rows = definition.steps().iter().map(|step| steps::ActiveModel {
         order_id: Set(order_id),
-        name: Set(kind.name().to_owned()),
-        status: Set(mapping::step_name(saga.step(kind)).to_owned()),
+        name: Set(step.name.clone()),
+        status: Set(mapping::step_name(core::Step::Pending).to_owned()),
         detail: Set(String::new()),
         attempts: Set(0),
         updated_at: Set(now),
@@ -195,22 +250,32 @@ async fn insert(
     steps::Entity::insert_many(rows)
         .exec_without_returning(txn)
         .await?;
-    Ok((header, saga))
+    Ok(Loaded {
+        header,
+        definition,
+        saga,
+    })
 }
 
-/// Stores `next` if the row is still the version that was loaded (the consumer, the timer and
-/// the compensator may touch one saga at once; the loser retries).
+/// Stores `next` (and the next step's deadline, when one was armed) if the row is still the
+/// version that was loaded (the consumer, the timer and the compensator may touch one saga at
+/// once; the loser retries).
 async fn save(
     txn: &DatabaseTransaction,
     header: &sagas::Model,
+    definition: &Definition,
     before: &core::Saga,
     next: &core::Saga,
+    deadline: Option<DateTimeUtc>,
 ) -> Result<(), ApplyError> {
     let now = orderly_common::time::now();
     let mut update = sagas::Entity::update_many();
     let trace_parent = propagation::current_traceparent();
     if !trace_parent.is_empty() {
         update = update.col_expr(sagas::Column::TraceParent, Expr::value(trace_parent));
+    }
+    if let Some(deadline) = deadline {
+        update = update.col_expr(sagas::Column::DeadlineAt, Expr::value(deadline));
     }
     let updated = update
         .col_expr(
@@ -235,16 +300,16 @@ async fn save(
         ))
         .into());
     }
-    for kind in StepKind::FORWARD {
-        if before.step(kind) != next.step(kind) {
+    for (index, step) in definition.steps().iter().enumerate() {
+        if before.step(index) != next.step(index) {
             steps::Entity::update_many()
                 .col_expr(
                     steps::Column::Status,
-                    Expr::value(mapping::step_name(next.step(kind))),
+                    Expr::value(mapping::step_name(next.step(index))),
                 )
                 .col_expr(steps::Column::UpdatedAt, Expr::value(now))
                 .filter(steps::Column::OrderId.eq(header.order_id))
-                .filter(steps::Column::Name.eq(kind.name()))
+                .filter(steps::Column::Name.eq(step.name.as_str()))
                 .exec(txn)
                 .await?;
         }

@@ -1,19 +1,16 @@
 //! Runs the compensations the core asked for (steps in STEP_COMPENSATING) through the
-//! participants' idempotent RPCs: refund for payment, release for inventory. Each is retried
-//! with exponential backoff until it succeeds; after `max_compensation_attempts` failures the
-//! saga is parked, visibly, for an operator. Pending compensations are read from the database,
-//! so they resume after a restart.
+//! participants' idempotent RPCs their saga definition declares. Each is retried with
+//! exponential backoff (the step's retry policy) until it succeeds; after the policy's attempts
+//! the saga is parked, visibly, for an operator. The core opens compensations one at a time, in
+//! reverse step order (only a late success is undone alongside), so running whatever is open
+//! keeps that order. Pending compensations are read from the database, so they resume after a
+//! restart.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use metrics::counter;
-use orderly_common::{
-    Shutdown, grpc::Client, messaging::Relay, metrics as names, telemetry::propagation,
-};
-use orderly_proto::{
-    inventory::v1::{ReleaseReservationRequest, inventory_service_client::InventoryServiceClient},
-    payment::v1::{RefundPaymentRequest, payment_service_client::PaymentServiceClient},
-};
+use orderly_common::{Shutdown, messaging::Relay, metrics as names, telemetry::propagation};
+use orderly_saga::{Definition, StepIndex};
 use sea_orm::{
     DatabaseConnection, DbErr, TransactionTrait,
     entity::prelude::*,
@@ -23,9 +20,9 @@ use tokio::{sync::Notify, time::Instant};
 use tonic::Code;
 use tracing::Instrument;
 
-use super::{Meta, Settings, apply::apply, mapping};
+use super::{Meta, Participants, Settings, apply::apply, mapping};
 use crate::{
-    core::{self, Phase, Step, StepKind},
+    core::{self, Phase, Step},
     store::{sagas, steps},
 };
 
@@ -38,16 +35,33 @@ const IDLE_TICK: Duration = Duration::from_secs(10);
 pub struct Compensator {
     pub db: DatabaseConnection,
     pub relay: Relay,
-    pub inventory: Client,
-    pub payment: Client,
+    pub participants: Participants,
     pub settings: Settings,
+}
+
+/// One open compensation, with what its definition says about it.
+struct Open<'a> {
+    row: &'a steps::Model,
+    saga: &'a sagas::Model,
+    definition: &'a Definition,
+    step: StepIndex,
+}
+
+impl Open<'_> {
+    fn name(&self) -> &str {
+        &self.definition.steps()[self.step].name
+    }
+
+    fn participant(&self) -> &str {
+        &self.definition.steps()[self.step].participant
+    }
 }
 
 impl Compensator {
     pub async fn run(self, wake: Arc<Notify>, shutdown: Shutdown) {
         // When each failing compensation may be tried again (in memory: after a restart every
         // open compensation is simply tried at once).
-        let mut not_before: HashMap<(Uuid, StepKind), Instant> = HashMap::new();
+        let mut not_before: HashMap<(Uuid, StepIndex), Instant> = HashMap::new();
         loop {
             let tick = match self.round(&mut not_before).await {
                 Ok(0) => IDLE_TICK,
@@ -69,49 +83,58 @@ impl Compensator {
     /// wait for an operator, who wakes the compensator, and do not count).
     async fn round(
         &self,
-        not_before: &mut HashMap<(Uuid, StepKind), Instant>,
+        not_before: &mut HashMap<(Uuid, StepIndex), Instant>,
     ) -> Result<usize, DbErr> {
         let open = steps::Entity::find()
             .filter(steps::Column::Status.eq(mapping::step_name(Step::Compensating)))
             .all(&self.db)
             .await?;
         let mut count = 0;
-        for step in open {
-            let Some(kind) = StepKind::from_name(&step.name) else {
-                continue;
-            };
-            let key = (step.order_id, kind);
-            if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
-                count += 1; // backing off: tried again at a later tick
-                continue;
-            }
-            let Some(saga) = sagas::Entity::find_by_id(step.order_id)
+        for row in &open {
+            let Some(saga) = sagas::Entity::find_by_id(row.order_id)
                 .one(&self.db)
                 .await?
             else {
                 continue;
             };
+            let definition = self.settings.definition(&saga).map_err(DbErr::from)?;
+            let Some(step) = definition.index_of(&row.name) else {
+                continue; // not a step of its saga's definition: nothing to run
+            };
+            let key = (row.order_id, step);
+            if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
+                count += 1; // backing off: tried again at a later tick
+                continue;
+            }
             if saga.state == mapping::phase_name(Phase::Parked) {
                 continue; // waits for an operator
             }
             count += 1;
-            if self.client(kind).failing_fast() {
+            let open = Open {
+                row,
+                saga: &saga,
+                definition: &definition,
+                step,
+            };
+            let failing_fast = self
+                .participants
+                .client(open.participant())
+                .is_some_and(|client| client.failing_fast());
+            if failing_fast {
                 // The participant keeps failing and calls are refused for now: waiting is not
                 // an attempt, or every saga would park without the participant ever being asked.
                 continue;
             }
             let span = tracing::info_span!(
                 "saga.compensate",
-                otel.name = %format_args!("compensate {}", kind.name()),
+                otel.name = %format_args!("compensate {}", open.name()),
                 component = crate::NAME,
-                order_id = %step.order_id,
-                step = kind.name(),
+                order_id = %row.order_id,
+                step = open.name(),
                 trace_id = tracing::field::Empty,
             );
             propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
-            self.attempt(kind, &step, &saga, not_before)
-                .instrument(span)
-                .await?;
+            self.attempt(&open, not_before).instrument(span).await?;
         }
         Ok(count)
     }
@@ -120,108 +143,70 @@ impl Compensator {
     /// failing) or scheduled again with backoff.
     async fn attempt(
         &self,
-        kind: StepKind,
-        step: &steps::Model,
-        saga: &sagas::Model,
-        not_before: &mut HashMap<(Uuid, StepKind), Instant>,
+        open: &Open<'_>,
+        not_before: &mut HashMap<(Uuid, StepIndex), Instant>,
     ) -> Result<(), DbErr> {
-        let key = (step.order_id, kind);
-        match self.compensate(kind, step.order_id, &saga.reason).await {
+        let (order_id, step, name) = (open.row.order_id, open.step, open.name().to_owned());
+        let key = (order_id, step);
+        match self.compensate(open).await {
             Ok(detail) => {
                 orderly_common::crash_point!("compensator.after_rpc");
                 not_before.remove(&key);
-                counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "ok")
+                counter!(names::COMPENSATION_ATTEMPTS, "step" => name.clone(), "result" => "ok")
                     .increment(1);
-                self.record(step.order_id, core::Event::Compensated(kind), detail)
+                self.record(order_id, core::Event::Compensated(step), detail)
                     .await?;
-                counter!(names::COMPENSATIONS, "step" => kind.name()).increment(1);
+                counter!(names::COMPENSATIONS, "step" => name).increment(1);
             }
             Err(error) => {
-                counter!(names::COMPENSATION_ATTEMPTS, "step" => kind.name(), "result" => "failed")
+                counter!(names::COMPENSATION_ATTEMPTS, "step" => name.clone(), "result" => "failed")
                     .increment(1);
-                let attempts = self.count_failure(step, &error).await?;
-                tracing::warn!(order_id = %step.order_id, step = kind.name(), attempts, %error, "compensation failed");
-                if attempts >= self.settings.max_compensation_attempts {
+                let attempts = self.count_failure(open.row, &error).await?;
+                tracing::warn!(order_id = %order_id, step = name, attempts, %error, "compensation failed");
+                let policy = self.settings.retry(open.definition, step);
+                if attempts >= policy.max_attempts {
                     not_before.remove(&key);
                     let failing = core::Event::CompensationFailing {
-                        step: kind,
+                        step,
                         reason: error.clone(),
                     };
                     self.record(
-                        step.order_id,
+                        order_id,
                         failing,
                         format!("parked after {attempts} attempts: {error}"),
                     )
                     .await?;
                     counter!(names::SAGAS_PARKED).increment(1);
                 } else {
-                    not_before.insert(key, Instant::now() + backoff(attempts));
+                    not_before.insert(key, Instant::now() + policy.backoff(attempts));
                 }
             }
         }
         Ok(())
     }
 
-    fn client(&self, kind: StepKind) -> &Client {
-        match kind {
-            StepKind::Payment => &self.payment,
-            StepKind::Inventory => &self.inventory,
-        }
-    }
-
-    /// Calls the participant's compensation RPC; both are idempotent, so retries are safe.
-    async fn compensate(
-        &self,
-        kind: StepKind,
-        order_id: Uuid,
-        reason: &str,
-    ) -> Result<String, String> {
-        let (order_id, reason) = (order_id.to_string(), reason.to_owned());
-        let answer = match kind {
-            StepKind::Payment => {
-                self.payment
-                    .idempotent(
-                        "orderly.payment.v1.PaymentService/RefundPayment",
-                        |channel| {
-                            let request = RefundPaymentRequest {
-                                order_id: order_id.clone(),
-                                reason: reason.clone(),
-                            };
-                            async move {
-                                PaymentServiceClient::new(channel)
-                                    .refund_payment(request)
-                                    .await
-                                    .map(drop)
-                            }
-                        },
-                    )
-                    .await
-            }
-            StepKind::Inventory => {
-                self.inventory
-                    .idempotent(
-                        "orderly.inventory.v1.InventoryService/ReleaseReservation",
-                        |channel| {
-                            let request = ReleaseReservationRequest {
-                                order_id: order_id.clone(),
-                                reason: reason.clone(),
-                            };
-                            async move {
-                                InventoryServiceClient::new(channel)
-                                    .release_reservation(request)
-                                    .await
-                                    .map(drop)
-                            }
-                        },
-                    )
-                    .await
-            }
+    /// Calls the step's compensation RPC (idempotent, so retries are safe).
+    async fn compensate(&self, open: &Open<'_>) -> Result<String, String> {
+        let name = open.name();
+        let Some(compensation) = &open.definition.steps()[open.step].compensation else {
+            // The core never compensates a step its definition cannot undo.
+            return Err(format!("{name} has no compensation"));
         };
+        let order_id = open.row.order_id.to_string();
+        let answer = self
+            .participants
+            .compensate(
+                open.participant(),
+                compensation,
+                &order_id,
+                &open.saga.reason,
+            )
+            .await;
         match answer {
-            Ok(()) => Ok(format!("{} compensated", kind.name())),
+            Ok(()) => Ok(format!("{name} compensated")),
             // Nothing was held there: nothing to give back.
             Err(status) if status.code() == Code::NotFound => {
-                Ok(format!("{} had nothing to compensate", kind.name()))
+                Ok(format!("{name} had nothing to compensate"))
             }
             Err(status) => Err(format!("{:?}: {}", status.code(), status.message())),
         }
@@ -238,7 +223,7 @@ impl Compensator {
             event_type: event_type.into(),
             note,
         };
-        apply(&txn, order_id, event, meta, None, self.settings.deadline).await?;
+        apply(&txn, order_id, |_| Some(event), meta, None, &self.settings).await?;
         txn.commit().await?;
         self.relay.wake();
         Ok(())
@@ -256,26 +241,5 @@ impl Compensator {
             .exec(&self.db)
             .await?;
         Ok(u32::try_from(step.attempts + 1).unwrap_or(u32::MAX))
-    }
-}
-
-/// 100 ms, 200 ms, 400 ms, ... capped at 10 s.
-fn backoff(attempts: u32) -> Duration {
-    let doublings = Ord::min(attempts, 7);
-    Ord::min(
-        Duration::from_millis(100 << doublings),
-        Duration::from_secs(10),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(30), Duration::from_secs(10));
     }
 }

@@ -1,6 +1,8 @@
 //! The orchestrator's consumer: every domain event of an order becomes a core event for its
-//! saga. Whichever event arrives first creates the saga (events of different topics can arrive
-//! in any order).
+//! saga, by what the saga's definition says the event means (its trigger, or a step's success
+//! or failure). It reads only the envelope: the event type and the saga facts (customer, total,
+//! why a step failed). Whichever event arrives first creates the saga (events of different
+//! topics can arrive in any order).
 
 use std::sync::{
     Arc,
@@ -8,10 +10,11 @@ use std::sync::{
 };
 
 use orderly_common::{
-    kafka::{envelope::Event, topics},
+    kafka::envelope::Event,
     messaging::{Handler, HandlerError},
 };
-use orderly_proto::{common::v1::Money, events::v1::event_envelope::Payload};
+use orderly_proto::common::v1::Money;
+use orderly_saga::{Definition, Outcome, Versions};
 use sea_orm::DatabaseTransaction;
 use tokio::sync::Notify;
 
@@ -22,7 +25,17 @@ use super::{
 use crate::core::{self, Command};
 
 pub const CONSUMER: &str = "orchestrator";
-pub const TOPICS: &[&str] = &[topics::ORDERS, topics::INVENTORY, topics::PAYMENTS];
+
+/// Every topic some version of the saga's events travel on.
+pub fn topics(versions: &Versions) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    for topic in versions.all().flat_map(|definition| definition.topics()) {
+        if !topics.iter().any(|known| known == topic) {
+            topics.push(topic.to_owned());
+        }
+    }
+    topics
+}
 
 pub struct Reactions {
     pub settings: Settings,
@@ -36,68 +49,28 @@ pub struct Reactions {
 
 impl Handler for Reactions {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        let (core_event, customer_id, total, note) = match &event.payload {
-            Payload::OrderPlaced(placed) => (
-                core::Event::OrderPlaced,
-                &placed.customer_id,
-                &placed.total,
-                "order placed".to_owned(),
-            ),
-            Payload::InventoryReserved(reserved) => (
-                core::Event::InventoryReserved,
-                &reserved.customer_id,
-                &reserved.total,
-                "stock reserved".to_owned(),
-            ),
-            Payload::InventoryRejected(rejected) => (
-                core::Event::InventoryRejected {
-                    reason: rejected.reason.clone(),
-                },
-                &rejected.customer_id,
-                &rejected.total,
-                format!("stock refused: {}", rejected.reason),
-            ),
-            Payload::PaymentAuthorized(authorized) => (
-                core::Event::PaymentAuthorized,
-                &authorized.customer_id,
-                &authorized.amount,
-                format!("payment {} authorized", authorized.payment_id),
-            ),
-            Payload::PaymentDeclined(declined) => (
-                core::Event::PaymentDeclined {
-                    reason: declined.reason.clone(),
-                },
-                &declined.customer_id,
-                &declined.amount,
-                format!("payment declined: {}", declined.reason),
-            ),
-            Payload::SagaConfirmed(_) | Payload::SagaRejected(_) => {
-                return Err(HandlerError::Invalid(format!(
-                    "the orchestrator does not consume {}",
-                    event.envelope.event_type
-                )));
-            }
+        let facts = event.saga_facts();
+        let event_type = event.event_type();
+        let create = new_saga(&facts.customer_id, facts.total.as_ref());
+        let note = if facts.reason.is_empty() {
+            event_type.to_owned()
+        } else {
+            format!("{event_type}: {}", facts.reason)
         };
-        let create = new_saga(customer_id, total.as_ref());
         let meta = Meta {
             event_id: event.event_id.to_string(),
-            event_type: event.envelope.event_type.clone(),
+            event_type: event_type.to_owned(),
             note,
         };
-        let commands = apply(
-            txn,
-            event.order_id,
-            core_event,
-            meta,
-            create,
-            self.settings.deadline,
-        )
-        .await
-        .map_err(|error| match error {
-            ApplyError::Database(error) => HandlerError::Transient(error),
-            ApplyError::Invalid(reason) => HandlerError::Invalid(reason),
-            ApplyError::Refused(error) => HandlerError::Invalid(error.to_string()),
-        })?;
+        let reason = facts.reason.as_str();
+        let to_core = |definition: &Definition| core_event(definition, event_type, reason);
+        let commands = apply(txn, event.order_id, to_core, meta, create, &self.settings)
+            .await
+            .map_err(|error| match error {
+                ApplyError::Database(error) => HandlerError::Transient(error),
+                ApplyError::Invalid(reason) => HandlerError::Invalid(reason),
+                ApplyError::Refused(error) => HandlerError::Invalid(error.to_string()),
+            })?;
         if commands
             .iter()
             .any(|command| matches!(command, Command::Compensate(_)))
@@ -105,6 +78,16 @@ impl Handler for Reactions {
             self.compensation_due.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Every event some version of the saga names: its trigger, or a step's outcome. The
+    /// orchestrator reads only the envelope (type and saga facts), so it follows steps whose
+    /// payload types this build does not know.
+    fn understands(&self, event: &Event) -> bool {
+        let event_type = event.event_type();
+        self.settings.versions.all().any(|definition| {
+            definition.trigger() == event_type || definition.outcome_of(event_type).is_some()
+        })
     }
 
     /// The timer and the compensator are woken once the change is committed, or they would not
@@ -122,5 +105,21 @@ fn new_saga(customer_id: &str, total: Option<&Money>) -> Option<NewSaga> {
     (!customer_id.is_empty()).then(|| NewSaga {
         customer_id: customer_id.to_owned(),
         total: total.clone(),
+    })
+}
+
+/// What `event_type` means to a saga of `definition`: its trigger, a step's success or failure,
+/// or nothing (`None`).
+fn core_event(definition: &Definition, event_type: &str, reason: &str) -> Option<core::Event> {
+    if event_type == definition.trigger() {
+        return Some(core::Event::Started);
+    }
+    let (step, outcome) = definition.outcome_of(event_type)?;
+    Some(match outcome {
+        Outcome::Succeeded => core::Event::StepSucceeded(step),
+        Outcome::Failed => core::Event::StepFailed {
+            step,
+            reason: reason.to_owned(),
+        },
     })
 }

@@ -9,24 +9,65 @@ mod compensator;
 mod events;
 mod mapping;
 mod operator;
+mod participants;
 mod timers;
 mod watch;
 
 use std::{sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, component::Started, grpc::Client};
+use orderly_common::{Shutdown, component::Started};
+use orderly_saga::{Definition, RetryPolicy, StepIndex, Versions};
+use sea_orm::DbErr;
 use tokio::sync::Notify;
 
-use apply::{Meta, NewSaga};
+use apply::{ApplyError, Meta, NewSaga};
 pub use operator::{Operator, OperatorError};
+pub use participants::Participants;
+
+use crate::store::sagas;
 
 /// What the runtime needs besides the database.
 #[derive(Clone)]
 pub struct Settings {
-    /// How long a saga may wait for its steps before it is rejected.
-    pub deadline: Duration,
-    /// Attempts of one compensation before the saga is parked for an operator.
-    pub max_compensation_attempts: u32,
+    /// Every version of the saga this orchestrator can run; new sagas start under the latest.
+    pub versions: Versions,
+    /// How long a step may take to answer when its definition sets no timeout.
+    pub default_timeout: Duration,
+    /// How compensations are retried when their step's definition sets no policy.
+    pub default_retry: RetryPolicy,
+}
+
+impl Settings {
+    pub fn timeout(&self, definition: &Definition, step: StepIndex) -> Duration {
+        definition
+            .step(step)
+            .and_then(|step| step.timeout)
+            .unwrap_or(self.default_timeout)
+    }
+
+    pub fn retry(&self, definition: &Definition, step: StepIndex) -> RetryPolicy {
+        definition
+            .step(step)
+            .and_then(|step| step.retry)
+            .unwrap_or(self.default_retry)
+    }
+
+    /// The definition `saga` started under. One this build does not know (a newer build
+    /// started it, then was rolled back) is an error retried until such a build runs: the saga
+    /// must not be lost, nor finished under another definition.
+    fn definition(&self, saga: &sagas::Model) -> Result<Arc<Definition>, ApplyError> {
+        let known = u32::try_from(saga.definition_version)
+            .ok()
+            .and_then(|version| self.versions.get(version));
+        known.cloned().ok_or_else(|| {
+            ApplyError::Database(DbErr::Custom(format!(
+                "saga {} started under {} v{}, which this orchestrator does not know",
+                saga.order_id,
+                self.versions.latest().name(),
+                saga.definition_version
+            )))
+        })
+    }
 }
 
 /// Starts the consumer, the deadline timer, the compensator and the saga watcher on `started`;
@@ -34,8 +75,7 @@ pub struct Settings {
 pub fn start(
     started: &mut Started,
     settings: Settings,
-    inventory: Client,
-    payment: Client,
+    participants: Participants,
     shutdown: &Shutdown,
 ) -> Operator {
     let compensations = Arc::new(Notify::new());
@@ -46,7 +86,8 @@ pub fn start(
         compensation_due: Default::default(),
         sagas_changed: sagas_changed.clone(),
     };
-    started.consume(events::CONSUMER, events::TOPICS, reactions);
+    let topics = events::topics(&settings.versions);
+    started.consume(events::CONSUMER, topics, reactions);
     started.spawn(timers::run(
         started.db.clone(),
         started.relay.clone(),
@@ -64,8 +105,7 @@ pub fn start(
     let compensator = compensator::Compensator {
         db: started.db.clone(),
         relay: started.relay.clone(),
-        inventory,
-        payment,
+        participants,
         settings,
     };
     started.spawn(compensator.run(compensations, shutdown.clone()));

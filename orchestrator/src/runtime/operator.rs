@@ -12,13 +12,15 @@ use sea_orm::{
 };
 use tokio::sync::Notify;
 
+use orderly_saga::StepIndex;
+
 use super::{
     Meta, Settings,
-    apply::{ApplyError, apply, load},
+    apply::{ApplyError, Loaded, apply, load},
     mapping,
 };
 use crate::{
-    core::{self, Command, Phase, Step, StepKind},
+    core::{self, Command, Phase, Step},
     store::steps,
 };
 
@@ -33,14 +35,26 @@ pub enum OperatorError {
     /// The action needs a parked saga; `state` is what it is instead.
     #[error("saga for order {order_id} is {state}, not PARKED")]
     NotParked { order_id: Uuid, state: &'static str },
-    /// Only an open compensation can be resolved.
+    /// Only an open compensation, or a success the saga cannot undo, can be resolved.
     #[error(
-        "step {step} of saga for order {order_id} is {status}; only a STEP_COMPENSATING step can be resolved"
+        "step {step} of saga for order {order_id} is {status}; only a STEP_COMPENSATING step, or a step that succeeded and cannot be compensated, can be resolved"
     )]
     StepNotOpen {
         order_id: Uuid,
-        step: &'static str,
+        step: String,
         status: &'static str,
+    },
+    /// A retry cannot finish a saga that holds a success it cannot undo.
+    #[error(
+        "saga for order {order_id} holds step {step}, which succeeded and cannot be compensated: undo it by hand and resolve it before retrying"
+    )]
+    CannotUndo { order_id: Uuid, step: String },
+    /// The saga's definition has no step of that name.
+    #[error("unknown step {step:?} for the saga of order {order_id}; expected one of {known}")]
+    UnknownStep {
+        order_id: Uuid,
+        step: String,
+        known: String,
     },
     #[error(transparent)]
     Database(#[from] DbErr),
@@ -59,18 +73,15 @@ impl Operator {
     /// Sends a parked saga back to compensating with its open compensations' attempts reset.
     pub async fn retry(&self, order_id: Uuid) -> Result<(), OperatorError> {
         let txn = self.db.begin().await?;
-        let saga = self.parked(&txn, order_id).await?;
-        let open: Vec<StepKind> = StepKind::FORWARD
-            .into_iter()
-            .filter(|kind| saga.step(*kind) == Step::Compensating)
-            .collect();
+        let loaded = self.parked(&txn, order_id).await?;
+        let open: Vec<&str> = open_steps(&loaded, None);
         let meta = Meta {
             event_id: String::new(),
             event_type: "OperatorRetry".into(),
             note: "operator retried the open compensations".into(),
         };
         let commands = self
-            .apply(&txn, order_id, core::Event::OperatorRetry, meta)
+            .apply(&txn, &loaded, core::Event::OperatorRetry, meta)
             .await?;
         reset_attempts(&txn, order_id, &open).await?;
         txn.commit().await?;
@@ -79,44 +90,51 @@ impl Operator {
         Ok(())
     }
 
-    /// Records that `kind`'s compensation was done by hand; the saga finishes if nothing else is
-    /// open, or compensates what is. Resolving the same step again changes nothing.
+    /// Records that step `name`'s compensation was done by hand; the saga finishes if nothing
+    /// else is open, or compensates what is. Resolving the same step again changes nothing.
     pub async fn resolve(
         &self,
         order_id: Uuid,
-        kind: StepKind,
+        name: &str,
         note: &str,
     ) -> Result<(), OperatorError> {
         let txn = self.db.begin().await?;
-        let Some((_, saga)) = load(&txn, order_id).await.map_err(database)? else {
+        let Some(loaded) = load(&txn, order_id, &self.settings)
+            .await
+            .map_err(database)?
+        else {
             return Err(OperatorError::UnknownSaga(order_id));
         };
+        let step = step_index(&loaded, order_id, name)?;
+        let saga = &loaded.saga;
         if saga.phase != Phase::Parked {
-            if saga.step(kind) == Step::Compensated
-                && resolved_by_operator(&txn, order_id, kind).await?
+            if saga.step(step) == Step::Compensated
+                && resolved_by_operator(&txn, order_id, name).await?
             {
                 return Ok(()); // a repeated request: it is done already
             }
             return Err(not_parked(order_id, saga.phase));
         }
-        if saga.step(kind) != Step::Compensating {
+        let resolvable = match saga.step(step) {
+            Step::Compensating => true,
+            Step::Succeeded => !loaded.definition.is_compensable(step),
+            Step::Pending | Step::Failed | Step::Compensated => false,
+        };
+        if !resolvable {
             return Err(OperatorError::StepNotOpen {
                 order_id,
-                step: kind.name(),
-                status: mapping::step_name(saga.step(kind)),
+                step: name.to_owned(),
+                status: mapping::step_name(saga.step(step)),
             });
         }
-        let others: Vec<StepKind> = StepKind::FORWARD
-            .into_iter()
-            .filter(|other| *other != kind && saga.step(*other) == Step::Compensating)
-            .collect();
+        let others = open_steps(&loaded, Some(step));
         let meta = Meta {
             event_id: String::new(),
             event_type: "OperatorResolved".into(),
-            note: format!("{} compensated by hand: {note}", kind.name()),
+            note: format!("{name} compensated by hand: {note}"),
         };
         let commands = self
-            .apply(&txn, order_id, core::Event::OperatorResolved(kind), meta)
+            .apply(&txn, &loaded, core::Event::OperatorResolved(step), meta)
             .await?;
         steps::Entity::update_many()
             .col_expr(
@@ -124,12 +142,12 @@ impl Operator {
                 Expr::value(format!("{RESOLVED_BY_OPERATOR}{note}")),
             )
             .filter(steps::Column::OrderId.eq(order_id))
-            .filter(steps::Column::Name.eq(kind.name()))
+            .filter(steps::Column::Name.eq(name))
             .exec(&txn)
             .await?;
         reset_attempts(&txn, order_id, &others).await?;
         txn.commit().await?;
-        tracing::info!(order_id = %order_id, step = kind.name(), "operator resolved a compensation");
+        tracing::info!(order_id = %order_id, step = name, "operator resolved a compensation");
         self.after_commit(&commands);
         Ok(())
     }
@@ -139,24 +157,34 @@ impl Operator {
         &self,
         txn: &DatabaseTransaction,
         order_id: Uuid,
-    ) -> Result<core::Saga, OperatorError> {
-        match load(txn, order_id).await.map_err(database)? {
+    ) -> Result<Loaded, OperatorError> {
+        match load(txn, order_id, &self.settings)
+            .await
+            .map_err(database)?
+        {
             None => Err(OperatorError::UnknownSaga(order_id)),
-            Some((_, saga)) if saga.phase != Phase::Parked => Err(not_parked(order_id, saga.phase)),
-            Some((_, saga)) => Ok(saga),
+            Some(loaded) if loaded.saga.phase != Phase::Parked => {
+                Err(not_parked(order_id, loaded.saga.phase))
+            }
+            Some(loaded) => Ok(loaded),
         }
     }
 
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
-        order_id: Uuid,
+        loaded: &Loaded,
         event: core::Event,
         meta: Meta,
     ) -> Result<Vec<Command>, OperatorError> {
-        apply(txn, order_id, event, meta, None, self.settings.deadline)
+        let order_id = loaded.header.order_id;
+        apply(txn, order_id, |_| Some(event), meta, None, &self.settings)
             .await
             .map_err(|error| match error {
+                ApplyError::Refused(core::Error::CannotUndo(step)) => OperatorError::CannotUndo {
+                    order_id,
+                    step: loaded.definition.steps()[step].name.clone(),
+                },
                 // Checked before applying; only a concurrent change gets here.
                 ApplyError::Refused(core::Error::NotParked(phase)) => not_parked(order_id, phase),
                 other => database(other),
@@ -185,19 +213,47 @@ fn database(error: ApplyError) -> OperatorError {
     OperatorError::Database(error.into())
 }
 
+/// The step called `name` in the saga's definition.
+fn step_index(loaded: &Loaded, order_id: Uuid, name: &str) -> Result<StepIndex, OperatorError> {
+    loaded.definition.index_of(name).ok_or_else(|| {
+        let known: Vec<&str> = loaded
+            .definition
+            .steps()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        OperatorError::UnknownStep {
+            order_id,
+            step: name.to_owned(),
+            known: known.join(", "),
+        }
+    })
+}
+
+/// The names of the saga's open compensations, but `except`.
+fn open_steps(loaded: &Loaded, except: Option<StepIndex>) -> Vec<&str> {
+    let steps = loaded.definition.steps().iter().enumerate();
+    steps
+        .filter(|(index, _)| {
+            Some(*index) != except && loaded.saga.step(*index) == Step::Compensating
+        })
+        .map(|(_, step)| step.name.as_str())
+        .collect()
+}
+
 /// A reopened compensation gets the full number of attempts again.
 async fn reset_attempts(
     txn: &DatabaseTransaction,
     order_id: Uuid,
-    kinds: &[StepKind],
+    names: &[&str],
 ) -> Result<(), DbErr> {
-    if kinds.is_empty() {
+    if names.is_empty() {
         return Ok(());
     }
     steps::Entity::update_many()
         .col_expr(steps::Column::Attempts, Expr::value(0))
         .filter(steps::Column::OrderId.eq(order_id))
-        .filter(steps::Column::Name.is_in(kinds.iter().map(|kind| kind.name())))
+        .filter(steps::Column::Name.is_in(names.iter().copied()))
         .exec(txn)
         .await?;
     Ok(())
@@ -206,9 +262,9 @@ async fn reset_attempts(
 async fn resolved_by_operator(
     txn: &DatabaseTransaction,
     order_id: Uuid,
-    kind: StepKind,
+    name: &str,
 ) -> Result<bool, DbErr> {
-    let step = steps::Entity::find_by_id((order_id, kind.name().to_owned()))
+    let step = steps::Entity::find_by_id((order_id, name.to_owned()))
         .one(txn)
         .await?;
     Ok(step.is_some_and(|step| step.detail.starts_with(RESOLVED_BY_OPERATOR)))

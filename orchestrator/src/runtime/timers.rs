@@ -1,5 +1,6 @@
-//! Deadlines: a saga still RUNNING when its deadline passes is rejected (its finished steps
-//! compensated). Deadlines are stored with the saga, so they survive restarts. The timer sleeps
+//! Deadlines: each step under way has one (its timeout, from the definition or the default),
+//! armed when the step starts. A saga still RUNNING when it passes is rejected (its finished
+//! steps compensated), or, from its pivot on, keeps waiting with the deadline armed again. Deadlines are stored with the saga, so they survive restarts. The timer sleeps
 //! until the earliest deadline of a running saga, or until a new saga starts: with nothing
 //! running it does nothing at all.
 
@@ -113,10 +114,10 @@ async fn expire(
     let commands = apply(
         &txn,
         saga.order_id,
-        core::Event::DeadlinePassed,
+        |_| Some(core::Event::DeadlinePassed),
         meta,
         None,
-        settings.deadline,
+        settings,
     )
     .await?;
     txn.commit().await?;

@@ -1,11 +1,12 @@
 //! What the scheduler can do to the simulated world, one atomic step each (the trace is a list
 //! of them), and the rules a run may break on purpose to prove the checker notices.
 
+use orderly_saga::StepIndex;
+
 use super::{
     bus::{OrderId, Topic},
     world::Service,
 };
-use crate::core::StepKind;
 
 /// How a compensation RPC goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub enum Action {
     FireDeadline(OrderId),
     Compensate {
         order: OrderId,
-        step: StepKind,
+        step: StepIndex,
         call: Call,
     },
     ResumeParked(OrderId),

@@ -2,20 +2,25 @@
 //! commit of saga state + inbox + outbox + timer; compensations to run are kept in memory and
 //! rebuilt from the persisted steps after a crash, like the real compensator does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use orderly_saga::{Definition, Outcome, StepIndex};
 
 use super::{
     bus::{EventIds, Inbox, Message, OrderId, Outbox, Payload},
     journal::{Effect, Journal},
 };
-use crate::core::{Command, Event, Phase, Saga, Step, StepKind, transition};
+use crate::core::{Command, Event, Phase, Saga, Step, transition};
 
 /// What the sagas database holds for one order.
 #[derive(Clone, Debug)]
 pub struct SagaRow {
     pub saga: Saga,
     /// Failed attempts per compensation (the real `steps.attempts` column).
-    pub attempts: BTreeMap<StepKind, u32>,
+    pub attempts: BTreeMap<StepIndex, u32>,
     /// Whether the deadline (not a step's answer) decided this saga's rejection.
     pub decided_by_deadline: bool,
 }
@@ -28,13 +33,17 @@ pub struct Orchestrator {
     pub outbox: Outbox,
     // In memory only: lost by a crash.
     /// Compensations the core asked for, to be run by the compensator.
-    pub work: BTreeSet<(OrderId, StepKind)>,
+    pub work: BTreeSet<(OrderId, StepIndex)>,
     pub max_attempts: u32,
+    /// The saga every order runs (the shipped one).
+    pub definition: Arc<Definition>,
 }
 
 impl Orchestrator {
     pub fn new(max_attempts: u32) -> Self {
+        let versions = orderly_saga::order::versions().expect("the shipped saga is valid");
         Self {
+            definition: versions.latest().clone(),
             sagas: BTreeMap::new(),
             inbox: Inbox::new(true),
             outbox: Outbox::default(),
@@ -51,9 +60,9 @@ impl Orchestrator {
             if row.saga.phase == Phase::Parked {
                 continue;
             }
-            for kind in StepKind::FORWARD {
-                if row.saga.step(kind) == Step::Compensating {
-                    self.work.insert((*order, kind));
+            for (step, state) in row.saga.steps.iter().enumerate() {
+                if *state == Step::Compensating {
+                    self.work.insert((*order, step));
                 }
             }
         }
@@ -64,23 +73,35 @@ impl Orchestrator {
         if !self.inbox.first_time(message.id) {
             return;
         }
-        let event = match &message.payload {
-            Payload::OrderPlaced { .. } => Event::OrderPlaced,
-            Payload::InventoryReserved { .. } => Event::InventoryReserved,
-            Payload::InventoryRejected { reason, .. } => Event::InventoryRejected {
-                reason: reason.clone(),
-            },
-            Payload::PaymentAuthorized { .. } => Event::PaymentAuthorized,
-            Payload::PaymentDeclined { reason, .. } => Event::PaymentDeclined {
-                reason: reason.clone(),
-            },
+        let (event_type, reason) = match &message.payload {
+            Payload::OrderPlaced { .. } => ("OrderPlaced", ""),
+            Payload::InventoryReserved { .. } => ("InventoryReserved", ""),
+            Payload::InventoryRejected { reason, .. } => ("InventoryRejected", reason.as_str()),
+            Payload::PaymentAuthorized { .. } => ("PaymentAuthorized", ""),
+            Payload::PaymentDeclined { reason, .. } => ("PaymentDeclined", reason.as_str()),
             Payload::SagaConfirmed | Payload::SagaRejected { .. } => {
                 journal.violation(format!("orchestrator was handed {:?}", message.payload));
                 return;
             }
         };
+        let event = if event_type == self.definition.trigger() {
+            Event::Started
+        } else {
+            match self.definition.outcome_of(event_type) {
+                Some((step, Outcome::Succeeded)) => Event::StepSucceeded(step),
+                Some((step, Outcome::Failed)) => Event::StepFailed {
+                    step,
+                    reason: reason.to_owned(),
+                },
+                None => {
+                    journal.violation(format!("no step of the saga answers {event_type}"));
+                    return;
+                }
+            }
+        };
+        let definition = &self.definition;
         self.sagas.entry(message.order).or_insert_with(|| SagaRow {
-            saga: Saga::default(),
+            saga: Saga::new(definition),
             attempts: BTreeMap::new(),
             decided_by_deadline: false,
         });
@@ -99,7 +120,7 @@ impl Orchestrator {
     pub fn compensation_done(
         &mut self,
         order: OrderId,
-        kind: StepKind,
+        step: StepIndex,
         succeeded: bool,
         ids: &mut EventIds,
         journal: &mut Journal,
@@ -109,16 +130,16 @@ impl Orchestrator {
             return;
         };
         if succeeded {
-            self.work.remove(&(order, kind));
-            self.apply(order, Event::Compensated(kind), ids, journal);
+            self.work.remove(&(order, step));
+            self.apply(order, Event::Compensated(step), ids, journal);
             return;
         }
-        let attempts = row.attempts.entry(kind).or_insert(0);
+        let attempts = row.attempts.entry(step).or_insert(0);
         *attempts += 1;
         if *attempts >= self.max_attempts {
-            self.work.remove(&(order, kind));
-            let reason = format!("{} unavailable", kind.name());
-            let failing = Event::CompensationFailing { step: kind, reason };
+            self.work.remove(&(order, step));
+            let reason = format!("{} unavailable", self.definition.steps()[step].name);
+            let failing = Event::CompensationFailing { step, reason };
             self.apply(order, failing, ids, journal);
         }
     }
@@ -127,9 +148,9 @@ impl Orchestrator {
     /// counters are reset and the core sends it back to compensating, in one commit.
     pub fn resume(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
         if let Some(row) = self.sagas.get_mut(&order) {
-            for kind in StepKind::FORWARD {
-                if row.saga.step(kind) == Step::Compensating {
-                    row.attempts.remove(&kind);
+            for (step, state) in row.saga.steps.iter().enumerate() {
+                if *state == Step::Compensating {
+                    row.attempts.remove(&step);
                 }
             }
         }
@@ -138,7 +159,7 @@ impl Orchestrator {
 
     /// The compensations the compensator may try now: like the real one, it leaves a parked
     /// saga alone until an operator retries it.
-    pub fn runnable_compensations(&self) -> impl Iterator<Item = (OrderId, StepKind)> + '_ {
+    pub fn runnable_compensations(&self) -> impl Iterator<Item = (OrderId, StepIndex)> + '_ {
         self.work.iter().copied().filter(|(order, _)| {
             self.sagas
                 .get(order)
@@ -154,7 +175,7 @@ impl Orchestrator {
         };
         let before = row.saga.clone();
         let is_deadline = event == Event::DeadlinePassed;
-        let (next, commands) = match transition(&before, event.clone()) {
+        let (next, commands) = match transition(&self.definition, &before, event.clone()) {
             Ok(decided) => decided,
             Err(error) => {
                 journal.violation(format!("core refused {event:?} for saga {order}: {error}"));
@@ -178,15 +199,17 @@ impl Orchestrator {
             before.phase,
             Phase::Compensating | Phase::Rejected | Phase::Parked
         );
-        if decided && matches!(event, Event::InventoryReserved | Event::PaymentAuthorized) {
+        if decided && matches!(event, Event::StepSucceeded(_)) {
             journal.coverage.late_successes += 1;
         }
         row.saga = next;
         for command in commands {
             match command {
-                Command::Compensate(kind) => {
-                    self.work.insert((order, kind));
+                Command::Compensate(step) => {
+                    self.work.insert((order, step));
                 }
+                // The simulation's deadlines are fired by the scheduler, not armed.
+                Command::ArmDeadline(_) => {}
                 Command::EmitConfirmed => {
                     journal.effect(order, Effect::EmitOutcome);
                     self.outbox.add(ids.next(order, Payload::SagaConfirmed));

@@ -9,6 +9,7 @@
 //! Not modelled: broker data loss, concurrent transactions on one database (every action is one
 //! serial transaction), dead letters (no message here is undecodable), clocks.
 
+use orderly_saga::StepIndex;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
 use super::{
@@ -16,7 +17,7 @@ use super::{
     bus::{OrderId, Topic},
     world::{Service, World},
 };
-use crate::core::{Phase, StepKind};
+use crate::core::Phase;
 
 /// How the run is scheduled.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +39,7 @@ enum Choice {
     Crash(Service),
     Relay(Service),
     Deadline(OrderId),
-    Compensate(OrderId, StepKind),
+    Compensate(OrderId, StepIndex),
 }
 
 /// Chance that a fault-phase step is a fault (when one is possible).

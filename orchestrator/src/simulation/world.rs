@@ -12,7 +12,7 @@ use super::{
     payment::Payments,
     workload::Workload,
 };
-use crate::core::StepKind;
+use orderly_saga::StepIndex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Service {
@@ -205,13 +205,22 @@ impl<'w> World<'w> {
         }
     }
 
-    fn compensate(&mut self, order: OrderId, step: StepKind, call: Call) {
+    fn compensate(&mut self, order: OrderId, step: StepIndex, call: Call) {
+        let definition = self.orchestrator.definition.clone();
+        let name = definition.steps()[step].name.as_str();
         let reached = match call {
             Call::FailsBeforeEffect => None,
-            Call::Succeeds | Call::FailsAfterEffect | Call::SucceedsThenCrash => Some(match step {
-                StepKind::Inventory => self.inventory.release(order, &mut self.journal),
-                StepKind::Payment => self.payments.refund(order, &mut self.journal),
-            }),
+            Call::Succeeds | Call::FailsAfterEffect | Call::SucceedsThenCrash => {
+                match definition.steps()[step].participant.as_str() {
+                    "inventory" => Some(self.inventory.release(order, &mut self.journal)),
+                    "payment" => Some(self.payments.refund(order, &mut self.journal)),
+                    other => {
+                        self.journal
+                            .violation(format!("step {name} names unknown participant {other}"));
+                        None
+                    }
+                }
+            }
         };
         // A NOT_FOUND means nothing was held: the real compensator counts it as done.
         let succeeded = match reached {
@@ -219,8 +228,7 @@ impl<'w> World<'w> {
             Some(Ok(())) | Some(Err(RpcError::NotFound)) => true,
             Some(Err(RpcError::FailedPrecondition)) => {
                 self.journal.violation(format!(
-                    "compensating {} of order {order} was refused: it would undo a sale",
-                    step.name()
+                    "compensating {name} of order {order} was refused: it would undo a sale"
                 ));
                 false
             }

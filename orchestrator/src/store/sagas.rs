@@ -22,6 +22,8 @@ pub struct Model {
     pub updated_at: DateTime<Utc>,
     /// W3C `traceparent` of the span that last changed the saga ("" when tracing is off).
     pub trace_parent: String,
+    /// The version of the saga definition the saga started under (and finishes under).
+    pub definition_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

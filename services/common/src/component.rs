@@ -106,16 +106,29 @@ pub async fn start<M: MigratorTrait>(
 
 impl Started {
     /// Runs `handler` on `topics` in the background, as consumer group `name`, once the topics
-    /// exist, and watches the group's lag.
+    /// exist (those outside Orderly's own, a saga participant's, are created with their
+    /// dead-letter topics), and watches the group's lag.
     pub fn consume<H: Handler>(
         &mut self,
         name: &'static str,
-        topics: &'static [&'static str],
+        topics: impl IntoIterator<Item = impl AsRef<str>>,
         handler: H,
     ) {
+        let topics: Arc<[String]> = topics
+            .into_iter()
+            .map(|topic| topic.as_ref().to_owned())
+            .collect();
+        let mut needed = topics::all();
+        for topic in topics.iter() {
+            for name in [topic.clone(), topics::dead_letter(topic)] {
+                if !needed.contains(&name) {
+                    needed.push(name);
+                }
+            }
+        }
         let consumer = EventConsumer {
             name,
-            topics,
+            topics: topics.clone(),
             db: self.db.clone(),
             handler,
             relay: self.relay.clone(),
@@ -135,7 +148,7 @@ impl Started {
             shutdown.clone(),
         );
         self.background.spawn(async move {
-            if !topics::ensure_with_retry(&kafka, &topics::all(), &shutdown).await {
+            if !topics::ensure_with_retry(&kafka, &needed, &shutdown).await {
                 return;
             }
             if let Err(error) = consumer.run(&kafka, rejoin, shutdown).await {

@@ -130,7 +130,7 @@ pub fn consumed(consumer: &'static str, topic: &str, outcome: Consumed) {
         Consumed::DeadLettered => {
             counter!(DEAD_LETTERS, "consumer" => consumer, "topic" => topic).increment(1)
         }
-        Consumed::Applied => {}
+        Consumed::Applied | Consumed::Skipped => {}
     }
 }
 

@@ -25,7 +25,7 @@ pub type Config = orderly_common::config::ServiceConfig;
 /// Runs the inventory service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
     let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
-    started.consume(events::CONSUMER, events::TOPICS, events::Reactions);
+    started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
     let api = InventoryServiceServer::new(grpc::InventoryApi::new(started.db.clone()));
     started.serve(SERVICE_NAME, Routes::new(api), config).await
 }

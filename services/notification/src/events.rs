@@ -19,7 +19,11 @@ pub struct Notifier {
 
 impl Handler for Notifier {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        let (kind, customer_id, message) = match &event.payload {
+        // The consumer hands over only events it understands (`Handler::understands`).
+        let Some(payload) = &event.payload else {
+            return Ok(());
+        };
+        let (kind, customer_id, message) = match payload {
             Payload::SagaConfirmed(confirmed) => (
                 NotificationKind::OrderConfirmed,
                 &confirmed.customer_id,

@@ -54,7 +54,11 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     };
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
-    started.consume(events::CONSUMER, events::TOPICS, events::Notifier { sink });
+    started.consume(
+        events::CONSUMER,
+        events::TOPICS.iter(),
+        events::Notifier { sink },
+    );
     let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()));
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)

@@ -19,7 +19,11 @@ pub struct Outcomes {
 
 impl Handler for Outcomes {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        let (status, reason) = match &event.payload {
+        // The consumer hands over only events it understands (`Handler::understands`).
+        let Some(payload) = &event.payload else {
+            return Ok(());
+        };
+        let (status, reason) = match payload {
             Payload::SagaConfirmed(_) => (OrderStatus::Confirmed, ""),
             Payload::SagaRejected(rejected) => (OrderStatus::Rejected, rejected.reason.as_str()),
             Payload::OrderPlaced(_)

@@ -72,7 +72,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     let outcomes = events::Outcomes {
         watchers: watchers.hub.clone(),
     };
-    started.consume(events::CONSUMER, events::TOPICS, outcomes);
+    started.consume(events::CONSUMER, events::TOPICS.iter(), outcomes);
     let admission = admission::Admission::new(admission::Limits {
         max_wait: Duration::from_millis(config.admission_max_wait_ms),
         floor: config.admission_floor,

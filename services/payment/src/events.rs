@@ -23,7 +23,11 @@ pub struct Reactions;
 
 impl Handler for Reactions {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        match &event.payload {
+        // The consumer hands over only events it understands (`Handler::understands`).
+        let Some(payload) = &event.payload else {
+            return Ok(());
+        };
+        match payload {
             Payload::InventoryReserved(reserved) => authorize(txn, event, reserved).await,
             Payload::SagaConfirmed(_) => {
                 if !payments::capture(txn, event.order_id).await? {

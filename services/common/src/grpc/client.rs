@@ -34,7 +34,7 @@ pub type TracedChannel = InterceptedService<Channel, InjectTraceContext>;
 pub struct Client {
     /// The component making the calls.
     caller: &'static str,
-    name: &'static str,
+    name: Arc<str>,
     channel: Channel,
     budget: Arc<TpsBudget>,
     breaker: Arc<Breaker>,
@@ -45,13 +45,13 @@ impl Client {
     /// first use.
     pub fn new(
         caller: &'static str,
-        name: &'static str,
+        name: &str,
         endpoint: &str,
         timeout: Duration,
     ) -> Result<Self, InvalidEndpoint> {
         let channel = Channel::from_shared(endpoint.to_owned())
             .map_err(|_| InvalidEndpoint {
-                name,
+                name: name.to_owned(),
                 endpoint: endpoint.to_owned(),
             })?
             .timeout(timeout)
@@ -59,7 +59,7 @@ impl Client {
             .connect_lazy();
         Ok(Self {
             caller,
-            name,
+            name: name.into(),
             channel,
             // Retries may add 20% to the request rate, and at least 5 per second.
             budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 5, 0.2)),
@@ -69,7 +69,7 @@ impl Client {
 
     /// Calls idempotent `method` (`package.Service/Method`, for its span), retrying transient
     /// failures within the budget.
-    pub async fn idempotent<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, Status>
+    pub async fn idempotent<T, F, Fut>(&self, method: &str, call: F) -> Result<T, Status>
     where
         F: FnMut(TracedChannel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -79,7 +79,7 @@ impl Client {
             otel.name = method,
             otel.kind = "client",
             rpc.system = "grpc",
-            peer.service = self.name,
+            peer.service = &*self.name,
             component = self.caller,
         );
         self.with_retries(call).instrument(span).await
@@ -116,7 +116,7 @@ impl Client {
                     if attempt == ATTEMPTS || !self.budget.withdraw() {
                         return Err(status);
                     }
-                    tracing::debug!(dependency = self.name, attempt, code = ?status.code(), "retrying");
+                    tracing::debug!(dependency = &*self.name, attempt, code = ?status.code(), "retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
@@ -159,7 +159,7 @@ impl crate::config::DependencyArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {name} endpoint {endpoint:?}: expected a URL like http://host:port")]
 pub struct InvalidEndpoint {
-    name: &'static str,
+    name: String,
     endpoint: String,
 }
 

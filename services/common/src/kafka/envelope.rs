@@ -1,11 +1,18 @@
-//! The event envelope: every event travels with its id, type, order id, time, schema version and
-//! trace context, so consumers can deduplicate, route and trace without decoding the payload.
+//! The event envelope: every event travels with its id, type, order id, time, schema version,
+//! trace context and saga facts, so consumers can deduplicate, route, trace and follow a saga
+//! without decoding the payload. Envelopes evolve: a newer schema version is read for the fields
+//! this build knows, and a payload of a type it does not know opens with no payload (the
+//! consumer skips and counts it) instead of being refused.
 
-use orderly_proto::events::v1::{EventEnvelope, event_envelope::Payload};
+use orderly_proto::{
+    common::v1::Money,
+    events::v1::{EventEnvelope, SagaFacts, event_envelope::Payload},
+};
 use prost::Message;
 use uuid::Uuid;
 
-/// The schema version this build writes and understands.
+/// The schema version this build writes. It reads this one and newer ones (for the fields it
+/// knows: schemas only ever add fields).
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The largest envelope a consumer accepts. Events are a few hundred bytes; anything near this is
@@ -44,7 +51,41 @@ pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
         occurred_at: Some(now()),
         schema_version: SCHEMA_VERSION,
         trace_context: crate::telemetry::propagation::current_trace_context(),
+        saga: Some(facts_of(&payload)),
         payload: Some(payload),
+    }
+}
+
+/// Wraps an event whose payload type Orderly's protos do not know (a participant a saga
+/// definition added): the orchestrator follows it by its type and saga facts alone.
+pub fn wrap_foreign(order_id: Uuid, event_type: &str, facts: SagaFacts) -> EventEnvelope {
+    EventEnvelope {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: event_type.to_owned(),
+        order_id: order_id.to_string(),
+        occurred_at: Some(now()),
+        schema_version: SCHEMA_VERSION,
+        trace_context: crate::telemetry::propagation::current_trace_context(),
+        saga: Some(facts),
+        payload: None,
+    }
+}
+
+/// The saga facts a payload carries.
+fn facts_of(payload: &Payload) -> SagaFacts {
+    let facts = |customer_id: &str, total: Option<&Money>, reason: &str| SagaFacts {
+        customer_id: customer_id.to_owned(),
+        total: total.cloned(),
+        reason: reason.to_owned(),
+    };
+    match payload {
+        Payload::OrderPlaced(e) => facts(&e.customer_id, e.total.as_ref(), ""),
+        Payload::InventoryReserved(e) => facts(&e.customer_id, e.total.as_ref(), ""),
+        Payload::InventoryRejected(e) => facts(&e.customer_id, e.total.as_ref(), &e.reason),
+        Payload::PaymentAuthorized(e) => facts(&e.customer_id, e.amount.as_ref(), ""),
+        Payload::PaymentDeclined(e) => facts(&e.customer_id, e.amount.as_ref(), &e.reason),
+        Payload::SagaConfirmed(e) => facts(&e.customer_id, e.total.as_ref(), ""),
+        Payload::SagaRejected(e) => facts(&e.customer_id, None, &e.reason),
     }
 }
 
@@ -55,9 +96,9 @@ pub enum EnvelopeError {
     Oversized(usize),
     #[error("undecodable envelope: {0}")]
     Undecodable(String),
-    #[error("envelope has no payload")]
+    #[error("envelope has neither a payload nor an event type")]
     MissingPayload,
-    #[error("unsupported schema version {0} (this build reads {SCHEMA_VERSION})")]
+    #[error("unsupported schema version {0} (this build reads {SCHEMA_VERSION} and newer)")]
     UnsupportedSchemaVersion(u32),
     #[error("event_type {declared:?} does not match payload {actual}")]
     TypeMismatch {
@@ -74,32 +115,52 @@ pub struct Event {
     pub event_id: Uuid,
     pub order_id: Uuid,
     pub envelope: EventEnvelope,
-    pub payload: Payload,
+    /// `None` when the payload is of a type this build does not know (`envelope.event_type`
+    /// names it).
+    pub payload: Option<Payload>,
 }
 
-/// Decodes and checks an envelope: ids are UUIDs, the type matches the payload, the schema
-/// version is one this build understands.
+impl Event {
+    /// The event's type, whether or not this build knows its payload.
+    pub fn event_type(&self) -> &str {
+        &self.envelope.event_type
+    }
+
+    /// The saga facts: from the envelope, or from the payload for events written before
+    /// envelopes carried them.
+    pub fn saga_facts(&self) -> SagaFacts {
+        match (&self.envelope.saga, &self.payload) {
+            (Some(facts), _) => facts.clone(),
+            (None, Some(payload)) => facts_of(payload),
+            (None, None) => SagaFacts::default(),
+        }
+    }
+}
+
+/// Decodes and checks an envelope: ids are UUIDs, a known payload matches the declared type,
+/// the schema version is this build's or newer.
 pub fn open(bytes: &[u8]) -> Result<Event, EnvelopeError> {
     if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(EnvelopeError::Oversized(bytes.len()));
     }
     let mut envelope = EventEnvelope::decode(bytes)
         .map_err(|error| EnvelopeError::Undecodable(error.to_string()))?;
-    if envelope.schema_version != SCHEMA_VERSION {
+    if envelope.schema_version < SCHEMA_VERSION {
         return Err(EnvelopeError::UnsupportedSchemaVersion(
             envelope.schema_version,
         ));
     }
-    let payload = envelope
-        .payload
-        .take()
-        .ok_or(EnvelopeError::MissingPayload)?;
-    let actual = event_type(&payload);
-    if envelope.event_type != actual {
-        return Err(EnvelopeError::TypeMismatch {
-            declared: envelope.event_type.clone(),
-            actual,
-        });
+    let payload = envelope.payload.take();
+    match &payload {
+        Some(payload) if envelope.event_type != event_type(payload) => {
+            return Err(EnvelopeError::TypeMismatch {
+                declared: envelope.event_type.clone(),
+                actual: event_type(payload),
+            });
+        }
+        Some(_) => {}
+        None if envelope.event_type.is_empty() => return Err(EnvelopeError::MissingPayload),
+        None => {}
     }
     let event_id = parse_id("event_id", &envelope.event_id)?;
     let order_id = parse_id("order_id", &envelope.order_id)?;
@@ -145,8 +206,37 @@ mod tests {
         let envelope = wrap(order_id, rejected());
         let event = open(&envelope.encode_to_vec()).unwrap();
         assert_eq!(event.order_id, order_id);
-        assert_eq!(event.payload, rejected());
+        assert_eq!(event.payload, Some(rejected()));
         assert_eq!(event.envelope.event_type, "SagaRejected");
+        assert_eq!(event.saga_facts().reason, "out of stock");
+    }
+
+    #[test]
+    fn newer_versions_and_unknown_types_open_for_what_this_build_knows() {
+        let mut newer = wrap(Uuid::new_v4(), rejected());
+        newer.schema_version = SCHEMA_VERSION + 1;
+        assert_eq!(
+            open(&newer.encode_to_vec()).unwrap().payload,
+            Some(rejected())
+        );
+
+        let facts = SagaFacts {
+            customer_id: "alice".into(),
+            ..SagaFacts::default()
+        };
+        let mut unknown = wrap_foreign(Uuid::new_v4(), "ShipmentBooked", facts);
+        let event = open(&unknown.encode_to_vec()).unwrap();
+        assert_eq!(event.saga_facts().customer_id, "alice");
+        assert_eq!(
+            (event.event_type(), &event.payload),
+            ("ShipmentBooked", &None)
+        );
+
+        unknown.event_type = String::new();
+        assert_eq!(
+            open(&unknown.encode_to_vec()),
+            Err(EnvelopeError::MissingPayload)
+        );
     }
 
     #[test]
@@ -161,10 +251,10 @@ mod tests {
         );
 
         let mut envelope = wrap(Uuid::new_v4(), rejected());
-        envelope.schema_version = 99;
+        envelope.schema_version = 0;
         assert_eq!(
             open(&envelope.encode_to_vec()),
-            Err(EnvelopeError::UnsupportedSchemaVersion(99))
+            Err(EnvelopeError::UnsupportedSchemaVersion(0))
         );
 
         let mut envelope = wrap(Uuid::new_v4(), rejected());

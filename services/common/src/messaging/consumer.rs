@@ -3,7 +3,8 @@
 //! batches, one database transaction per batch, so a commit (and its fsync) is shared by many
 //! events while each event keeps its own inbox record, effects and span. Poison messages go to
 //! the dead-letter topic with their origin and error; transient failures are retried with
-//! backoff and block the consumer, so nothing is skipped.
+//! backoff and block the consumer, so nothing is skipped. An event this consumer does not
+//! understand (a type only a newer producer knows) is skipped and counted, not dead-lettered.
 
 use std::{sync::Arc, time::Duration};
 
@@ -55,6 +56,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Called once the transaction that applied `event` has committed: the place to tell
     /// in-process watchers, who must never see an effect that could still roll back.
     fn committed(&self, _event: &envelope::Event) {}
+
+    /// Whether this handler has anything to do with `event`; one it does not understand is
+    /// skipped (and counted), never dead-lettered. By default: a payload this build knows.
+    fn understands(&self, event: &envelope::Event) -> bool {
+        event.payload.is_some()
+    }
 }
 
 /// Why a consumer stopped consuming.
@@ -69,6 +76,8 @@ pub enum Consumed {
     Applied,
     Duplicate,
     DeadLettered,
+    /// Not for this consumer: a type it does not know.
+    Skipped,
 }
 
 impl Consumed {
@@ -78,6 +87,7 @@ impl Consumed {
             Self::Applied => "applied",
             Self::Duplicate => "duplicate",
             Self::DeadLettered => "dead_lettered",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -86,7 +96,7 @@ impl Consumed {
 pub struct EventConsumer<H> {
     /// The consumer group, which is also the component's name (in spans and metrics).
     pub name: &'static str,
-    pub topics: &'static [&'static str],
+    pub topics: Arc<[String]>,
     pub db: DatabaseConnection,
     pub handler: H,
     pub relay: Relay,
@@ -105,7 +115,8 @@ impl<H: Handler> EventConsumer<H> {
         shutdown: Shutdown,
     ) -> Result<(), KafkaError> {
         loop {
-            let consumer = kafka::consumer(kafka, self.name, self.topics)?;
+            let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+            let consumer = kafka::consumer(kafka, self.name, &topics)?;
             let stop = self.consume(&consumer, &rejoin, &shutdown).await;
             // Async: a broker that is down must not hold up shutdown (uncommitted offsets only
             // mean redelivery, which the inbox absorbs).
@@ -183,7 +194,7 @@ impl<H: Handler> EventConsumer<H> {
     ) -> Option<Vec<Consumed>> {
         let mut items: Vec<Item> = batch
             .iter()
-            .map(|message| Item::open(self.name, message))
+            .map(|message| Item::open(self.name, message, &self.handler))
             .collect();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -212,6 +223,9 @@ impl<H: Handler> EventConsumer<H> {
                     return None;
                 }
                 Consumed::DeadLettered
+            } else if item.skipped {
+                tracing::debug!(parent: &item.span, consumer = self.name, "event of a type this consumer does not know: skipped");
+                Consumed::Skipped
             } else if item.duplicate {
                 Consumed::Duplicate
             } else {
@@ -236,7 +250,10 @@ impl<H: Handler> EventConsumer<H> {
     async fn apply(&self, items: &mut [Item]) -> Result<(), BatchError> {
         let txn = self.db.begin().await?;
         let mut applied = 0;
-        for item in items.iter_mut().filter(|item| item.refused.is_none()) {
+        for item in items
+            .iter_mut()
+            .filter(|item| item.refused.is_none() && !item.skipped)
+        {
             let Some(event) = &item.event else { continue };
             let outcome = self
                 .apply_one(&txn, event)
@@ -290,12 +307,14 @@ struct Item {
     refused: Option<String>,
     /// The inbox had already seen the event (as of the attempt that committed).
     duplicate: bool,
+    /// The handler does not understand the event: nothing to apply.
+    skipped: bool,
     span: tracing::Span,
 }
 
 impl Item {
     /// Decodes `message` and opens its span, continuing the trace its envelope names.
-    fn open(consumer: &'static str, message: &BorrowedMessage<'_>) -> Self {
+    fn open(consumer: &'static str, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Self {
         let opened = envelope::open(message.payload().unwrap_or_default());
         let span = tracing::info_span!(
             "kafka.consume",
@@ -324,10 +343,14 @@ impl Item {
             Ok(event) => (Some(event), None),
             Err(error) => (None, Some(error.to_string())),
         };
+        let skipped = event
+            .as_ref()
+            .is_some_and(|event| !handler.understands(event));
         Self {
             event,
             refused,
             duplicate: false,
+            skipped,
             span,
         }
     }

@@ -24,7 +24,7 @@ pub fn sample_interval(stuck_after: Duration) -> Duration {
 /// A consumer group to watch, and how to tell its consumer to rejoin.
 pub struct Watched {
     pub group: &'static str,
-    pub topics: &'static [&'static str],
+    pub topics: Arc<[String]>,
     pub rejoin: Arc<Notify>,
 }
 
@@ -57,9 +57,10 @@ pub async fn consumer_lag(
     let mut progress = PartitionProgress::default();
     let mut last_sample = Instant::now();
     loop {
-        let sampler = client.clone();
+        let (sampler, topics) = (client.clone(), topics.clone());
         let sampled = tokio::task::spawn_blocking(move || {
-            lag::partition_lags(sampler.as_ref(), topics, Duration::from_secs(5))
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            lag::partition_lags(sampler.as_ref(), &topics, Duration::from_secs(5))
         })
         .await;
         let fault = match sampled {
