@@ -13,12 +13,15 @@ use orderly_broker::BrokerArgs;
 use orderly_common::{
     Shutdown,
     component::ComponentError,
-    config::{DatabaseArgs, DependencyArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
+    config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::seed;
+use crate::{
+    components::{self, Component, InDev},
+    seed,
+};
 
 #[derive(Args, Clone, Debug)]
 pub struct DevArgs {
@@ -74,9 +77,8 @@ impl Default for DevArgs {
 
 /// A component of the dev process, for the endpoint table.
 struct Endpoint {
-    component: &'static str,
+    component: &'static Component,
     addr: SocketAddr,
-    api: &'static str,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -107,65 +109,28 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         wait_for_broker(&bootstrap, &mut broker).await?;
     }
     let endpoints = endpoints(&args);
-    let addr = |name| {
-        endpoints
-            .iter()
-            .find(|e| e.component == name)
-            .map(|e| e.addr)
-    };
-    let (Some(inventory), Some(payment)) =
-        (addr(orderly_inventory::NAME), addr(orderly_payment::NAME))
-    else {
-        bail!("dev runs inventory and payment");
-    };
+    let addrs: Vec<(&'static str, SocketAddr)> = endpoints
+        .iter()
+        .map(|endpoint| (endpoint.component.name, endpoint.addr))
+        .collect();
     let mut services: JoinSet<(&'static str, Result<(), ComponentError>)> = JoinSet::new();
     for endpoint in &endpoints {
-        let service = ServiceConfig {
-            server: ServerArgs::on(endpoint.addr),
-            database: DatabaseArgs {
-                sqlite_sync: args.sqlite_sync,
-                ..DatabaseArgs::in_dir(args.data_dir.clone())
+        let in_dev = InDev {
+            service: ServiceConfig {
+                server: ServerArgs::on(endpoint.addr),
+                database: DatabaseArgs {
+                    sqlite_sync: args.sqlite_sync,
+                    ..DatabaseArgs::in_dir(args.data_dir.clone())
+                },
+                kafka: KafkaArgs::at(bootstrap.clone()),
             },
-            kafka: KafkaArgs::at(bootstrap.clone()),
+            addrs: addrs.clone(),
+            saga: args.saga.clone(),
+            shutdown: shutdown.clone(),
         };
-        let dependencies = DependencyArgs::at(inventory, payment);
-        let (component, shutdown, saga) = (endpoint.component, shutdown.clone(), args.saga.clone());
-        services.spawn(async move {
-            let result = match component {
-                orderly_order::NAME => {
-                    orderly_order::run(
-                        &orderly_order::Config {
-                            service,
-                            dependencies,
-                            watch_recheck_ms: orderly_order::DEFAULT_WATCH_RECHECK_MS,
-                            admission_max_wait_ms: orderly_order::DEFAULT_ADMISSION_MAX_WAIT_MS,
-                            admission_floor: orderly_order::DEFAULT_ADMISSION_FLOOR,
-                        },
-                        shutdown,
-                    )
-                    .await
-                }
-                orderly_inventory::NAME => orderly_inventory::run(&service, shutdown).await,
-                orderly_payment::NAME => orderly_payment::run(&service, shutdown).await,
-                orderly_notification::NAME => {
-                    let config = orderly_notification::Config {
-                        service,
-                        notifications_file: None,
-                        notifications_webhook: None,
-                    };
-                    orderly_notification::run(&config, shutdown).await
-                }
-                _ => {
-                    let config = orderly_orchestrator::Config {
-                        service,
-                        dependencies,
-                        saga,
-                    };
-                    orderly_orchestrator::run(&config, shutdown).await
-                }
-            };
-            (component, result)
-        });
+        let component = endpoint.component;
+        let running = (component.run_in_dev)(in_dev);
+        services.spawn(async move { (component.name, running.await) });
     }
 
     tokio::select! {
@@ -179,10 +144,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     if !args.no_seed && !shutdown.is_triggered() {
         let addr = |name| {
-            endpoints
+            addrs
                 .iter()
-                .find(|e| e.component == name)
-                .map(|e| e.addr)
+                .find(|(component, _)| *component == name)
+                .map(|(_, addr)| *addr)
         };
         let (Some(inventory), Some(payment)) =
             (addr(orderly_inventory::NAME), addr(orderly_payment::NAME))
@@ -258,35 +223,26 @@ fn broker_stopped(
     }
 }
 
+/// Every component of the registry on its port (its flag here, else its default).
 fn endpoints(args: &DevArgs) -> Vec<Endpoint> {
-    let at = |port| SocketAddr::new(args.host, port);
-    vec![
-        Endpoint {
-            component: orderly_order::NAME,
-            addr: at(args.order_port),
-            api: "orderly.order.v1.OrderService",
-        },
-        Endpoint {
-            component: orderly_inventory::NAME,
-            addr: at(args.inventory_port),
-            api: "orderly.inventory.v1.InventoryService",
-        },
-        Endpoint {
-            component: orderly_payment::NAME,
-            addr: at(args.payment_port),
-            api: "orderly.payment.v1.PaymentService",
-        },
-        Endpoint {
-            component: orderly_notification::NAME,
-            addr: at(args.notification_port),
-            api: "orderly.notification.v1.NotificationService",
-        },
-        Endpoint {
-            component: orderly_orchestrator::NAME,
-            addr: at(args.orchestrator_port),
-            api: "orderly.saga.v1.SagaService",
-        },
-    ]
+    let flags = [
+        (orderly_order::NAME, args.order_port),
+        (orderly_inventory::NAME, args.inventory_port),
+        (orderly_payment::NAME, args.payment_port),
+        (orderly_notification::NAME, args.notification_port),
+        (orderly_orchestrator::NAME, args.orchestrator_port),
+    ];
+    components::ALL
+        .iter()
+        .map(|component| {
+            let flag = flags.iter().find(|(name, _)| *name == component.name);
+            let port = flag.map_or(component.default_port, |(_, port)| *port);
+            Endpoint {
+                component,
+                addr: SocketAddr::new(args.host, port),
+            }
+        })
+        .collect()
 }
 
 fn print_table(args: &DevArgs, endpoints: &[Endpoint], bootstrap: &str) {
@@ -296,9 +252,9 @@ fn print_table(args: &DevArgs, endpoints: &[Endpoint], bootstrap: &str) {
     for endpoint in endpoints {
         println!(
             "  {:<14} {:<22} {}",
-            endpoint.component,
+            endpoint.component.name,
             endpoint.addr.to_string(),
-            endpoint.api
+            endpoint.component.api
         );
     }
     let broker = if args.kafka_bootstrap.is_some() {

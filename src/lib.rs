@@ -1,6 +1,7 @@
 //! The `orderly` command line: parses flags and environment, then starts the chosen component.
 //! A library, so tests and benchmarks can start the same things the binary does.
 
+pub mod components;
 mod dev;
 mod migrate;
 mod seed;
@@ -58,6 +59,8 @@ pub enum Command {
     Orchestrator(orderly_orchestrator::Config),
     /// Apply database migrations and exit
     Migrate(MigrateArgs),
+    /// List the components: name, default port, API and the components each calls
+    Components,
 }
 
 /// Where `/metrics` is served, if anywhere.
@@ -84,7 +87,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let process = process_name(&command);
     let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process)
         .map_err(anyhow::Error::msg)?;
-    let serves_metrics = !matches!(command, Command::Migrate(_) | Command::Broker(_));
+    let serves_metrics = !matches!(
+        command,
+        Command::Migrate(_) | Command::Broker(_) | Command::Components
+    );
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)
             .with_context(|| format!("cannot serve metrics on {addr} (ORDERLY_METRICS_ADDR)"))?;
@@ -105,6 +111,7 @@ fn process_name(command: &Command) -> String {
         Command::Notification(_) => orderly_notification::NAME,
         Command::Orchestrator(_) => orderly_orchestrator::NAME,
         Command::Migrate(_) => "migrate",
+        Command::Components => "components",
     };
     telemetry::service_name(component)
 }
@@ -134,5 +141,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             .await
             .context("orchestrator"),
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Components => {
+            components::print();
+            Ok(())
+        }
     }
 }

@@ -15,7 +15,7 @@ use orderly_common::grpc::Client;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
-    config::{DependencyArgs, ServiceConfig},
+    config::{Callee, Callees, DependencyArgs, ServiceConfig},
 };
 use orderly_proto::saga::v1::saga_service_server::{SERVICE_NAME, SagaServiceServer};
 use orderly_saga::{RetryPolicy, Versions};
@@ -26,12 +26,29 @@ pub use orderly_migration_orchestrator::Migrator;
 pub const NAME: &str = "orchestrator";
 pub const DEFAULT_PORT: u16 = 50055;
 
+/// The participants of the shipped saga, whose compensations the orchestrator calls (a saga
+/// definition naming others gives their endpoints with `--participant`).
+pub struct Calls;
+
+impl Callees for Calls {
+    const CALLEES: &'static [Callee] = &[
+        Callee {
+            name: "inventory",
+            default_port: 50052,
+        },
+        Callee {
+            name: "payment",
+            default_port: 50053,
+        },
+    ];
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceConfig,
     #[command(flatten)]
-    pub dependencies: DependencyArgs,
+    pub dependencies: DependencyArgs<Calls>,
     #[command(flatten)]
     pub saga: SagaArgs,
 }
@@ -110,11 +127,7 @@ impl SagaArgs {
 /// participant with no endpoint, stops it before it starts.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
     let versions = config.saga.versions()?;
-    let (inventory, payment) = config.dependencies.clients(NAME)?;
-    let mut clients = vec![
-        ("inventory".to_owned(), inventory),
-        ("payment".to_owned(), payment),
-    ];
+    let mut clients = config.dependencies.clients(NAME)?;
     for (name, url) in &config.saga.participants {
         let client = Client::new(NAME, name, url, config.dependencies.timeout())?;
         clients.push((name.clone(), client));

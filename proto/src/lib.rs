@@ -1,6 +1,10 @@
-//! Every Orderly API and event, generated from the .proto files under `proto/`.
+//! Every Orderly API and event, generated from the .proto files under `proto/`, and the rest of
+//! the event contract: the topics events travel on and what every payload says in common.
 //!
 //! Services depend on this crate and never copy .proto files.
+
+mod payload;
+pub mod topics;
 
 /// The encoded `FileDescriptorSet` of every Orderly proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -108,14 +108,17 @@ pub async fn wait_health(addr: SocketAddr, wanted: ServingStatus, within: Durati
     }
 }
 
-/// The service components, as `orderly <component>` runs them.
-pub const SERVICES: [&str; 5] = [
-    "order",
-    "inventory",
-    "payment",
-    "notification",
-    "orchestrator",
-];
+/// The service components, as `orderly <component>` runs them (the binary's registry).
+pub const SERVICES: [&str; 5] = {
+    let all = &orderly::components::ALL;
+    [
+        all[0].name,
+        all[1].name,
+        all[2].name,
+        all[3].name,
+        all[4].name,
+    ]
+};
 
 /// Picks a component's database URL (None: a SQLite file in the data directory).
 pub type DatabaseUrls = Box<dyn FnMut(&str) -> Option<String>>;
@@ -223,14 +226,11 @@ impl System {
             if let Some(url) = (options.database_url)(name) {
                 envs.push(("ORDERLY_DATABASE_URL".to_owned(), url));
             }
-            if matches!(*name, "order" | "orchestrator") {
+            let calls = orderly::components::find(name).map_or(&[][..], |c| c.calls);
+            for callee in calls {
                 envs.push((
-                    "ORDERLY_INVENTORY_ENDPOINT".to_owned(),
-                    format!("http://{}", addr_of("inventory")),
-                ));
-                envs.push((
-                    "ORDERLY_PAYMENT_ENDPOINT".to_owned(),
-                    format!("http://{}", addr_of("payment")),
+                    format!("ORDERLY_{}_ENDPOINT", callee.name.to_uppercase()),
+                    format!("http://{}", addr_of(callee.name)),
                 ));
             }
             if *name == "orchestrator" {

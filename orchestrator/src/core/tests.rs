@@ -30,13 +30,13 @@ fn cases() -> ProptestConfig {
     }
 }
 
-/// The shipped saga: step 0 reserves inventory, step 1 authorizes payment.
+/// The shipped saga: step 0 reserves stock, step 1 authorizes the charge.
 fn order() -> Definition {
     orderly_saga::order::v1().expect("the shipped saga is valid")
 }
 
-const INVENTORY: StepIndex = 0;
-const PAYMENT: StepIndex = 1;
+const RESERVE: StepIndex = 0;
+const AUTHORIZE: StepIndex = 1;
 
 /// A chain of `len` steps `s0`, `s1`, …: step `i`, run by `p{i}`, starts on the previous step's
 /// success (the first on `Start`), succeeds on `S{i}ok` and fails on `S{i}fail`. Every step

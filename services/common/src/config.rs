@@ -1,7 +1,7 @@
 //! Configuration shared by every component, in layers: defaults, `ORDERLY_*` environment, flags.
 //! Each component flattens the groups it needs into its own `clap` arguments.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{marker::PhantomData, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
@@ -211,41 +211,136 @@ pub struct ServiceConfig {
     pub kafka: KafkaArgs,
 }
 
-/// Where the services this component calls answer (order and orchestrator call inventory and
-/// payment).
-#[derive(Args, Clone, Debug)]
-pub struct DependencyArgs {
-    /// gRPC endpoint of the inventory service
-    #[arg(
-        long,
-        env = "ORDERLY_INVENTORY_ENDPOINT",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub inventory_endpoint: String,
-
-    /// gRPC endpoint of the payment service
-    #[arg(
-        long,
-        env = "ORDERLY_PAYMENT_ENDPOINT",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    pub payment_endpoint: String,
-
-    /// Timeout of each call to another service
-    #[arg(long, env = "ORDERLY_DEPENDENCY_TIMEOUT_MS", default_value_t = DEPENDENCY_TIMEOUT_MS)]
-    pub dependency_timeout_ms: u64,
+/// A component another one calls, as the caller declares it (shared plumbing names none).
+#[derive(Clone, Copy, Debug)]
+pub struct Callee {
+    pub name: &'static str,
+    pub default_port: u16,
 }
 
-impl DependencyArgs {
-    pub fn at(inventory: SocketAddr, payment: SocketAddr) -> Self {
+/// The components a caller calls.
+pub trait Callees: 'static {
+    const CALLEES: &'static [Callee];
+}
+
+/// Where the components a caller calls answer: `--<name>-endpoint` (`ORDERLY_<NAME>_ENDPOINT`)
+/// for each of its [`Callees`], and one timeout for every call.
+pub struct DependencyArgs<C> {
+    endpoints: Vec<(&'static str, String)>,
+    pub dependency_timeout_ms: u64,
+    callees: PhantomData<fn() -> C>,
+}
+
+impl<C: Callees> DependencyArgs<C> {
+    /// Every callee at the address `addr_of` gives (the default endpoint where it gives none).
+    pub fn at(addr_of: impl Fn(&str) -> Option<SocketAddr>) -> Self {
+        let endpoints = C::CALLEES
+            .iter()
+            .map(|callee| {
+                let endpoint = addr_of(callee.name)
+                    .map_or_else(|| default_endpoint(callee), |addr| format!("http://{addr}"));
+                (callee.name, endpoint)
+            })
+            .collect();
         Self {
-            inventory_endpoint: format!("http://{inventory}"),
-            payment_endpoint: format!("http://{payment}"),
+            endpoints,
             dependency_timeout_ms: DEPENDENCY_TIMEOUT_MS,
+            callees: PhantomData,
         }
     }
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.dependency_timeout_ms)
+    }
+
+    /// Each callee's name and endpoint.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.endpoints
+            .iter()
+            .map(|(name, endpoint)| (*name, endpoint.as_str()))
+    }
+}
+
+fn default_endpoint(callee: &Callee) -> String {
+    format!("http://127.0.0.1:{}", callee.default_port)
+}
+
+fn endpoint_id(callee: &Callee) -> String {
+    format!("{}_endpoint", callee.name)
+}
+
+const TIMEOUT_ID: &str = "dependency_timeout_ms";
+
+impl<C> Clone for DependencyArgs<C> {
+    fn clone(&self) -> Self {
+        Self {
+            endpoints: self.endpoints.clone(),
+            dependency_timeout_ms: self.dependency_timeout_ms,
+            callees: PhantomData,
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for DependencyArgs<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DependencyArgs")
+            .field("endpoints", &self.endpoints)
+            .field("dependency_timeout_ms", &self.dependency_timeout_ms)
+            .finish()
+    }
+}
+
+// By hand rather than derived: the flags come from the caller's list of callees.
+impl<C: Callees> clap::Args for DependencyArgs<C> {
+    fn augment_args(mut command: clap::Command) -> clap::Command {
+        for callee in C::CALLEES {
+            command = command.arg(
+                clap::Arg::new(endpoint_id(callee))
+                    .long(format!("{}-endpoint", callee.name))
+                    .env(format!("ORDERLY_{}_ENDPOINT", callee.name.to_uppercase()))
+                    .value_name("URL")
+                    .default_value(default_endpoint(callee))
+                    .help(format!("gRPC endpoint of the {} service", callee.name)),
+            );
+        }
+        command.arg(
+            clap::Arg::new(TIMEOUT_ID)
+                .long("dependency-timeout-ms")
+                .env("ORDERLY_DEPENDENCY_TIMEOUT_MS")
+                .value_name("MS")
+                .value_parser(clap::value_parser!(u64))
+                .default_value(DEPENDENCY_TIMEOUT_MS.to_string())
+                .help("Timeout of each call to another service"),
+        )
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl<C: Callees> clap::FromArgMatches for DependencyArgs<C> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let endpoints = C::CALLEES
+            .iter()
+            .map(|callee| {
+                let endpoint = matches.get_one::<String>(&endpoint_id(callee)).cloned();
+                (
+                    callee.name,
+                    endpoint.unwrap_or_else(|| default_endpoint(callee)),
+                )
+            })
+            .collect();
+        let timeout = matches.get_one::<u64>(TIMEOUT_ID).copied();
+        Ok(Self {
+            endpoints,
+            dependency_timeout_ms: timeout.unwrap_or(DEPENDENCY_TIMEOUT_MS),
+            callees: PhantomData,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }

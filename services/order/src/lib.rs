@@ -16,7 +16,7 @@ use clap::Args;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
-    config::{DependencyArgs, ServiceConfig},
+    config::{Callee, Callees, DependencyArgs, ServiceConfig},
     group_commit::GroupCommit,
 };
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
@@ -30,12 +30,29 @@ pub const DEFAULT_WATCH_RECHECK_MS: u64 = 2_000;
 pub const DEFAULT_ADMISSION_MAX_WAIT_MS: u64 = 5_000;
 pub const DEFAULT_ADMISSION_FLOOR: u64 = 200;
 
+/// What PlaceOrder asks before it takes an order: prices from inventory, the account from
+/// payment.
+pub struct Calls;
+
+impl Callees for Calls {
+    const CALLEES: &'static [Callee] = &[
+        Callee {
+            name: "inventory",
+            default_port: 50052,
+        },
+        Callee {
+            name: "payment",
+            default_port: 50053,
+        },
+    ];
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceConfig,
     #[command(flatten)]
-    pub dependencies: DependencyArgs,
+    pub dependencies: DependencyArgs<Calls>,
     /// How often a WatchOrder stream reads its order again while it waits (at least 50).
     /// Streams on the replica that applied the decision learn it at once; on other replicas,
     /// within this
@@ -60,7 +77,12 @@ pub struct Config {
 
 /// Runs the order service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let (inventory, payment) = config.dependencies.clients(NAME)?;
+    let clients = config.dependencies.clients(NAME)?;
+    let Ok([(_, inventory), (_, payment)]) = <[_; 2]>::try_from(clients) else {
+        return Err(ComponentError::Setting(
+            "order calls inventory and payment".into(),
+        ));
+    };
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let watchers = watch::Watchers {

@@ -1,4 +1,4 @@
-//! The shipped saga (reserve inventory, then authorize payment): its examples, and random
+//! The shipped saga (reserve stock, then authorize the charge): its examples, and random
 //! histories with duplicates, any order, failing compensations and operators.
 
 use proptest::prelude::*;
@@ -11,8 +11,8 @@ fn both_steps_succeeding_confirms_once() {
         &order(),
         [
             Event::Started,
-            Event::StepSucceeded(INVENTORY),
-            Event::StepSucceeded(PAYMENT),
+            Event::StepSucceeded(RESERVE),
+            Event::StepSucceeded(AUTHORIZE),
         ],
     );
     assert_eq!(history.saga.phase, Phase::Confirmed);
@@ -25,31 +25,28 @@ fn a_step_succeeding_arms_the_next_steps_deadline_while_the_saga_runs() {
     let (reserved, commands) = apply(
         &definition,
         &Saga::new(&definition),
-        Event::StepSucceeded(INVENTORY),
+        Event::StepSucceeded(RESERVE),
     );
-    assert_eq!(commands, [Command::ArmDeadline(PAYMENT)]);
-    let (_, commands) = apply(&definition, &reserved, Event::StepSucceeded(PAYMENT));
+    assert_eq!(commands, [Command::ArmDeadline(AUTHORIZE)]);
+    let (_, commands) = apply(&definition, &reserved, Event::StepSucceeded(AUTHORIZE));
     assert_eq!(
         commands,
         [Command::EmitConfirmed],
         "nothing left to wait for"
     );
 
-    let rejected = after(&definition, [failed(PAYMENT, "declined")]);
-    let (_, commands) = apply(&definition, &rejected, Event::StepSucceeded(INVENTORY));
+    let rejected = after(&definition, [failed(AUTHORIZE, "declined")]);
+    let (_, commands) = apply(&definition, &rejected, Event::StepSucceeded(RESERVE));
     assert_eq!(
         commands,
-        [Command::Compensate(INVENTORY)],
+        [Command::Compensate(RESERVE)],
         "a decided saga waits for nothing"
     );
 }
 
 #[test]
 fn out_of_stock_rejects_without_compensation() {
-    let history = run(
-        &order(),
-        [failed(INVENTORY, "mug: 5 requested, 2 available")],
-    );
+    let history = run(&order(), [failed(RESERVE, "mug: 5 requested, 2 available")]);
     assert_eq!(history.saga.phase, Phase::Rejected);
     assert_eq!(
         history.outcomes,
@@ -61,19 +58,19 @@ fn out_of_stock_rejects_without_compensation() {
 }
 
 #[test]
-fn declined_payment_releases_the_reservation_then_rejects() {
+fn a_declined_charge_releases_the_reservation_then_rejects() {
     let definition = order();
-    let reserved = after(&definition, [Event::StepSucceeded(INVENTORY)]);
+    let reserved = after(&definition, [Event::StepSucceeded(RESERVE)]);
     let (next, commands) = apply(
         &definition,
         &reserved,
-        failed(PAYMENT, "insufficient funds"),
+        failed(AUTHORIZE, "insufficient funds"),
     );
     assert_eq!(next.phase, Phase::Compensating);
-    assert_eq!(commands, [Command::Compensate(INVENTORY)]);
-    let (done, commands) = apply(&definition, &next, Event::Compensated(INVENTORY));
+    assert_eq!(commands, [Command::Compensate(RESERVE)]);
+    let (done, commands) = apply(&definition, &next, Event::Compensated(RESERVE));
     assert_eq!(
-        (done.phase, done.step(INVENTORY)),
+        (done.phase, done.step(RESERVE)),
         (Phase::Rejected, Step::Compensated)
     );
     assert_eq!(
@@ -87,34 +84,34 @@ fn declined_payment_releases_the_reservation_then_rejects() {
 #[test]
 fn deadline_compensates_in_reverse_order_and_late_success_is_undone() {
     let definition = order();
-    let reserved = after(&definition, [Event::StepSucceeded(INVENTORY)]);
+    let reserved = after(&definition, [Event::StepSucceeded(RESERVE)]);
     let (after_deadline, commands) = apply(&definition, &reserved, Event::DeadlinePassed);
-    assert_eq!(commands, [Command::Compensate(INVENTORY)]);
-    let (rejected, _) = apply(&definition, &after_deadline, Event::Compensated(INVENTORY));
+    assert_eq!(commands, [Command::Compensate(RESERVE)]);
+    let (rejected, _) = apply(&definition, &after_deadline, Event::Compensated(RESERVE));
     assert_eq!(rejected.phase, Phase::Rejected);
 
-    let (late, commands) = apply(&definition, &rejected, Event::StepSucceeded(PAYMENT));
-    assert_eq!(commands, [Command::Compensate(PAYMENT)]);
+    let (late, commands) = apply(&definition, &rejected, Event::StepSucceeded(AUTHORIZE));
+    assert_eq!(commands, [Command::Compensate(AUTHORIZE)]);
     assert_eq!(late.phase, Phase::Rejected, "a late success never confirms");
-    let (settled, commands) = apply(&definition, &late, Event::Compensated(PAYMENT));
+    let (settled, commands) = apply(&definition, &late, Event::Compensated(AUTHORIZE));
     assert!(commands.is_empty(), "the outcome is emitted once");
     assert!(settled.is_terminal());
 }
 
-/// Payment's answer overtook inventory's, then the deadline passed: both steps end up holding
+/// The charge's answer overtook the reservation's, then the deadline passed: both steps end up holding
 /// their effect, and are undone latest first, one at a time.
 #[test]
 fn both_succeeded_then_compensated_latest_first() {
     let definition = order();
-    let paid = after(&definition, [Event::StepSucceeded(PAYMENT)]);
+    let paid = after(&definition, [Event::StepSucceeded(AUTHORIZE)]);
     let (rejecting, commands) = apply(&definition, &paid, Event::DeadlinePassed);
-    assert_eq!(commands, [Command::Compensate(PAYMENT)]);
-    let (rejecting, commands) = apply(&definition, &rejecting, Event::StepSucceeded(INVENTORY));
+    assert_eq!(commands, [Command::Compensate(AUTHORIZE)]);
+    let (rejecting, commands) = apply(&definition, &rejecting, Event::StepSucceeded(RESERVE));
     assert!(commands.is_empty(), "waits for the refund: {commands:?}");
-    assert_eq!(rejecting.step(INVENTORY), Step::Succeeded);
-    let (refunded, commands) = apply(&definition, &rejecting, Event::Compensated(PAYMENT));
-    assert_eq!(commands, [Command::Compensate(INVENTORY)]);
-    let (done, commands) = apply(&definition, &refunded, Event::Compensated(INVENTORY));
+    assert_eq!(rejecting.step(RESERVE), Step::Succeeded);
+    let (refunded, commands) = apply(&definition, &rejecting, Event::Compensated(AUTHORIZE));
+    assert_eq!(commands, [Command::Compensate(RESERVE)]);
+    let (done, commands) = apply(&definition, &refunded, Event::Compensated(RESERVE));
     assert_eq!(done.phase, Phase::Rejected);
     assert!(matches!(
         commands.as_slice(),
@@ -127,12 +124,13 @@ fn a_failing_compensation_parks_and_completes_when_it_finally_succeeds() {
     let definition = order();
     let compensating = after(
         &definition,
-        [Event::StepSucceeded(INVENTORY), failed(PAYMENT, "declined")],
+        [Event::StepSucceeded(RESERVE), failed(AUTHORIZE, "declined")],
     );
-    let (parked, _) = apply(&definition, &compensating, compensation_failing(INVENTORY));
+    let (parked, _) = apply(&definition, &compensating, compensation_failing(RESERVE));
     assert_eq!(parked.phase, Phase::Parked);
-    assert!(parked.reason.contains("reserve_inventory keeps failing"));
-    let (done, commands) = apply(&definition, &parked, Event::Compensated(INVENTORY));
+    let reserve = &definition.steps()[RESERVE].name;
+    assert!(parked.reason.contains(&format!("{reserve} keeps failing")));
+    let (done, commands) = apply(&definition, &parked, Event::Compensated(RESERVE));
     assert_eq!(done.phase, Phase::Rejected);
     assert_eq!(
         commands.len(),
@@ -141,7 +139,7 @@ fn a_failing_compensation_parks_and_completes_when_it_finally_succeeds() {
     );
 }
 
-/// The parking note ("; parked: compensating reserve_inventory keeps failing") says why the
+/// The parking note ("; parked: compensating <step> keeps failing") says why the
 /// saga waited; the rejection it emits once its compensation succeeds on its own says why it
 /// was rejected, as after an operator's retry.
 #[test]
@@ -149,8 +147,8 @@ fn a_parked_saga_that_completes_on_its_own_emits_its_rejection_reason() {
     let definition = order();
     let (done, commands) = apply(
         &definition,
-        &parked_on_inventory(),
-        Event::Compensated(INVENTORY),
+        &parked_on_the_reservation(),
+        Event::Compensated(RESERVE),
     );
     assert_eq!(done.reason, "insufficient funds");
     assert_eq!(
@@ -168,9 +166,9 @@ fn compensated_without_a_request_is_an_error() {
         transition(
             &definition,
             &Saga::new(&definition),
-            Event::Compensated(PAYMENT)
+            Event::Compensated(AUTHORIZE)
         ),
-        Err(Error::NotCompensating(PAYMENT, Step::Pending))
+        Err(Error::NotCompensating(AUTHORIZE, Step::Pending))
     );
 }
 
@@ -194,15 +192,15 @@ fn an_event_naming_a_step_the_definition_lacks_is_refused() {
     }
 }
 
-/// Payment declined, and releasing the reservation keeps failing.
-fn parked_on_inventory() -> Saga {
+/// The charge declined, and releasing the reservation keeps failing.
+fn parked_on_the_reservation() -> Saga {
     let definition = order();
     after(
         &definition,
         [
-            Event::StepSucceeded(INVENTORY),
-            failed(PAYMENT, "insufficient funds"),
-            compensation_failing(INVENTORY),
+            Event::StepSucceeded(RESERVE),
+            failed(AUTHORIZE, "insufficient funds"),
+            compensation_failing(RESERVE),
         ],
     )
 }
@@ -210,14 +208,18 @@ fn parked_on_inventory() -> Saga {
 #[test]
 fn operator_retry_sends_a_parked_saga_back_to_compensating() {
     let definition = order();
-    let (retried, commands) = apply(&definition, &parked_on_inventory(), Event::OperatorRetry);
+    let (retried, commands) = apply(
+        &definition,
+        &parked_on_the_reservation(),
+        Event::OperatorRetry,
+    );
     assert_eq!(retried.phase, Phase::Compensating);
     assert_eq!(
         retried.reason, "insufficient funds",
         "the rejection's own reason is back"
     );
-    assert_eq!(commands, [Command::Compensate(INVENTORY)]);
-    let (done, commands) = apply(&definition, &retried, Event::Compensated(INVENTORY));
+    assert_eq!(commands, [Command::Compensate(RESERVE)]);
+    let (done, commands) = apply(&definition, &retried, Event::Compensated(RESERVE));
     assert_eq!(done.phase, Phase::Rejected);
     assert!(matches!(
         commands.as_slice(),
@@ -231,18 +233,19 @@ fn operator_retry_sends_a_parked_saga_back_to_compensating() {
 #[test]
 fn parking_repeatedly_keeps_the_reason_bounded() {
     let definition = order();
-    let mut saga = parked_on_inventory();
+    let mut saga = parked_on_the_reservation();
     for _ in 0..5 {
         saga = apply(&definition, &saga, Event::OperatorRetry).0;
         let failing = Event::CompensationFailing {
-            step: INVENTORY,
+            step: RESERVE,
             reason: "x".repeat(500),
         };
         saga = apply(&definition, &saga, failing).0;
     }
+    let reserve = &definition.steps()[RESERVE].name;
     assert_eq!(
         saga.reason,
-        "insufficient funds; parked: compensating reserve_inventory keeps failing"
+        format!("insufficient funds; parked: compensating {reserve} keeps failing")
     );
 }
 
@@ -251,7 +254,7 @@ fn operator_actions_apply_to_parked_sagas_only() {
     let definition = order();
     let compensating = after(
         &definition,
-        [Event::StepSucceeded(INVENTORY), failed(PAYMENT, "declined")],
+        [Event::StepSucceeded(RESERVE), failed(AUTHORIZE, "declined")],
     );
     assert_eq!(compensating.phase, Phase::Compensating);
     for saga in [Saga::new(&definition), compensating] {
@@ -260,17 +263,17 @@ fn operator_actions_apply_to_parked_sagas_only() {
             Err(Error::NotParked(saga.phase))
         );
         assert_eq!(
-            transition(&definition, &saga, Event::OperatorResolved(INVENTORY)),
+            transition(&definition, &saga, Event::OperatorResolved(RESERVE)),
             Err(Error::NotParked(saga.phase))
         );
     }
     assert_eq!(
         transition(
             &definition,
-            &parked_on_inventory(),
-            Event::OperatorResolved(PAYMENT)
+            &parked_on_the_reservation(),
+            Event::OperatorResolved(AUTHORIZE)
         ),
-        Err(Error::NotCompensating(PAYMENT, Step::Failed)),
+        Err(Error::NotCompensating(AUTHORIZE, Step::Failed)),
         "only an open compensation, or a success the saga cannot undo, is resolved by hand"
     );
 }
@@ -280,11 +283,11 @@ fn operator_resolving_the_last_open_compensation_rejects_once() {
     let definition = order();
     let (done, commands) = apply(
         &definition,
-        &parked_on_inventory(),
-        Event::OperatorResolved(INVENTORY),
+        &parked_on_the_reservation(),
+        Event::OperatorResolved(RESERVE),
     );
     assert_eq!(
-        (done.phase, done.step(INVENTORY)),
+        (done.phase, done.step(RESERVE)),
         (Phase::Rejected, Step::Compensated)
     );
     assert_eq!(commands.len(), 1, "{commands:?}");
@@ -292,7 +295,7 @@ fn operator_resolving_the_last_open_compensation_rejects_once() {
         matches!(&commands[0], Command::EmitRejected { reason } if reason.contains("insufficient funds"))
     );
     assert!(
-        transition(&definition, &done, Event::OperatorResolved(INVENTORY)).is_err(),
+        transition(&definition, &done, Event::OperatorResolved(RESERVE)).is_err(),
         "a finished saga is not resolved again"
     );
 }
@@ -300,23 +303,23 @@ fn operator_resolving_the_last_open_compensation_rejects_once() {
 #[test]
 fn operator_resolving_one_compensation_runs_the_others_again() {
     let definition = order();
-    // Payment's late success opened its refund while the release was open: both are, and the
+    // The charge's late success opened its refund while the release was open: both are, and the
     // refund keeps failing.
     let both = after(
         &definition,
         [
-            Event::StepSucceeded(INVENTORY),
+            Event::StepSucceeded(RESERVE),
             Event::DeadlinePassed,
-            Event::StepSucceeded(PAYMENT),
-            compensation_failing(PAYMENT),
+            Event::StepSucceeded(AUTHORIZE),
+            compensation_failing(AUTHORIZE),
         ],
     );
     assert_eq!(both.phase, Phase::Parked);
     assert_eq!(both.steps, [Step::Compensating, Step::Compensating]);
-    let (next, commands) = apply(&definition, &both, Event::OperatorResolved(PAYMENT));
+    let (next, commands) = apply(&definition, &both, Event::OperatorResolved(AUTHORIZE));
     assert_eq!(next.phase, Phase::Compensating);
-    assert_eq!(next.step(PAYMENT), Step::Compensated);
-    assert_eq!(commands, [Command::Compensate(INVENTORY)]);
+    assert_eq!(next.step(AUTHORIZE), Step::Compensated);
+    assert_eq!(commands, [Command::Compensate(RESERVE)]);
 }
 
 #[test]
@@ -325,18 +328,18 @@ fn a_late_success_parked_after_the_outcome_never_emits_it_again() {
     let rejected = after(
         &definition,
         [
-            failed(INVENTORY, "out of stock"),
-            Event::StepSucceeded(PAYMENT),
+            failed(RESERVE, "out of stock"),
+            Event::StepSucceeded(AUTHORIZE),
         ],
     );
     assert_eq!(
-        (rejected.phase, rejected.step(PAYMENT)),
+        (rejected.phase, rejected.step(AUTHORIZE)),
         (Phase::Rejected, Step::Compensating)
     );
     assert!(rejected.outcome_emitted);
-    let (parked, _) = apply(&definition, &rejected, compensation_failing(PAYMENT));
+    let (parked, _) = apply(&definition, &rejected, compensation_failing(AUTHORIZE));
     assert_eq!(parked.phase, Phase::Parked);
-    let (done, commands) = apply(&definition, &parked, Event::OperatorResolved(PAYMENT));
+    let (done, commands) = apply(&definition, &parked, Event::OperatorResolved(AUTHORIZE));
     assert_eq!(done.phase, Phase::Rejected);
     assert!(commands.is_empty(), "{commands:?}");
 }
@@ -344,10 +347,10 @@ fn a_late_success_parked_after_the_outcome_never_emits_it_again() {
 fn any_event() -> impl Strategy<Value = Event> {
     prop_oneof![
         Just(Event::Started),
-        Just(Event::StepSucceeded(INVENTORY)),
-        Just(failed(INVENTORY, "short")),
-        Just(Event::StepSucceeded(PAYMENT)),
-        Just(failed(PAYMENT, "broke")),
+        Just(Event::StepSucceeded(RESERVE)),
+        Just(failed(RESERVE, "short")),
+        Just(Event::StepSucceeded(AUTHORIZE)),
+        Just(failed(AUTHORIZE, "broke")),
         Just(Event::DeadlinePassed),
     ]
 }
@@ -386,7 +389,7 @@ proptest! {
 }
 
 fn any_event_with_failures() -> impl Strategy<Value = Event> {
-    let step = || prop_oneof![Just(INVENTORY), Just(PAYMENT)];
+    let step = || prop_oneof![Just(RESERVE), Just(AUTHORIZE)];
     prop_oneof![
         4 => any_event(),
         1 => step().prop_map(|step| Event::CompensationFailing { step, reason: "down".into() }),

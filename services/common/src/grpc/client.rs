@@ -141,18 +141,15 @@ impl Interceptor for InjectTraceContext {
     }
 }
 
-impl crate::config::DependencyArgs {
-    /// `caller`'s clients for the inventory and payment services.
-    pub fn clients(&self, caller: &'static str) -> Result<(Client, Client), InvalidEndpoint> {
-        Ok((
-            Client::new(
-                caller,
-                "inventory",
-                &self.inventory_endpoint,
-                self.timeout(),
-            )?,
-            Client::new(caller, "payment", &self.payment_endpoint, self.timeout())?,
-        ))
+impl<C: crate::config::Callees> crate::config::DependencyArgs<C> {
+    /// `caller`'s client for each callee, by name.
+    pub fn clients(&self, caller: &'static str) -> Result<Vec<(String, Client)>, InvalidEndpoint> {
+        self.endpoints()
+            .map(|(name, endpoint)| {
+                let client = Client::new(caller, name, endpoint, self.timeout())?;
+                Ok((name.to_owned(), client))
+            })
+            .collect()
     }
 }
 
@@ -231,7 +228,7 @@ mod tests {
     async fn calls_fail_fast_once_a_dependency_keeps_failing() {
         let client = Client::new(
             "test",
-            "inventory",
+            "stock",
             "http://127.0.0.1:1",
             Duration::from_secs(1),
         )
@@ -284,8 +281,7 @@ mod tests {
     async fn a_connection_reset_is_retried() {
         for read_first in [false, true] {
             let (endpoint, accepted) = resetting_dependency(read_first).await;
-            let client =
-                Client::new("test", "inventory", &endpoint, Duration::from_secs(1)).unwrap();
+            let client = Client::new("test", "stock", &endpoint, Duration::from_secs(1)).unwrap();
             let reply = client
                 .idempotent("grpc.health.v1.Health/Check", |channel| async move {
                     HealthClient::new(channel)

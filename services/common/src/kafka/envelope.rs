@@ -4,10 +4,7 @@
 //! this build knows, and a payload of a type it does not know opens with no payload (the
 //! consumer skips and counts it) instead of being refused.
 
-use orderly_proto::{
-    common::v1::Money,
-    events::v1::{EventEnvelope, SagaFacts, event_envelope::Payload},
-};
+use orderly_proto::events::v1::{EventEnvelope, SagaFacts, event_envelope::Payload};
 use prost::Message;
 use uuid::Uuid;
 
@@ -30,15 +27,7 @@ pub mod headers {
 
 /// The name of a payload's message, used as the envelope's `event_type`.
 pub fn event_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::OrderPlaced(_) => "OrderPlaced",
-        Payload::InventoryReserved(_) => "InventoryReserved",
-        Payload::InventoryRejected(_) => "InventoryRejected",
-        Payload::PaymentAuthorized(_) => "PaymentAuthorized",
-        Payload::PaymentDeclined(_) => "PaymentDeclined",
-        Payload::SagaConfirmed(_) => "SagaConfirmed",
-        Payload::SagaRejected(_) => "SagaRejected",
-    }
+    payload.event_type()
 }
 
 /// Wraps `payload` in a new envelope with a fresh event id and the current span's trace context
@@ -51,7 +40,7 @@ pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
         occurred_at: Some(now()),
         schema_version: SCHEMA_VERSION,
         trace_context: crate::telemetry::propagation::current_trace_context(),
-        saga: Some(facts_of(&payload)),
+        saga: Some(payload.saga_facts()),
         payload: Some(payload),
     }
 }
@@ -68,24 +57,6 @@ pub fn wrap_foreign(order_id: Uuid, event_type: &str, facts: SagaFacts) -> Event
         trace_context: crate::telemetry::propagation::current_trace_context(),
         saga: Some(facts),
         payload: None,
-    }
-}
-
-/// The saga facts a payload carries.
-fn facts_of(payload: &Payload) -> SagaFacts {
-    let facts = |customer_id: &str, total: Option<&Money>, reason: &str| SagaFacts {
-        customer_id: customer_id.to_owned(),
-        total: total.cloned(),
-        reason: reason.to_owned(),
-    };
-    match payload {
-        Payload::OrderPlaced(e) => facts(&e.customer_id, e.total.as_ref(), ""),
-        Payload::InventoryReserved(e) => facts(&e.customer_id, e.total.as_ref(), ""),
-        Payload::InventoryRejected(e) => facts(&e.customer_id, e.total.as_ref(), &e.reason),
-        Payload::PaymentAuthorized(e) => facts(&e.customer_id, e.amount.as_ref(), ""),
-        Payload::PaymentDeclined(e) => facts(&e.customer_id, e.amount.as_ref(), &e.reason),
-        Payload::SagaConfirmed(e) => facts(&e.customer_id, e.total.as_ref(), ""),
-        Payload::SagaRejected(e) => facts(&e.customer_id, None, &e.reason),
     }
 }
 
@@ -131,7 +102,7 @@ impl Event {
     pub fn saga_facts(&self) -> SagaFacts {
         match (&self.envelope.saga, &self.payload) {
             (Some(facts), _) => facts.clone(),
-            (None, Some(payload)) => facts_of(payload),
+            (None, Some(payload)) => payload.saga_facts(),
             (None, None) => SagaFacts::default(),
         }
     }

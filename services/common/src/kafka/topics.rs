@@ -1,5 +1,5 @@
-//! The topics Orderly uses. Each producer owns one topic; every topic has a dead-letter topic
-//! for messages that can never be processed.
+//! The topics Orderly uses, and creating them. Each producer owns one topic; every topic has a
+//! dead-letter topic for messages that can never be processed.
 
 use std::time::Duration;
 
@@ -13,16 +13,8 @@ use rdkafka::{
 use super::{KafkaError, client_config};
 use crate::config::KafkaArgs;
 
-/// `OrderPlaced`, from the order service.
-pub const ORDERS: &str = "orderly.orders.v1";
-/// `InventoryReserved` / `InventoryRejected`, from the inventory service.
-pub const INVENTORY: &str = "orderly.inventory.v1";
-/// `PaymentAuthorized` / `PaymentDeclined`, from the payment service.
-pub const PAYMENTS: &str = "orderly.payments.v1";
-/// `SagaConfirmed` / `SagaRejected`, from the orchestrator.
-pub const SAGAS: &str = "orderly.sagas.v1";
-
-pub const DOMAIN: [&str; 4] = [ORDERS, INVENTORY, PAYMENTS, SAGAS];
+// The topics themselves are part of the event contract (`orderly_proto::topics`).
+pub use orderly_proto::topics::*;
 
 /// The dead-letter topic of `topic`.
 pub fn dead_letter(topic: &str) -> String {
