@@ -4,6 +4,7 @@
 pub mod components;
 mod dev;
 mod migrate;
+mod saga;
 mod seed;
 
 use std::net::SocketAddr;
@@ -61,6 +62,13 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// List the components: name, default port, API and the components each calls
     Components,
+    /// Check saga definition files (TOML, one version each) as the orchestrator would, and
+    /// print each version's steps
+    Saga {
+        /// The definition files
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Where `/metrics` is served, if anywhere.
@@ -89,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let serves_metrics = !matches!(
         command,
-        Command::Migrate(_) | Command::Broker(_) | Command::Components
+        Command::Migrate(_) | Command::Broker(_) | Command::Components | Command::Saga { .. }
     );
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)
@@ -112,6 +120,7 @@ fn process_name(command: &Command) -> String {
         Command::Orchestrator(_) => orderly_orchestrator::NAME,
         Command::Migrate(_) => "migrate",
         Command::Components => "components",
+        Command::Saga { .. } => "saga",
     };
     telemetry::service_name(component)
 }
@@ -145,5 +154,6 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             components::print();
             Ok(())
         }
+        Command::Saga { files } => saga::check(&files),
     }
 }

@@ -84,22 +84,15 @@ pub fn load(path: &Path) -> Result<Definition, FileError> {
         path: shown.clone(),
         error,
     })?;
-    parse(&text).map_err(|error| match error {
-        Parsed::Syntax(error) => FileError::Syntax { path: shown, error },
-        Parsed::Invalid(error) => FileError::Invalid {
-            path: shown,
-            error: Box::new(error),
-        },
-    })
+    parse(&shown, &text)
 }
 
-enum Parsed {
-    Syntax(toml::de::Error),
-    Invalid(DefinitionError),
-}
-
-fn parse(text: &str) -> Result<Definition, Parsed> {
-    let file: SagaFile = toml::from_str(text).map_err(Parsed::Syntax)?;
+/// Reads and validates a definition from `text` (`path` names it in errors).
+pub fn parse(path: &str, text: &str) -> Result<Definition, FileError> {
+    let file: SagaFile = toml::from_str(text).map_err(|error| FileError::Syntax {
+        path: path.to_owned(),
+        error,
+    })?;
     let mut builder = Definition::named(file.name, file.version).trigger_topic(file.trigger_topic);
     for step in file.step {
         builder = builder
@@ -130,60 +123,41 @@ fn parse(text: &str) -> Result<Definition, Parsed> {
             });
         }
     }
-    builder.build().map_err(Parsed::Invalid)
+    builder.build().map_err(|error| FileError::Invalid {
+        path: path.to_owned(),
+        error: Box::new(error),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rule;
-
-    const TWO_STEPS: &str = r#"
-        name = "order"
-        version = 1
-        trigger_topic = "orderly.orders.v1"
-
-        [[step]]
-        name = "reserve_inventory"
-        by = "inventory"
-        starts_on = "OrderPlaced"
-        reports_to = "orderly.inventory.v1"
-        succeeds_on = ["InventoryReserved"]
-        fails_on = ["InventoryRejected"]
-        compensated_by = "/orderly.inventory.v1.InventoryService/ReleaseReservation"
-
-        [[step]]
-        name = "authorize_payment"
-        by = "payment"
-        starts_on = "InventoryReserved"
-        reports_to = "orderly.payments.v1"
-        succeeds_on = ["PaymentAuthorized"]
-        fails_on = ["PaymentDeclined"]
-        compensated_by = "/orderly.payment.v1.PaymentService/RefundPayment"
-        timeout_ms = 5000
-        retry = { max_attempts = 3, initial_backoff_ms = 100, max_backoff_ms = 1000 }
-    "#;
+    use crate::{Rule, order::V1};
 
     #[test]
-    fn the_shipped_saga_as_a_file_is_the_shipped_saga_with_its_settings() {
-        let parsed = parse(TWO_STEPS).ok().expect("a valid file");
-        let shipped = crate::order::v1().unwrap();
-        assert_eq!(parsed.steps()[0], shipped.steps()[0]);
+    fn settings_are_read() {
+        let tuned = V1.replace(
+            "fails_on = [\"PaymentDeclined\"]",
+            "fails_on = [\"PaymentDeclined\"]\ntimeout_ms = 5000\nretry = { max_attempts = 3, initial_backoff_ms = 100, max_backoff_ms = 1000 }",
+        );
+        let parsed = parse("tuned", &tuned).unwrap();
         assert_eq!(parsed.steps()[1].timeout, Some(Duration::from_secs(5)));
         assert_eq!(parsed.steps()[1].retry.map(|r| r.max_attempts), Some(3));
+        assert_eq!(parsed.steps()[0].timeout, None);
     }
 
     #[test]
     fn typos_and_broken_rules_are_refused_with_what_is_wrong() {
-        let typo = TWO_STEPS.replace("fails_on = [\"PaymentDeclined\"]", "fail_on = []");
-        let Err(Parsed::Syntax(error)) = parse(&typo) else {
+        let typo = V1.replace("fails_on = [\"PaymentDeclined\"]", "fail_on = []");
+        let Err(FileError::Syntax { error, .. }) = parse("typo", &typo) else {
             panic!("an unknown field is refused");
         };
         assert!(error.to_string().contains("fail_on"), "{error}");
-        let unchained = TWO_STEPS.replace("starts_on = \"InventoryReserved\"", "starts_on = \"X\"");
-        let Err(Parsed::Invalid(error)) = parse(&unchained) else {
+        let unchained = V1.replace("starts_on = \"InventoryReserved\"", "starts_on = \"X\"");
+        let Err(FileError::Invalid { path, error }) = parse("unchained", &unchained) else {
             panic!("a broken chain is refused");
         };
+        assert_eq!(path, "unchained");
         assert_eq!(error.step.as_deref(), Some("authorize_payment"));
         assert!(matches!(error.rule, Rule::ChainBroken { .. }));
     }

@@ -1,34 +1,19 @@
-//! The saga Orderly ships: an order reserves its stock, then its payment. Both steps are undone
-//! when the order is rejected (payment refunded, then stock released); confirming it (stock
-//! sold, payment captured) is each participant's reaction to `SagaConfirmed`.
+//! The saga Orderly ships, declared in `saga/order-v1.toml` like any deployment's own.
 
-use crate::{Definition, DefinitionError, Versions};
+use crate::{Definition, Versions, file::FileError};
 
 pub const NAME: &str = "order";
 
-/// Version 1: reserve inventory, authorize payment.
-pub fn v1() -> Result<Definition, DefinitionError> {
-    Definition::named(NAME, 1)
-        .trigger_topic("orderly.orders.v1")
-        .step("reserve_inventory")
-        .by("inventory")
-        .reports_to("orderly.inventory.v1")
-        .starts_on("OrderPlaced")
-        .succeeds_on("InventoryReserved")
-        .fails_on("InventoryRejected")
-        .compensated_by("/orderly.inventory.v1.InventoryService/ReleaseReservation")
-        .step("authorize_payment")
-        .by("payment")
-        .reports_to("orderly.payments.v1")
-        .starts_on("InventoryReserved")
-        .succeeds_on("PaymentAuthorized")
-        .fails_on("PaymentDeclined")
-        .compensated_by("/orderly.payment.v1.PaymentService/RefundPayment")
-        .build()
+/// The shipped definition as text (version 1: reserve inventory, authorize payment).
+pub const V1: &str = include_str!("../order-v1.toml");
+
+/// Version 1, validated.
+pub fn v1() -> Result<Definition, FileError> {
+    crate::file::parse("saga/order-v1.toml", V1)
 }
 
 /// Every version a process must be able to finish sagas under.
-pub fn versions() -> Result<Versions, DefinitionError> {
+pub fn versions() -> Result<Versions, FileError> {
     Ok(Versions::new([v1()?]).expect("the shipped versions are distinct versions of one saga"))
 }
 
@@ -38,6 +23,7 @@ mod tests {
     fn the_shipped_saga_is_valid() {
         let versions = super::versions().unwrap();
         let latest = versions.latest();
+        assert_eq!((latest.name(), latest.version()), (super::NAME, 1));
         assert_eq!(latest.trigger(), "OrderPlaced");
         assert_eq!(latest.participants(), ["inventory", "payment"]);
         assert_eq!(

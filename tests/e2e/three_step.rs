@@ -17,33 +17,10 @@ use crate::support::{
     shipping::{self, Shipping},
 };
 
-/// The shipped saga (reserve, then pay) as a file, with `extra` appended.
+/// The shipped saga (reserve, then pay) as version `version`, with `extra` appended.
 fn definition(version: u32, extra: &str) -> String {
-    format!(
-        r#"
-name = "order"
-version = {version}
-trigger_topic = "orderly.orders.v1"
-
-[[step]]
-name = "reserve_inventory"
-by = "inventory"
-starts_on = "OrderPlaced"
-reports_to = "orderly.inventory.v1"
-succeeds_on = ["InventoryReserved"]
-fails_on = ["InventoryRejected"]
-compensated_by = "/orderly.inventory.v1.InventoryService/ReleaseReservation"
-
-[[step]]
-name = "authorize_payment"
-by = "payment"
-starts_on = "InventoryReserved"
-reports_to = "orderly.payments.v1"
-succeeds_on = ["PaymentAuthorized"]
-fails_on = ["PaymentDeclined"]
-compensated_by = "/orderly.payment.v1.PaymentService/RefundPayment"
-{extra}"#
-    )
+    let shipped = orderly_saga::order::V1.replace("version = 1", &format!("version = {version}"));
+    format!("{shipped}{extra}")
 }
 
 /// The third step: book a shipment once paid; a shipment not booked within 3 s rejects.

@@ -18,7 +18,6 @@ CHART_DIR = HELM_DIR / "orderly"
 VALUES_DIR = Path(__file__).resolve().parent / "values"
 REPO = HELM_DIR.parent.parent
 RELEASE, NAMESPACE = "shop", "shop"
-COMPONENTS = ("order", "inventory", "payment", "notification", "orchestrator")
 # The one value the chart cannot default: "default values" means this and nothing else.
 REQUIRED = {"kafka": {"bootstrapServers": "kafka:9092"}}
 
@@ -66,6 +65,12 @@ def of_kind(docs, kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def settings_configmap(docs) -> dict:
+    """The ConfigMap of settings every component reads (not the saga's definitions)."""
+    (cm,) = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    return cm
+
+
 def pod_specs(docs) -> list[tuple[str, dict]]:
     """(Kind/name, pod spec) of every workload: Deployments and the migration Job."""
     return [
@@ -92,6 +97,21 @@ def find_binary() -> Path | None:
     found = [d / p / "orderly" for d in dirs for p in ("debug", "release")]
     found = [f for f in found if f.is_file() and os.access(f, os.X_OK)]
     return max(found, key=lambda f: f.stat().st_mtime) if found else None
+
+
+def registry() -> tuple[str, ...]:
+    """The components the binary runs, from `orderly components` (its registry); empty when
+    there is no binary, which the drift checks then report."""
+    binary = find_binary()
+    if binary is None:
+        return ()
+    out = subprocess.run([str(binary), "components"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"`orderly components` failed: {out.stderr}"
+    return tuple(line.split()[0] for line in out.stdout.splitlines()[1:] if line.strip())
+
+
+# Every component the chart must deploy: what the binary's registry lists.
+COMPONENTS = registry()
 
 
 @lru_cache(maxsize=None)

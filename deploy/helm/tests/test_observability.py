@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (
     COMPONENTS, NAMESPACE, RELEASE, REQUIRED, accepted_env, chart, help_text, load_values,
-    manifests, of_kind, render, rendered_set,
+    manifests, of_kind, render, rendered_set, settings_configmap,
 )
 
 OTEL_FROM_VALUES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -120,7 +120,7 @@ def test_tracing_settings_reach_every_component():
         assert headers == {"name": "OTEL_EXPORTER_OTLP_HEADERS",
                            "valueFrom": {"secretKeyRef": {"name": "otel", "key": "otlp-headers"}}}
         assert _value(env, "OTEL_BSP_SCHEDULE_DELAY") == "2000"  # extraEnv still reaches it
-    (cm,) = of_kind(docs, "ConfigMap")
+    cm = settings_configmap(docs)
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in cm["data"], "headers in the shared ConfigMap"
 
 

@@ -30,7 +30,9 @@ def test_renders_every_component(name):
     for kind in ("Deployment", "Service"):
         got = sorted(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in of_kind(docs, kind))
         assert got == sorted(COMPONENTS), f"{kind}s rendered for {got}"
-    assert len(of_kind(docs, "ConfigMap")) == 1
+    # The shared settings, and the saga's definitions where the values declare them.
+    saga = 1 if GOOD_VALUES[name]().get("saga", {}).get("definitions") else 0
+    assert len(of_kind(docs, "ConfigMap")) == 1 + saga
 
 
 def test_optional_parts_follow_their_switches():

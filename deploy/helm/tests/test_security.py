@@ -3,7 +3,10 @@ probed over gRPC and has resources; shutdown timing and NetworkPolicies hold tog
 
 from __future__ import annotations
 
-from conftest import COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set
+from conftest import (
+    COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set,
+    settings_configmap,
+)
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
 # The webhook URL is not hidden by the binary, but URLs often carry tokens; OTLP headers too.
@@ -14,8 +17,8 @@ SECRET_ENV = {"ORDERLY_DATABASE_URL", "ORDERLY_KAFKA_SASL_PASSWORD", "ORDERLY_NO
 def test_nothing_secret_is_rendered(good):
     name, docs = good
     assert not of_kind(docs, "Secret"), "the chart must only reference Secrets, never create them"
-    for (cm,) in [of_kind(docs, "ConfigMap")]:
-        assert not SECRET_ENV & set(cm["data"]), "secret settings in the ConfigMap"
+    for cm in of_kind(docs, "ConfigMap"):
+        assert not SECRET_ENV & set(cm["data"]), f"secret settings in ConfigMap {cm['metadata']['name']}"
     seen = set()
     for where, spec in pod_specs(docs):
         for c in spec["containers"]:
@@ -64,7 +67,7 @@ def test_probes_use_grpc_health_on_the_served_port(good):
 
 def test_termination_outlasts_the_drain(good):
     name, docs = good
-    (cm,) = of_kind(docs, "ConfigMap")
+    cm = settings_configmap(docs)
     grace = int(cm["data"]["ORDERLY_SHUTDOWN_GRACE_SECS"])
     for d in of_kind(docs, "Deployment"):
         spec = d["spec"]["template"]["spec"]
@@ -151,7 +154,7 @@ def test_webhook_url_comes_only_from_a_secret_and_only_to_notification():
         assert "notifications" not in {v["name"] for v in spec["volumes"]}, where
         for c in spec["containers"]:
             assert "ORDERLY_NOTIFICATIONS_WEBHOOK" not in str(c.get("envFrom", [])), where
-    (cm,) = of_kind(docs, "ConfigMap")
+    cm = settings_configmap(docs)
     assert not any("WEBHOOK" in k for k in cm["data"]), "the webhook in the shared ConfigMap"
 
 

@@ -136,6 +136,18 @@ seccompProfile:
   value: {{ int $v.saga.deadlineMs | quote }}
 - name: ORDERLY_COMPENSATION_MAX_ATTEMPTS
   value: {{ int $v.saga.compensationMaxAttempts | quote }}
+{{- with $v.saga.definitions }}
+- name: ORDERLY_SAGA_DEFINITIONS
+  value: {{ include "orderly.sagaFiles" $v | quote }}
+{{- end }}
+{{- with $v.saga.participants }}
+{{- $participants := list }}
+{{- range $name := keys . | sortAlpha }}
+{{- $participants = append $participants (printf "%s=%s" $name (get $v.saga.participants $name)) }}
+{{- end }}
+- name: ORDERLY_PARTICIPANTS
+  value: {{ join "," $participants | quote }}
+{{- end }}
 {{- end }}
 {{- if eq .component "notification" }}
 {{- with $v.notifications.webhook }}
@@ -152,3 +164,12 @@ seccompProfile:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Where the orchestrator finds the saga definitions (saga.definitions), comma separated. */}}
+{{- define "orderly.sagaFiles" -}}
+{{- $files := list -}}
+{{- range $file := keys .saga.definitions | sortAlpha -}}
+{{- $files = append $files (printf "/etc/orderly/saga/%s" $file) -}}
+{{- end -}}
+{{- join "," $files -}}
+{{- end -}}
