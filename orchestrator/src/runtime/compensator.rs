@@ -39,6 +39,9 @@ pub struct Compensator {
     pub settings: Settings,
 }
 
+/// When each failing compensation (order, step name) may be tried again.
+type NotBefore = HashMap<(Uuid, String), Instant>;
+
 /// One open compensation, with what its definition says about it.
 struct Open<'a> {
     row: &'a steps::Model,
@@ -61,7 +64,7 @@ impl Compensator {
     pub async fn run(self, wake: Arc<Notify>, shutdown: Shutdown) {
         // When each failing compensation may be tried again (in memory: after a restart every
         // open compensation is simply tried at once).
-        let mut not_before: HashMap<(Uuid, StepIndex), Instant> = HashMap::new();
+        let mut not_before: NotBefore = HashMap::new();
         loop {
             let tick = match self.round(&mut not_before).await {
                 Ok(0) => IDLE_TICK,
@@ -81,34 +84,39 @@ impl Compensator {
 
     /// Attempts every open compensation that is due; returns how many are open (parked sagas'
     /// wait for an operator, who wakes the compensator, and do not count).
-    async fn round(
-        &self,
-        not_before: &mut HashMap<(Uuid, StepIndex), Instant>,
-    ) -> Result<usize, DbErr> {
+    async fn round(&self, not_before: &mut NotBefore) -> Result<usize, DbErr> {
         let open = steps::Entity::find()
             .filter(steps::Column::Status.eq(mapping::step_name(Step::Compensating)))
             .all(&self.db)
             .await?;
         let mut count = 0;
         for row in &open {
+            let key = (row.order_id, row.name.clone());
+            if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
+                count += 1; // backing off: tried again at a later tick
+                continue;
+            }
             let Some(saga) = sagas::Entity::find_by_id(row.order_id)
                 .one(&self.db)
                 .await?
             else {
                 continue;
             };
-            let definition = self.settings.definition(&saga).map_err(DbErr::from)?;
-            let Some(step) = definition.index_of(&row.name) else {
-                continue; // not a step of its saga's definition: nothing to run
-            };
-            let key = (row.order_id, step);
-            if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
-                count += 1; // backing off: tried again at a later tick
-                continue;
-            }
             if saga.state == mapping::phase_name(Phase::Parked) {
                 continue; // waits for an operator
             }
+            let definition = match self.settings.definition(&saga) {
+                Ok(definition) => definition,
+                Err(error) => {
+                    // Left for a build that knows its version; the others still run.
+                    tracing::warn!(order_id = %row.order_id, %error, "compensation not run");
+                    count += 1;
+                    continue;
+                }
+            };
+            let Some(step) = definition.index_of(&row.name) else {
+                continue; // not a step of its saga's definition: nothing to run
+            };
             count += 1;
             let open = Open {
                 row,
@@ -141,13 +149,9 @@ impl Compensator {
 
     /// One attempt at one compensation, recorded in the saga (done, or parked when it keeps
     /// failing) or scheduled again with backoff.
-    async fn attempt(
-        &self,
-        open: &Open<'_>,
-        not_before: &mut HashMap<(Uuid, StepIndex), Instant>,
-    ) -> Result<(), DbErr> {
+    async fn attempt(&self, open: &Open<'_>, not_before: &mut NotBefore) -> Result<(), DbErr> {
         let (order_id, step, name) = (open.row.order_id, open.step, open.name().to_owned());
-        let key = (order_id, step);
+        let key = (order_id, name.clone());
         match self.compensate(open).await {
             Ok(detail) => {
                 orderly_common::crash_point!("compensator.after_rpc");
