@@ -189,7 +189,10 @@ pub fn transition(
         // says why the saga waits, stays bounded however often it parks, and is what the
         // compensation calls carry, so participants' length limits hold.
         Event::CompensationFailing { step, reason: _ } => {
-            if run.saga.step(step) == Step::Compensating && run.saga.phase != Phase::Confirmed {
+            // A saga already parked for a success it cannot undo keeps saying so: that is what
+            // its operator must deal with first (the failing compensation is in its history).
+            let open = run.saga.step(step) == Step::Compensating;
+            if open && run.saga.phase != Phase::Confirmed && run.irreversible().is_none() {
                 let name = definition.steps()[step].name.clone();
                 run.park(&format!("compensating {name} keeps failing"));
             }

@@ -190,6 +190,20 @@ fn a_late_success_of_the_pivot_after_the_rejection_parks_the_saga() {
     assert!(done.is_terminal());
 }
 
+/// The compensation still open when the saga parked then keeps failing: the saga still says it
+/// waits for the pivot to be undone, which is what its operator must deal with first.
+#[test]
+fn a_failing_compensation_does_not_hide_why_a_saga_past_its_pivot_waits() {
+    let definition = chain(2, Some(1));
+    let parked = parked_on_a_late_pivot(&definition);
+    let (still, commands) = apply(&definition, &parked, compensation_failing(0));
+    assert!(commands.is_empty(), "{commands:?}");
+    assert_eq!(
+        (still.phase, &still.reason),
+        (Phase::Parked, &parked.reason)
+    );
+}
+
 /// The compensation still open when the saga parked (one the runtime had in flight) completes:
 /// the pivot's effect is still in place, so the saga stays with its operator.
 #[test]
