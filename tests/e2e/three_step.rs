@@ -302,3 +302,48 @@ async fn poll_saga(system: &System, order_id: &str, wanted: impl Fn(&Saga) -> bo
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `orderly orchestrator` with `envs` until it exits (it must, before serving anything);
+/// its data, were it to start, would go to `dir`.
+fn orchestrator_refuses(dir: &Path, envs: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(crate::support::process::BIN)
+        .arg("orchestrator")
+        .env("ORDERLY_DATA_DIR", dir)
+        .env("ORDERLY_METRICS_ADDR", "off")
+        .env("ORDERLY_LISTEN_ADDR", loopback(free_port()).to_string())
+        .envs(envs.iter().copied())
+        .output()
+        .expect("orderly orchestrator runs");
+    assert!(!output.status.success(), "the orchestrator started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn three_step_definitions_that_break_a_rule_stop_the_orchestrator_at_start() {
+    let files = tempfile::tempdir().unwrap();
+    let broken =
+        shipping_step().replace("starts_on = \"PaymentAuthorized\"", "starts_on = \"Paid\"");
+    let broken = write(files.path(), "broken.toml", &definition(1, &broken));
+    let stderr = orchestrator_refuses(
+        files.path(),
+        &[("ORDERLY_SAGA_DEFINITIONS", &paths(&[&broken]))],
+    );
+    assert!(
+        stderr.contains("step book_shipment") && stderr.contains("the chain is broken"),
+        "names the step and the rule: {stderr}"
+    );
+
+    let unreachable = write(
+        files.path(),
+        "order-v1.toml",
+        &definition(1, &shipping_step()),
+    );
+    let stderr = orchestrator_refuses(
+        files.path(),
+        &[("ORDERLY_SAGA_DEFINITIONS", &paths(&[&unreachable]))],
+    );
+    assert!(
+        stderr.contains("participant shipping, which has no endpoint"),
+        "names the participant: {stderr}"
+    );
+}
