@@ -253,22 +253,8 @@ mod tests {
 
     #[test]
     fn the_chain_is_connected_and_does_not_loop() {
-        let (step, rule) = broken(
-            Definition::named("shop", 1)
-                .trigger_topic("orders")
-                .step("reserve")
-                .by("stock")
-                .reports_to("stock")
-                .starts_on("Placed")
-                .succeeds_on("Reserved")
-                .compensated_by(RELEASE)
-                .step("charge")
-                .by("pay")
-                .reports_to("pay")
-                .starts_on("Placed")
-                .succeeds_on("Charged")
-                .compensated_by(REFUND),
-        );
+        // The second step starts on the saga's trigger instead of the first step's success.
+        let (step, rule) = broken(two_steps().compensated_by(REFUND).starts_on("Placed"));
         assert_eq!(step.as_deref(), Some("charge"));
         assert!(matches!(rule, Rule::ChainBroken { .. }), "{rule}");
         let looped = Definition::named("shop", 1)

@@ -14,7 +14,7 @@ use tonic::Code;
 
 use crate::support::{
     Options, System, channel, invariants,
-    orders::{find, order_request, place, seed},
+    orders::{find, one_more_confirms, order_request, place, seed},
     postgres::Postgres,
     prometheus::scrape,
     quiet, topic,
@@ -175,13 +175,7 @@ async fn row_10_poison_messages_of_every_kind_are_dead_lettered_and_counted() {
         })
         .collect();
     topic::produce(&system.kafka, topics::ORDERS, records).await;
-    let good = place(&system, order_request("alice", "mug", 1, "")).await;
-    let orders = quiet::settle(&system).await;
-    assert_eq!(
-        find(&orders, &good.order_id).status(),
-        OrderStatus::Confirmed
-    );
-    invariants::check(&system, &initial, &orders).await;
+    one_more_confirms(&system, &initial).await;
 
     // Each kind is dead-lettered once by each consumer of the topic, with origin and error.
     let letters = topic::read_all(&system.kafka, &topics::dead_letter(topics::ORDERS)).await;

@@ -15,7 +15,7 @@ use tonic::Code;
 use crate::support::{
     Options, System, channel,
     invariants::{self, Initial},
-    orders::{find, order_request, place, seed, usd},
+    orders::{find, one_more_confirms, order_request, place, seed, usd},
     postgres::Postgres,
     prometheus, quiet, topic,
 };
@@ -203,13 +203,7 @@ async fn poison_messages_are_dead_lettered_and_the_partition_keeps_flowing() {
         )];
         topic::produce(&system.kafka, topic_name, poison).await;
     }
-    let good = place(&system, order_request("alice", "mug", 1, "")).await;
-    let orders = quiet::settle(&system).await;
-    assert_eq!(
-        find(&orders, &good.order_id).status(),
-        OrderStatus::Confirmed
-    );
-    invariants::check(&system, &initial, &orders).await;
+    one_more_confirms(&system, &initial).await;
 
     // Every consumer of a topic dead-letters its poison once, with origin and error.
     for (topic_name, consumers) in [

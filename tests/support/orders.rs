@@ -192,3 +192,16 @@ pub async fn watch_decided(
     let mut stream = watch(orders, order_id).await;
     rest_of_watch(&mut stream, within).await
 }
+
+/// After a fault or odd messages: one more order for a mug fits, is confirmed once everything
+/// settled, and the invariants hold. Returns every order.
+pub async fn one_more_confirms(system: &System, initial: &Initial) -> Vec<Order> {
+    let good = place(system, order_request("alice", "mug", 1, "")).await;
+    let orders = super::quiet::settle(system).await;
+    assert_eq!(
+        find(&orders, &good.order_id).status(),
+        OrderStatus::Confirmed
+    );
+    super::invariants::check(system, initial, &orders).await;
+    orders
+}
