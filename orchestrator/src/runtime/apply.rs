@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use orderly_common::{
     kafka::{envelope, topics},
-    messaging::outbox,
     telemetry::propagation,
 };
 use orderly_proto::{
@@ -15,15 +14,12 @@ use orderly_proto::{
     events::v1::{SagaConfirmed, SagaRejected, event_envelope::Payload},
 };
 use orderly_saga::Definition;
-use sea_orm::{
-    ActiveValue::Set, DatabaseTransaction, DbErr, IntoActiveModel, entity::prelude::*,
-    sea_query::Expr,
-};
+use sea_orm::{DbErr, entity::prelude::*};
 
 use super::{Settings, mapping, watch};
 use crate::{
     core::{self, Command},
-    store::{history, sagas, steps},
+    store::{SagaUpdate, Tables, history, sagas, steps},
 };
 
 /// What a saga is created with, from whichever of its events arrives first.
@@ -78,7 +74,7 @@ pub struct Loaded {
 /// has no step the event belongs to (an event of a newer version's step): it is recorded in the
 /// history and changes nothing.
 pub async fn apply(
-    txn: &DatabaseTransaction,
+    txn: &impl Tables,
     order_id: Uuid,
     event: impl FnOnce(&Definition) -> Option<core::Event>,
     meta: Meta,
@@ -143,45 +139,36 @@ pub async fn apply(
             Command::Compensate(_) | Command::ArmDeadline(_) => continue,
         };
         tracing::info!(order_id = %order_id, outcome = envelope::event_type(&payload), reason = next.reason, "saga decided");
-        outbox::add(txn, topics::SAGAS, &envelope::wrap(order_id, payload)).await?;
+        txn.add_outbox(topics::SAGAS, envelope::wrap(order_id, payload))
+            .await?;
     }
     Ok(commands)
 }
 
 /// Adds an entry to the saga's history.
-async fn record(
-    txn: &DatabaseTransaction,
-    order_id: Uuid,
-    meta: Meta,
-    note: String,
-) -> Result<(), DbErr> {
-    history::Entity::insert(history::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        order_id: Set(order_id),
-        event_id: Set(meta.event_id),
-        event_type: Set(meta.event_type),
-        note: Set(note),
-        at: Set(orderly_common::time::now()),
+async fn record(txn: &impl Tables, order_id: Uuid, meta: Meta, note: String) -> Result<(), DbErr> {
+    txn.add_history(history::Model {
+        id: Uuid::now_v7(),
+        order_id,
+        event_id: meta.event_id,
+        event_type: meta.event_type,
+        note,
+        at: orderly_common::time::now(),
     })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The saga row, its definition and the core's view of it.
 pub async fn load(
-    txn: &DatabaseTransaction,
+    txn: &impl Tables,
     order_id: Uuid,
     settings: &Settings,
 ) -> Result<Option<Loaded>, ApplyError> {
-    let Some(header) = sagas::Entity::find_by_id(order_id).one(txn).await? else {
+    let Some(header) = txn.saga(order_id).await? else {
         return Ok(None);
     };
     let definition = settings.definition(&header)?;
-    let rows = steps::Entity::find()
-        .filter(steps::Column::OrderId.eq(order_id))
-        .all(txn)
-        .await?;
+    let rows = txn.steps(order_id).await?;
     let steps = definition
         .steps()
         .iter()
@@ -213,7 +200,7 @@ pub async fn load(
 
 /// A new saga under the latest definition, its first step under way.
 async fn insert(
-    txn: &DatabaseTransaction,
+    txn: &impl Tables,
     order_id: Uuid,
     new: &NewSaga,
     settings: &Settings,
@@ -236,20 +223,15 @@ async fn insert(
         trace_parent: propagation::current_traceparent(),
         definition_version: i32::try_from(definition.version()).unwrap_or(i32::MAX),
     };
-    sagas::Entity::insert(header.clone().into_active_model())
-        .exec_without_returning(txn)
-        .await?;
-    let rows = definition.steps().iter().map(|step| steps::ActiveModel {
-        order_id: Set(order_id),
-        name: Set(step.name.clone()),
-        status: Set(mapping::step_name(core::Step::Pending).to_owned()),
-        detail: Set(String::new()),
-        attempts: Set(0),
-        updated_at: Set(now),
+    let rows = definition.steps().iter().map(|step| steps::Model {
+        order_id,
+        name: step.name.clone(),
+        status: mapping::step_name(core::Step::Pending).to_owned(),
+        detail: String::new(),
+        attempts: 0,
+        updated_at: now,
     });
-    steps::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
+    txn.insert(header.clone(), rows.collect()).await?;
     Ok(Loaded {
         header,
         definition,
@@ -258,10 +240,9 @@ async fn insert(
 }
 
 /// Stores `next` (and the next step's deadline, when one was armed) if the row is still the
-/// version that was loaded (the consumer, the timer and the compensator may touch one saga at
-/// once; the loser retries).
+/// version that was loaded.
 async fn save(
-    txn: &DatabaseTransaction,
+    txn: &impl Tables,
     header: &sagas::Model,
     definition: &Definition,
     before: &core::Saga,
@@ -269,31 +250,17 @@ async fn save(
     deadline: Option<DateTimeUtc>,
 ) -> Result<(), ApplyError> {
     let now = orderly_common::time::now();
-    let mut update = sagas::Entity::update_many();
-    let trace_parent = propagation::current_traceparent();
-    if !trace_parent.is_empty() {
-        update = update.col_expr(sagas::Column::TraceParent, Expr::value(trace_parent));
-    }
-    if let Some(deadline) = deadline {
-        update = update.col_expr(sagas::Column::DeadlineAt, Expr::value(deadline));
-    }
-    let updated = update
-        .col_expr(
-            sagas::Column::State,
-            Expr::value(mapping::phase_name(next.phase)),
-        )
-        .col_expr(sagas::Column::Reason, Expr::value(next.reason.clone()))
-        .col_expr(
-            sagas::Column::OutcomeEmitted,
-            Expr::value(next.outcome_emitted),
-        )
-        .col_expr(sagas::Column::Version, Expr::value(header.version + 1))
-        .col_expr(sagas::Column::UpdatedAt, Expr::value(now))
-        .filter(sagas::Column::OrderId.eq(header.order_id))
-        .filter(sagas::Column::Version.eq(header.version))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
+    let update = SagaUpdate {
+        order_id: header.order_id,
+        expected_version: header.version,
+        state: mapping::phase_name(next.phase),
+        reason: next.reason.clone(),
+        outcome_emitted: next.outcome_emitted,
+        deadline_at: deadline,
+        trace_parent: propagation::current_traceparent(),
+        updated_at: now,
+    };
+    if !txn.update(update).await? {
         return Err(DbErr::Custom(format!(
             "saga {} changed concurrently; retrying",
             header.order_id
@@ -302,15 +269,8 @@ async fn save(
     }
     for (index, step) in definition.steps().iter().enumerate() {
         if before.step(index) != next.step(index) {
-            steps::Entity::update_many()
-                .col_expr(
-                    steps::Column::Status,
-                    Expr::value(mapping::step_name(next.step(index))),
-                )
-                .col_expr(steps::Column::UpdatedAt, Expr::value(now))
-                .filter(steps::Column::OrderId.eq(header.order_id))
-                .filter(steps::Column::Name.eq(step.name.as_str()))
-                .exec(txn)
+            let status = mapping::step_name(next.step(index));
+            txn.set_step_status(header.order_id, &step.name, status, now)
                 .await?;
         }
     }

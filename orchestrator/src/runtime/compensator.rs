@@ -11,19 +11,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use metrics::counter;
 use orderly_common::{Shutdown, messaging::Relay, metrics as names, telemetry::propagation};
 use orderly_saga::{Definition, StepIndex};
-use sea_orm::{
-    DatabaseConnection, DbErr, TransactionTrait,
-    entity::prelude::*,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::{DbErr, entity::prelude::*};
 use tokio::{sync::Notify, time::Instant};
 use tonic::Code;
 use tracing::Instrument;
 
-use super::{Meta, Participants, Settings, apply::apply, mapping};
+use super::{Meta, Settings, apply::apply, mapping, participants::CompensationCalls};
 use crate::{
-    core::{self, Phase, Step},
-    store::{sagas, steps},
+    core::{self, Phase},
+    store::{Store, sagas, steps},
 };
 
 /// How often open compensations (retrying, or waiting on a circuit breaker) are looked at.
@@ -32,15 +28,15 @@ const TICK: Duration = Duration::from_millis(200);
 /// opened.
 const IDLE_TICK: Duration = Duration::from_secs(10);
 
-pub struct Compensator {
-    pub db: DatabaseConnection,
+pub struct Compensator<S, P> {
+    pub db: S,
     pub relay: Relay,
-    pub participants: Participants,
+    pub participants: P,
     pub settings: Settings,
 }
 
 /// When each failing compensation (order, step name) may be tried again.
-type NotBefore = HashMap<(Uuid, String), Instant>;
+pub type NotBefore = HashMap<(Uuid, String), Instant>;
 
 /// One open compensation, with what its definition says about it.
 struct Open<'a> {
@@ -60,7 +56,7 @@ impl Open<'_> {
     }
 }
 
-impl Compensator {
+impl<S: Store, P: CompensationCalls> Compensator<S, P> {
     pub async fn run(self, wake: Arc<Notify>, shutdown: Shutdown) {
         // When each failing compensation may be tried again (in memory: after a restart every
         // open compensation is simply tried at once).
@@ -85,10 +81,7 @@ impl Compensator {
     /// Attempts every open compensation that is due; returns how many are open (parked sagas'
     /// wait for an operator, who wakes the compensator, and do not count).
     async fn round(&self, not_before: &mut NotBefore) -> Result<usize, DbErr> {
-        let open = steps::Entity::find()
-            .filter(steps::Column::Status.eq(mapping::step_name(Step::Compensating)))
-            .all(&self.db)
-            .await?;
+        let open = self.db.compensating().await?;
         let mut count = 0;
         for row in &open {
             let key = (row.order_id, row.name.clone());
@@ -96,55 +89,58 @@ impl Compensator {
                 count += 1; // backing off: tried again at a later tick
                 continue;
             }
-            let Some(saga) = sagas::Entity::find_by_id(row.order_id)
-                .one(&self.db)
-                .await?
-            else {
-                continue;
-            };
-            if saga.state == mapping::phase_name(Phase::Parked) {
-                continue; // waits for an operator
-            }
-            let definition = match self.settings.definition(&saga) {
-                Ok(definition) => definition,
-                Err(error) => {
-                    // Left for a build that knows its version; the others still run.
-                    tracing::warn!(order_id = %row.order_id, %error, "compensation not run");
-                    count += 1;
-                    continue;
-                }
-            };
-            let Some(step) = definition.index_of(&row.name) else {
-                continue; // not a step of its saga's definition: nothing to run
-            };
-            count += 1;
-            let open = Open {
-                row,
-                saga: &saga,
-                definition: &definition,
-                step,
-            };
-            let failing_fast = self
-                .participants
-                .client(open.participant())
-                .is_some_and(|client| client.failing_fast());
-            if failing_fast {
-                // The participant keeps failing and calls are refused for now: waiting is not
-                // an attempt, or every saga would park without the participant ever being asked.
-                continue;
-            }
-            let span = tracing::info_span!(
-                "saga.compensate",
-                otel.name = %format_args!("compensate {}", open.name()),
-                component = crate::NAME,
-                order_id = %row.order_id,
-                step = open.name(),
-                trace_id = tracing::field::Empty,
-            );
-            propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
-            self.attempt(&open, not_before).instrument(span).await?;
+            count += usize::from(self.try_now(row, not_before).await?);
         }
         Ok(count)
+    }
+
+    /// Tries the open compensation `row` now, unless its saga is parked (it waits for an
+    /// operator), its definition version is unknown here or its participant is failing fast;
+    /// returns whether it is still work for a later round.
+    pub async fn try_now(
+        &self,
+        row: &steps::Model,
+        not_before: &mut NotBefore,
+    ) -> Result<bool, DbErr> {
+        let Some(saga) = self.db.saga(row.order_id).await? else {
+            return Ok(false);
+        };
+        if saga.state == mapping::phase_name(Phase::Parked) {
+            return Ok(false);
+        }
+        let definition = match self.settings.definition(&saga) {
+            Ok(definition) => definition,
+            Err(error) => {
+                // Left for a build that knows its version; the others still run.
+                tracing::warn!(order_id = %row.order_id, %error, "compensation not run");
+                return Ok(true);
+            }
+        };
+        let Some(step) = definition.index_of(&row.name) else {
+            return Ok(false); // not a step of its saga's definition: nothing to run
+        };
+        let open = Open {
+            row,
+            saga: &saga,
+            definition: &definition,
+            step,
+        };
+        if self.participants.failing_fast(open.participant()) {
+            // The participant keeps failing and calls are refused for now: waiting is not
+            // an attempt, or every saga would park without the participant ever being asked.
+            return Ok(true);
+        }
+        let span = tracing::info_span!(
+            "saga.compensate",
+            otel.name = %format_args!("compensate {}", open.name()),
+            component = crate::NAME,
+            order_id = %row.order_id,
+            step = open.name(),
+            trace_id = tracing::field::Empty,
+        );
+        propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
+        self.attempt(&open, not_before).instrument(span).await?;
+        Ok(true)
     }
 
     /// One attempt at one compensation, recorded in the saga (done, or parked when it keeps
@@ -228,21 +224,15 @@ impl Compensator {
             note,
         };
         apply(&txn, order_id, |_| Some(event), meta, None, &self.settings).await?;
-        txn.commit().await?;
+        S::commit(txn).await?;
         self.relay.wake();
         Ok(())
     }
 
+    /// Counts a failed attempt; returns how many there have been.
     async fn count_failure(&self, step: &steps::Model, error: &str) -> Result<u32, DbErr> {
-        steps::Entity::update_many()
-            .col_expr(
-                steps::Column::Attempts,
-                Expr::col(steps::Column::Attempts).add(1),
-            )
-            .col_expr(steps::Column::Detail, Expr::value(error))
-            .filter(steps::Column::OrderId.eq(step.order_id))
-            .filter(steps::Column::Name.eq(&step.name))
-            .exec(&self.db)
+        self.db
+            .count_failure(step.order_id, &step.name, error)
             .await?;
         Ok(u32::try_from(step.attempts + 1).unwrap_or(u32::MAX))
     }

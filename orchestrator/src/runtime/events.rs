@@ -22,7 +22,10 @@ use super::{
     Meta, NewSaga, Settings,
     apply::{ApplyError, apply},
 };
-use crate::core::{self, Command};
+use crate::{
+    core::{self, Command},
+    store::Tables,
+};
 
 pub const CONSUMER: &str = "orchestrator";
 
@@ -49,22 +52,7 @@ pub struct Reactions {
 
 impl Handler for Reactions {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        let facts = event.saga_facts();
-        let event_type = event.event_type();
-        let create = new_saga(&facts.customer_id, facts.total.as_ref());
-        let note = if facts.reason.is_empty() {
-            event_type.to_owned()
-        } else {
-            format!("{event_type}: {}", facts.reason)
-        };
-        let meta = Meta {
-            event_id: event.event_id.to_string(),
-            event_type: event_type.to_owned(),
-            note,
-        };
-        let reason = facts.reason.as_str();
-        let to_core = |definition: &Definition| core_event(definition, event_type, reason);
-        let commands = apply(txn, event.order_id, to_core, meta, create, &self.settings)
+        let commands = react(txn, &self.settings, event)
             .await
             .map_err(|error| match error {
                 ApplyError::Database(error) => HandlerError::Transient(error),
@@ -98,6 +86,31 @@ impl Handler for Reactions {
             self.compensations.notify_one();
         }
     }
+}
+
+/// Applies `event` to its order's saga in `txn`, creating the saga from whichever of its events
+/// comes first; returns what the caller must act on after the commit.
+pub async fn react(
+    txn: &impl Tables,
+    settings: &Settings,
+    event: &Event,
+) -> Result<Vec<Command>, ApplyError> {
+    let facts = event.saga_facts();
+    let event_type = event.event_type();
+    let create = new_saga(&facts.customer_id, facts.total.as_ref());
+    let note = if facts.reason.is_empty() {
+        event_type.to_owned()
+    } else {
+        format!("{event_type}: {}", facts.reason)
+    };
+    let meta = Meta {
+        event_id: event.event_id.to_string(),
+        event_type: event_type.to_owned(),
+        note,
+    };
+    let reason = facts.reason.as_str();
+    let to_core = |definition: &Definition| core_event(definition, event_type, reason);
+    apply(txn, event.order_id, to_core, meta, create, settings).await
 }
 
 fn new_saga(customer_id: &str, total: Option<&Money>) -> Option<NewSaga> {

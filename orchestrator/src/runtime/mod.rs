@@ -4,13 +4,13 @@
 //! for until they succeed or the saga parks. All of it lives in the database, so a restarted
 //! orchestrator resumes every unfinished saga, timers and compensations included.
 
-mod apply;
-mod compensator;
-mod events;
-mod mapping;
+pub(crate) mod apply;
+pub(crate) mod compensator;
+pub(crate) mod events;
+pub(crate) mod mapping;
 mod operator;
-mod participants;
-mod timers;
+pub(crate) mod participants;
+pub(crate) mod timers;
 mod watch;
 
 use std::{sync::Arc, time::Duration};

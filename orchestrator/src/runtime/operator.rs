@@ -6,10 +6,7 @@
 use std::sync::Arc;
 
 use orderly_common::messaging::Relay;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, entity::prelude::*,
-    sea_query::Expr,
-};
+use sea_orm::{DatabaseConnection, DbErr, entity::prelude::*};
 use tokio::sync::Notify;
 
 use orderly_saga::StepIndex;
@@ -21,7 +18,7 @@ use super::{
 };
 use crate::{
     core::{self, Command, Phase, Step},
-    store::steps,
+    store::{Store, Tables},
 };
 
 /// How a resolved step's detail starts: it tells a repeated resolution from a compensation the
@@ -61,15 +58,15 @@ pub enum OperatorError {
 }
 
 #[derive(Clone)]
-pub struct Operator {
-    pub db: DatabaseConnection,
+pub struct Operator<S = DatabaseConnection> {
+    pub db: S,
     pub relay: Relay,
     /// Wakes the compensator.
     pub compensations: Arc<Notify>,
     pub settings: Settings,
 }
 
-impl Operator {
+impl<S: Store> Operator<S> {
     /// Sends a parked saga back to compensating with its open compensations' attempts reset.
     pub async fn retry(&self, order_id: Uuid) -> Result<(), OperatorError> {
         let txn = self.db.begin().await?;
@@ -83,8 +80,9 @@ impl Operator {
         let commands = self
             .apply(&txn, &loaded, core::Event::OperatorRetry, meta)
             .await?;
-        reset_attempts(&txn, order_id, &open).await?;
-        txn.commit().await?;
+        // A reopened compensation gets the full number of attempts again.
+        txn.reset_attempts(order_id, &open).await?;
+        S::commit(txn).await?;
         tracing::info!(order_id = %order_id, "operator retried parked saga");
         self.after_commit(&commands);
         Ok(())
@@ -136,28 +134,17 @@ impl Operator {
         let commands = self
             .apply(&txn, &loaded, core::Event::OperatorResolved(step), meta)
             .await?;
-        steps::Entity::update_many()
-            .col_expr(
-                steps::Column::Detail,
-                Expr::value(format!("{RESOLVED_BY_OPERATOR}{note}")),
-            )
-            .filter(steps::Column::OrderId.eq(order_id))
-            .filter(steps::Column::Name.eq(name))
-            .exec(&txn)
-            .await?;
-        reset_attempts(&txn, order_id, &others).await?;
-        txn.commit().await?;
+        let detail = format!("{RESOLVED_BY_OPERATOR}{note}");
+        txn.set_step_detail(order_id, name, detail).await?;
+        txn.reset_attempts(order_id, &others).await?;
+        S::commit(txn).await?;
         tracing::info!(order_id = %order_id, step = name, "operator resolved a compensation");
         self.after_commit(&commands);
         Ok(())
     }
 
     /// The saga, which must be parked.
-    async fn parked(
-        &self,
-        txn: &DatabaseTransaction,
-        order_id: Uuid,
-    ) -> Result<Loaded, OperatorError> {
+    async fn parked(&self, txn: &S::Txn, order_id: Uuid) -> Result<Loaded, OperatorError> {
         match load(txn, order_id, &self.settings)
             .await
             .map_err(database)?
@@ -172,7 +159,7 @@ impl Operator {
 
     async fn apply(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &S::Txn,
         loaded: &Loaded,
         event: core::Event,
         meta: Meta,
@@ -241,31 +228,11 @@ fn open_steps(loaded: &Loaded, except: Option<StepIndex>) -> Vec<&str> {
         .collect()
 }
 
-/// A reopened compensation gets the full number of attempts again.
-async fn reset_attempts(
-    txn: &DatabaseTransaction,
-    order_id: Uuid,
-    names: &[&str],
-) -> Result<(), DbErr> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    steps::Entity::update_many()
-        .col_expr(steps::Column::Attempts, Expr::value(0))
-        .filter(steps::Column::OrderId.eq(order_id))
-        .filter(steps::Column::Name.is_in(names.iter().copied()))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
 async fn resolved_by_operator(
-    txn: &DatabaseTransaction,
+    txn: &impl Tables,
     order_id: Uuid,
     name: &str,
 ) -> Result<bool, DbErr> {
-    let step = steps::Entity::find_by_id((order_id, name.to_owned()))
-        .one(txn)
-        .await?;
+    let step = txn.step(order_id, name).await?;
     Ok(step.is_some_and(|step| step.detail.starts_with(RESOLVED_BY_OPERATOR)))
 }

@@ -1,13 +1,30 @@
 //! The participants the orchestrator calls, by the names the saga definition gives them, and
 //! the one call it makes: a step's compensation, through the RPC its definition declares.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, future::Future};
 
 use orderly_common::grpc::Client;
 use orderly_proto::saga::v1::CompensateRequest;
 use orderly_saga::{Compensation, Versions};
 use tonic::{Status, codegen::http::uri::PathAndQuery};
 use tonic_prost::ProstCodec;
+
+/// How the compensator reaches the participants: gRPC here, the simulation's participants in
+/// its tests.
+pub trait CompensationCalls: Send + Sync {
+    /// Whether calls to `participant` are refused for now (its circuit breaker is open).
+    fn failing_fast(&self, participant: &str) -> bool;
+
+    /// Calls `compensation` on `participant` for `order_id`; it is idempotent, so it may be
+    /// retried.
+    fn compensate(
+        &self,
+        participant: &str,
+        compensation: &Compensation,
+        order_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Status>> + Send;
+}
 
 /// A client per participant.
 #[derive(Clone)]
@@ -46,13 +63,19 @@ impl Participants {
     }
 
     /// The client of `participant` (every participant has one: checked in [`Self::new`]).
-    pub fn client(&self, participant: &str) -> Option<&Client> {
+    fn client(&self, participant: &str) -> Option<&Client> {
         self.clients.get(participant)
     }
+}
 
-    /// Calls `compensation` on `participant` for `order_id`. Compensation RPCs are idempotent,
-    /// so the client retries them.
-    pub async fn compensate(
+impl CompensationCalls for Participants {
+    fn failing_fast(&self, participant: &str) -> bool {
+        self.client(participant)
+            .is_some_and(|client| client.failing_fast())
+    }
+
+    /// The client retries the call itself (it is idempotent).
+    async fn compensate(
         &self,
         participant: &str,
         compensation: &Compensation,

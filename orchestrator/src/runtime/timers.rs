@@ -6,18 +6,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
 use orderly_common::{Shutdown, messaging::Relay, telemetry::propagation};
-use sea_orm::{
-    DatabaseConnection, DbErr, QueryOrder, QuerySelect, TransactionTrait, entity::prelude::*,
-};
+use sea_orm::DbErr;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::{Meta, Settings, apply::apply, mapping};
+use super::{Meta, Settings, apply::apply};
 use crate::{
-    core::{self, Command, Phase},
-    store::sagas,
+    core::{self, Command},
+    store::{Store, sagas},
 };
 
 const BATCH: u64 = 100;
@@ -28,7 +25,7 @@ const SAFETY_TICK: Duration = Duration::from_secs(10);
 /// Expires sagas as their deadlines pass until `shutdown`; `started` wakes it when the consumer
 /// committed events (a saga may have started, with a deadline to watch).
 pub async fn run(
-    db: DatabaseConnection,
+    db: impl Store,
     relay: Relay,
     compensations: Arc<Notify>,
     started: Arc<Notify>,
@@ -48,7 +45,7 @@ pub async fn run(
                 if expired as u64 == BATCH {
                     continue; // more are due
                 }
-                match next_deadline(&db).await {
+                match db.next_deadline().await {
                     Ok(Some(at)) => sleep = sleep.min(orderly_common::time::until(at)),
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "cannot read the next saga deadline"),
@@ -64,25 +61,10 @@ pub async fn run(
     }
 }
 
-/// The earliest deadline of a running saga.
-async fn next_deadline(db: &DatabaseConnection) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let next = sagas::Entity::find()
-        .filter(sagas::Column::State.eq(mapping::phase_name(Phase::Running)))
-        .order_by_asc(sagas::Column::DeadlineAt)
-        .one(db)
-        .await?;
-    Ok(next.map(|saga| saga.deadline_at))
-}
-
 /// Rejects every RUNNING saga whose deadline passed; returns how many, and whether any of them
 /// needs compensation.
-async fn expire_due(db: &DatabaseConnection, settings: &Settings) -> Result<(usize, bool), DbErr> {
-    let due = sagas::Entity::find()
-        .filter(sagas::Column::State.eq(mapping::phase_name(Phase::Running)))
-        .filter(sagas::Column::DeadlineAt.lte(orderly_common::time::now()))
-        .limit(BATCH)
-        .all(db)
-        .await?;
+async fn expire_due(db: &impl Store, settings: &Settings) -> Result<(usize, bool), DbErr> {
+    let due = db.due(orderly_common::time::now(), BATCH).await?;
     let mut compensating = false;
     for saga in &due {
         let span = tracing::info_span!(
@@ -100,8 +82,9 @@ async fn expire_due(db: &DatabaseConnection, settings: &Settings) -> Result<(usi
     Ok((due.len(), compensating))
 }
 
-async fn expire(
-    db: &DatabaseConnection,
+/// Applies a passed deadline to `saga` in one transaction.
+pub async fn expire<S: Store>(
+    db: &S,
     saga: &sagas::Model,
     settings: &Settings,
 ) -> Result<Vec<Command>, DbErr> {
@@ -120,7 +103,7 @@ async fn expire(
         settings,
     )
     .await?;
-    txn.commit().await?;
+    S::commit(txn).await?;
     tracing::info!(order_id = %saga.order_id, "saga deadline passed");
     Ok(commands)
 }

@@ -14,7 +14,8 @@ pub fn check_end(world: &World, broken: &mut Vec<String>) {
     let workload = world.workload;
     for order in &workload.orders {
         let status = world.orders.status.get(&order.id).copied();
-        let saga = world.orchestrator.sagas.get(&order.id).map(|row| &row.saga);
+        let saga = world.orchestrator.saga(order.id);
+        let saga = saga.as_ref();
         // I1: every order and every saga terminal, and they agree.
         let terminal = saga.is_some_and(|saga| saga.is_terminal());
         if !terminal || !matches!(status, Some(OrderStatus::Confirmed | OrderStatus::Rejected)) {
@@ -168,10 +169,7 @@ fn check_effects_once(world: &World, broken: &mut Vec<String>) {
 pub fn check_differential(faulty: &World, reference: &World, broken: &mut Vec<String>) {
     let workload = faulty.workload;
     let status = |world: &World, id| world.orders.status.get(&id).copied();
-    let by_deadline = |world: &World, id| {
-        let row = world.orchestrator.sagas.get(&id);
-        row.is_some_and(|row| row.decided_by_deadline)
-    };
+    let by_deadline = |world: &World, id| world.orchestrator.decided_by_deadline.contains(&id);
     for order in &workload.orders {
         let (ours, theirs) = (status(faulty, order.id), status(reference, order.id));
         let meant = match order.kind {

@@ -41,6 +41,12 @@ impl Journal {
         self.effects.push((order, effect));
     }
 
+    /// Adds what `other` (a participant reached during this step) recorded.
+    pub fn merge(&mut self, other: Journal) {
+        self.effects.extend(other.effects);
+        self.violations.extend(other.violations);
+    }
+
     pub fn violation(&mut self, what: String) {
         self.violations.push(format!("step {}: {what}", self.step));
     }

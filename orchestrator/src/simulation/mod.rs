@@ -8,9 +8,11 @@
 
 mod actions;
 mod bus;
+mod calls;
 mod invariants;
 mod inventory;
 mod journal;
+mod memory;
 mod orchestrator;
 mod outcomes;
 mod payment;

@@ -1,225 +1,349 @@
-//! The orchestrator runtime, modelled around the REAL saga core: each event is one atomic
-//! commit of saga state + inbox + outbox + timer; compensations to run are kept in memory and
-//! rebuilt from the persisted steps after a crash, like the real compensator does.
+//! The orchestrator of the simulation is the real runtime: its consumer's reaction to an event
+//! (`events::react`), the deadline timer's `expire`, the compensator's `try_now` and the
+//! operator's `retry`, all over the in-memory tables. This side only turns the simulation's
+//! messages into envelopes and back, and watches every change for what the invariants forbid.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use orderly_common::{kafka::envelope::Event as Envelope, messaging::Relay};
+use orderly_proto::{
+    common::v1::Money,
+    events::v1::{EventEnvelope, SagaFacts, event_envelope::Payload as Proto},
 };
-
-use orderly_saga::{Definition, Outcome, StepIndex};
+use orderly_saga::{Definition, Outcome, RetryPolicy, StepIndex, Versions};
+use tokio::{runtime::Runtime, sync::Notify};
+use uuid::Uuid;
 
 use super::{
     bus::{EventIds, Inbox, Message, OrderId, Outbox, Payload},
     journal::{Effect, Journal},
+    memory::Memory,
 };
-use crate::core::{Command, Event, Phase, Saga, Step, transition};
+use crate::{
+    core::{Phase, Saga, Step},
+    runtime::{
+        Operator, Settings,
+        apply::load,
+        compensator::{Compensator, NotBefore},
+        events::react,
+        participants::CompensationCalls,
+        timers::expire,
+    },
+    store::{Store, Tables},
+};
 
-/// What the sagas database holds for one order.
-#[derive(Clone, Debug)]
-pub struct SagaRow {
-    pub saga: Saga,
-    /// Failed attempts per compensation (the real `steps.attempts` column).
-    pub attempts: BTreeMap<StepIndex, u32>,
-    /// Whether the deadline (not a step's answer) decided this saga's rejection.
-    pub decided_by_deadline: bool,
+/// What changed a saga, for what the checks expect of the change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    StepSucceeded,
+    OtherEvent,
+    Deadline,
+    Compensation,
+    Operator,
 }
 
-#[derive(Debug)]
 pub struct Orchestrator {
-    // Persisted, committed atomically per applied event.
-    pub sagas: BTreeMap<OrderId, SagaRow>,
+    /// The sagas database, committed atomically per action (the inbox and outbox with it).
+    pub store: Memory,
     pub inbox: Inbox,
     pub outbox: Outbox,
-    // In memory only: lost by a crash.
-    /// Compensations the core asked for, to be run by the compensator.
-    pub work: BTreeSet<(OrderId, StepIndex)>,
-    pub max_attempts: u32,
-    /// The saga every order runs (the shipped one).
-    pub definition: Arc<Definition>,
+    pub settings: Settings,
+    /// Sagas whose rejection the deadline decided (not a step's answer).
+    pub decided_by_deadline: BTreeSet<OrderId>,
+    executor: Runtime,
+}
+
+pub fn uuid(order: OrderId) -> Uuid {
+    Uuid::from_u64_pair(0, order)
+}
+
+fn order_of(uuid: Uuid) -> OrderId {
+    uuid.as_u64_pair().1
 }
 
 impl Orchestrator {
-    pub fn new(max_attempts: u32) -> Self {
-        let versions = orderly_saga::order::versions().expect("the shipped saga is valid");
+    /// An orchestrator running `definition`; a compensation that failed `max_attempts` times
+    /// parks its saga.
+    pub fn new(definition: Definition, max_attempts: u32) -> Self {
+        let versions = Versions::new([definition]).expect("one definition is a valid set");
+        let settings = Settings {
+            versions,
+            default_timeout: Duration::from_secs(30),
+            default_retry: RetryPolicy {
+                max_attempts,
+                initial_backoff: Duration::ZERO,
+                max_backoff: Duration::ZERO,
+            },
+        };
+        let executor = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime starts");
         Self {
-            definition: versions.latest().clone(),
-            sagas: BTreeMap::new(),
+            store: Memory::default(),
             inbox: Inbox::new(true),
             outbox: Outbox::default(),
-            work: BTreeSet::new(),
-            max_attempts,
+            settings,
+            decided_by_deadline: BTreeSet::new(),
+            executor,
         }
     }
 
-    /// A restart: everything in memory is gone; open compensations of sagas that are not parked
-    /// are found again in the database (a parked saga waits for an operator).
+    pub fn definition(&self) -> &Definition {
+        self.settings.versions.latest()
+    }
+
+    /// The saga of `order` as the runtime loads it.
+    pub fn saga(&self, order: OrderId) -> Option<Saga> {
+        let loaded = self
+            .executor
+            .block_on(load(&self.store, uuid(order), &self.settings));
+        loaded.ok().flatten().map(|loaded| loaded.saga)
+    }
+
+    /// Every saga, by order.
+    pub fn sagas(&self) -> Vec<(OrderId, Saga)> {
+        let ids = self.store.saga_ids();
+        let sagas = ids.into_iter().map(order_of);
+        sagas
+            .filter_map(|order| Some((order, self.saga(order)?)))
+            .collect()
+    }
+
+    /// A restart: nothing lives in memory but the compensator's backoff, so this only lets
+    /// the process commit again; open compensations are read from the tables.
     pub fn restart(&mut self) {
-        self.work.clear();
-        for (order, row) in &self.sagas {
-            if row.saga.phase == Phase::Parked {
-                continue;
-            }
-            for (step, state) in row.saga.steps.iter().enumerate() {
-                if *state == Step::Compensating {
-                    self.work.insert((*order, step));
-                }
-            }
-        }
+        self.store.restart();
     }
 
-    /// The consumer: every domain event of an order feeds its saga; the first one creates it.
+    /// The consumer: the real reaction to a domain event, through the inbox.
     pub fn handle(&mut self, message: &Message, ids: &mut EventIds, journal: &mut Journal) {
         if !self.inbox.first_time(message.id) {
             return;
         }
-        let (event_type, reason) = match &message.payload {
-            Payload::OrderPlaced { .. } => ("OrderPlaced", ""),
-            Payload::InventoryReserved { .. } => ("InventoryReserved", ""),
-            Payload::InventoryRejected { reason, .. } => ("InventoryRejected", reason.as_str()),
-            Payload::PaymentAuthorized { .. } => ("PaymentAuthorized", ""),
-            Payload::PaymentDeclined { reason, .. } => ("PaymentDeclined", reason.as_str()),
-            Payload::SagaConfirmed | Payload::SagaRejected { .. } => {
-                journal.violation(format!("orchestrator was handed {:?}", message.payload));
-                return;
-            }
+        let Some(envelope) = self.envelope(message, journal) else {
+            return;
         };
-        let event = if event_type == self.definition.trigger() {
-            Event::Started
-        } else {
-            match self.definition.outcome_of(event_type) {
-                Some((step, Outcome::Succeeded)) => Event::StepSucceeded(step),
-                Some((step, Outcome::Failed)) => Event::StepFailed {
-                    step,
-                    reason: reason.to_owned(),
-                },
-                None => {
-                    journal.violation(format!("no step of the saga answers {event_type}"));
-                    return;
-                }
-            }
+        let cause = match self.definition().outcome_of(envelope.event_type()) {
+            Some((_, Outcome::Succeeded)) => Cause::StepSucceeded,
+            _ => Cause::OtherEvent,
         };
-        let definition = &self.definition;
-        self.sagas.entry(message.order).or_insert_with(|| SagaRow {
-            saga: Saga::new(definition),
-            attempts: BTreeMap::new(),
-            decided_by_deadline: false,
+        let before = self.saga(message.order);
+        let reacted = self.executor.block_on(async {
+            let txn = self.store.begin().await?;
+            react(&txn, &self.settings, &envelope).await?;
+            Memory::commit(txn).await?;
+            Ok::<_, crate::runtime::apply::ApplyError>(())
         });
-        self.apply(message.order, event, ids, journal);
-    }
-
-    /// The deadline timer fired for `order` (it only looks at RUNNING sagas, like the real one).
-    pub fn deadline(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
-        if self.sagas.contains_key(&order) {
-            self.apply(order, Event::DeadlinePassed, ids, journal);
+        if let Err(error) = reacted {
+            journal.violation(format!("orchestrator refused {message:?}: {error}"));
         }
+        self.settle(message.order, before, cause, ids, journal);
     }
 
-    /// A compensation RPC came back: success is recorded as `Compensated`; a failure counts an
-    /// attempt and, past the limit, parks the saga.
-    pub fn compensation_done(
+    /// The deadline timer's expiry of one saga it read as RUNNING.
+    pub fn deadline(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
+        let before = self.saga(order);
+        let header = self.executor.block_on(self.store.saga(uuid(order)));
+        if let Ok(Some(header)) = header
+            && let Err(error) = self
+                .executor
+                .block_on(expire(&self.store, &header, &self.settings))
+        {
+            journal.violation(format!("deadline of saga {order} failed: {error}"));
+        }
+        self.settle(order, before, Cause::Deadline, ids, journal);
+    }
+
+    /// The compensator's attempt at one open compensation, reaching participants through
+    /// `calls`; an error is only expected when the process died on the way (`died`).
+    pub fn compensate(
         &mut self,
         order: OrderId,
         step: StepIndex,
-        succeeded: bool,
+        calls: impl CompensationCalls,
+        died: bool,
         ids: &mut EventIds,
         journal: &mut Journal,
     ) {
-        let Some(row) = self.sagas.get_mut(&order) else {
-            journal.violation(format!("compensation for unknown saga {order}"));
-            return;
+        let before = self.saga(order);
+        let name = self.definition().steps()[step].name.clone();
+        let compensator = Compensator {
+            db: self.store.clone(),
+            relay: Relay::default(),
+            participants: calls,
+            settings: self.settings.clone(),
         };
-        if succeeded {
-            self.work.remove(&(order, step));
-            self.apply(order, Event::Compensated(step), ids, journal);
-            return;
+        let tried = self.executor.block_on(async {
+            let Some(row) = self.store.step(uuid(order), &name).await? else {
+                return Ok(false);
+            };
+            compensator.try_now(&row, &mut NotBefore::new()).await
+        });
+        if let Err(error) = tried
+            && !died
+        {
+            journal.violation(format!("compensating {name} of {order} failed: {error}"));
         }
-        let attempts = row.attempts.entry(step).or_insert(0);
-        *attempts += 1;
-        if *attempts >= self.max_attempts {
-            self.work.remove(&(order, step));
-            let reason = format!("{} unavailable", self.definition.steps()[step].name);
-            let failing = Event::CompensationFailing { step, reason };
-            self.apply(order, failing, ids, journal);
-        }
+        self.settle(order, before, Cause::Compensation, ids, journal);
     }
 
-    /// An operator retries a parked saga (the real RetrySaga): its open compensations' attempt
-    /// counters are reset and the core sends it back to compensating, in one commit.
+    /// An operator retries a parked saga (the real RetrySaga).
     pub fn resume(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
-        if let Some(row) = self.sagas.get_mut(&order) {
-            for (step, state) in row.saga.steps.iter().enumerate() {
-                if *state == Step::Compensating {
-                    row.attempts.remove(&step);
-                }
+        let before = self.saga(order);
+        let operator = Operator {
+            db: self.store.clone(),
+            relay: Relay::default(),
+            compensations: Arc::new(Notify::new()),
+            settings: self.settings.clone(),
+        };
+        if let Err(error) = self.executor.block_on(operator.retry(uuid(order))) {
+            journal.violation(format!("operator could not retry saga {order}: {error}"));
+        }
+        self.settle(order, before, Cause::Operator, ids, journal);
+    }
+
+    /// The compensations the compensator would try now: open, of a saga that is not parked
+    /// (a parked one waits for an operator).
+    pub fn runnable_compensations(&self) -> Vec<(OrderId, StepIndex)> {
+        let open = self.executor.block_on(self.store.compensating());
+        let mut runnable = Vec::new();
+        for row in open.unwrap_or_default() {
+            let order = order_of(row.order_id);
+            let parked = self
+                .saga(order)
+                .is_none_or(|saga| saga.phase == Phase::Parked);
+            if let Some(step) = self.definition().index_of(&row.name)
+                && !parked
+            {
+                runnable.push((order, step));
             }
         }
-        self.apply(order, Event::OperatorRetry, ids, journal);
+        runnable
     }
 
-    /// The compensations the compensator may try now: like the real one, it leaves a parked
-    /// saga alone until an operator retries it.
-    pub fn runnable_compensations(&self) -> impl Iterator<Item = (OrderId, StepIndex)> + '_ {
-        self.work.iter().copied().filter(|(order, _)| {
-            self.sagas
-                .get(order)
-                .is_some_and(|row| row.saga.phase != Phase::Parked)
+    /// The envelope the real consumer would read for `message`: type and saga facts.
+    fn envelope(&self, message: &Message, journal: &mut Journal) -> Option<Envelope> {
+        let (event_type, customer, amount, reason) = match &message.payload {
+            Payload::OrderPlaced {
+                customer, amount, ..
+            } => ("OrderPlaced", customer, amount, ""),
+            Payload::InventoryReserved { customer, amount } => {
+                ("InventoryReserved", customer, amount, "")
+            }
+            Payload::InventoryRejected {
+                customer,
+                amount,
+                reason,
+            } => ("InventoryRejected", customer, amount, reason.as_str()),
+            Payload::PaymentAuthorized { customer, amount } => {
+                ("PaymentAuthorized", customer, amount, "")
+            }
+            Payload::PaymentDeclined {
+                customer,
+                amount,
+                reason,
+            } => ("PaymentDeclined", customer, amount, reason.as_str()),
+            Payload::SagaConfirmed | Payload::SagaRejected { .. } => {
+                journal.violation(format!("orchestrator was handed {:?}", message.payload));
+                return None;
+            }
+        };
+        let (event_id, order_id) = (Uuid::from_u64_pair(1, message.id), uuid(message.order));
+        let facts = SagaFacts {
+            customer_id: format!("customer-{customer}"),
+            total: Some(Money {
+                amount_minor: *amount,
+                currency: "EUR".into(),
+            }),
+            reason: reason.to_owned(),
+        };
+        Some(Envelope {
+            event_id,
+            order_id,
+            envelope: EventEnvelope {
+                event_id: event_id.to_string(),
+                event_type: event_type.into(),
+                order_id: order_id.to_string(),
+                saga: Some(facts),
+                ..EventEnvelope::default()
+            },
+            payload: None,
         })
     }
 
-    /// Runs the real core and commits what it decided in one step: the new saga, the outcome
-    /// in the outbox; compensations go to the in-memory compensator after the commit.
-    fn apply(&mut self, order: OrderId, event: Event, ids: &mut EventIds, journal: &mut Journal) {
-        let Some(row) = self.sagas.get_mut(&order) else {
+    /// After an action on `order`'s saga: the committed outcome events go to the outbox the
+    /// relay publishes, and the change is checked.
+    fn settle(
+        &mut self,
+        order: OrderId,
+        before: Option<Saga>,
+        cause: Cause,
+        ids: &mut EventIds,
+        journal: &mut Journal,
+    ) {
+        for envelope in self.store.take_outbox() {
+            let order = Uuid::parse_str(&envelope.order_id).map_or(0, order_of);
+            let payload = match envelope.payload {
+                Some(Proto::SagaConfirmed(_)) => Payload::SagaConfirmed,
+                Some(Proto::SagaRejected(rejected)) => Payload::SagaRejected {
+                    reason: rejected.reason,
+                },
+                other => {
+                    journal.violation(format!("orchestrator emitted {other:?}"));
+                    continue;
+                }
+            };
+            journal.effect(order, Effect::EmitOutcome);
+            self.outbox.add(ids.next(order, payload));
+        }
+        let (Some(before), Some(after)) = (before, self.saga(order)) else {
             return;
         };
-        let before = row.saga.clone();
-        let is_deadline = event == Event::DeadlinePassed;
-        let (next, commands) = match transition(&self.definition, &before, event.clone()) {
-            Ok(decided) => decided,
-            Err(error) => {
-                journal.violation(format!("core refused {event:?} for saga {order}: {error}"));
-                return;
-            }
-        };
-        if !phase_may_follow(before.phase, next.phase) {
+        if !phase_may_follow(before.phase, after.phase) {
             journal.violation(format!(
-                "I6: saga {order} went {:?} -> {:?} on {event:?}",
-                before.phase, next.phase
+                "I6: saga {order} went {:?} -> {:?} ({cause:?})",
+                before.phase, after.phase
             ));
         }
-        if is_deadline && before.phase == Phase::Running && next.phase != Phase::Running {
-            row.decided_by_deadline = true;
+        if cause == Cause::Deadline
+            && before.phase == Phase::Running
+            && after.phase != Phase::Running
+        {
+            self.decided_by_deadline.insert(order);
             journal.coverage.deadline_rejections += 1;
         }
-        if next.phase == Phase::Parked && before.phase != Phase::Parked {
+        if after.phase == Phase::Parked && before.phase != Phase::Parked {
             journal.coverage.parkings += 1;
         }
         let decided = matches!(
             before.phase,
             Phase::Compensating | Phase::Rejected | Phase::Parked
         );
-        if decided && matches!(event, Event::StepSucceeded(_)) {
+        if decided && cause == Cause::StepSucceeded {
             journal.coverage.late_successes += 1;
         }
-        row.saga = next;
-        for command in commands {
-            match command {
-                Command::Compensate(step) => {
-                    self.work.insert((order, step));
-                }
-                // The simulation's deadlines are fired by the scheduler, not armed.
-                Command::ArmDeadline(_) => {}
-                Command::EmitConfirmed => {
-                    journal.effect(order, Effect::EmitOutcome);
-                    self.outbox.add(ids.next(order, Payload::SagaConfirmed));
-                }
-                Command::EmitRejected { reason } => {
-                    journal.effect(order, Effect::EmitOutcome);
-                    self.outbox
-                        .add(ids.next(order, Payload::SagaRejected { reason }));
-                }
-            }
+        check_reverse_order(order, &before, &after, journal);
+    }
+}
+
+/// Compensations run strictly in reverse: a step's compensation opens only when no later step
+/// still holds a success or is being compensated (a late success, undone alongside the
+/// compensation already under way, is the one exception, and it opens the LATER step).
+fn check_reverse_order(order: OrderId, before: &Saga, after: &Saga, journal: &mut Journal) {
+    for step in 0..after.steps.len() {
+        let opened =
+            after.step(step) == Step::Compensating && before.step(step) != Step::Compensating;
+        if !opened {
+            continue;
+        }
+        let held = (step + 1..after.steps.len())
+            .find(|later| matches!(after.step(*later), Step::Succeeded | Step::Compensating));
+        if let Some(later) = held {
+            journal.violation(format!(
+                "reverse order: saga {order} opened the compensation of step {step} while step \
+                 {later} is {:?}",
+                after.step(later)
+            ));
         }
     }
 }

@@ -101,11 +101,11 @@ fn heal(world: &mut World, rng: &mut StdRng, bound: usize) {
 }
 
 fn first_saga(world: &World, wanted: impl Fn(Phase) -> bool) -> Option<OrderId> {
-    let sagas = &world.orchestrator.sagas;
+    let sagas = world.orchestrator.sagas();
     sagas
-        .iter()
-        .find(|(_, row)| wanted(row.saga.phase))
-        .map(|(order, _)| *order)
+        .into_iter()
+        .find(|(_, saga)| wanted(saga.phase))
+        .map(|(order, _)| order)
 }
 
 /// Everything that moves the system forward from here.
@@ -147,9 +147,9 @@ fn faults(world: &World, faults: &mut Vec<Choice>, rng: &mut StdRng) {
         faults.push(Choice::Crash(service));
     }
     if rng.random_bool(0.1) {
-        for (order, row) in &world.orchestrator.sagas {
-            if row.saga.phase == Phase::Running {
-                faults.push(Choice::Deadline(*order));
+        for (order, saga) in world.orchestrator.sagas() {
+            if saga.phase == Phase::Running {
+                faults.push(Choice::Deadline(order));
             }
         }
     }

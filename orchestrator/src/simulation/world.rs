@@ -4,7 +4,8 @@
 
 use super::{
     actions::{Action, Call, Sabotage},
-    bus::{Bus, Consumer, EventIds, OrderId, Outbox, RpcError, Topic},
+    bus::{Bus, Consumer, EventIds, OrderId, Outbox, Topic},
+    calls::Calls,
     inventory::Inventory,
     journal::Journal,
     orchestrator::Orchestrator,
@@ -82,7 +83,10 @@ impl<'w> World<'w> {
             inventory: Inventory::new(workload, true),
             payments: Payments::new(workload, true),
             notifier: Notifier::new(sabotage != Sabotage::NotificationWithoutInbox),
-            orchestrator: Orchestrator::new(max_attempts),
+            orchestrator: Orchestrator::new(
+                orderly_saga::order::v1().expect("the shipped saga is valid"),
+                max_attempts,
+            ),
             journal: Journal::default(),
             trace: Vec::new(),
         }
@@ -206,53 +210,20 @@ impl<'w> World<'w> {
     }
 
     fn compensate(&mut self, order: OrderId, step: StepIndex, call: Call) {
-        let definition = self.orchestrator.definition.clone();
-        let name = definition.steps()[step].name.as_str();
-        let reached = match call {
-            Call::FailsBeforeEffect => None,
-            Call::Succeeds | Call::FailsAfterEffect | Call::SucceedsThenCrash => {
-                match definition.steps()[step].participant.as_str() {
-                    "inventory" => Some(self.inventory.release(order, &mut self.journal)),
-                    "payment" => Some(self.payments.refund(order, &mut self.journal)),
-                    other => {
-                        self.journal
-                            .violation(format!("step {name} names unknown participant {other}"));
-                        None
-                    }
-                }
-            }
-        };
-        // A NOT_FOUND means nothing was held: the real compensator counts it as done.
-        let succeeded = match reached {
-            None => false,
-            Some(Ok(())) | Some(Err(RpcError::NotFound)) => true,
-            Some(Err(RpcError::FailedPrecondition)) => {
-                self.journal.violation(format!(
-                    "compensating {name} of order {order} was refused: it would undo a sale"
-                ));
-                false
-            }
-        };
-        match call {
-            Call::SucceedsThenCrash => self.crash(Service::Orchestrator),
-            Call::FailsBeforeEffect | Call::FailsAfterEffect => {
-                self.orchestrator.compensation_done(
-                    order,
-                    step,
-                    false,
-                    &mut self.ids,
-                    &mut self.journal,
-                );
-            }
-            Call::Succeeds => {
-                self.orchestrator.compensation_done(
-                    order,
-                    step,
-                    succeeded,
-                    &mut self.ids,
-                    &mut self.journal,
-                );
-            }
+        let calls = Calls::new(
+            &mut self.inventory,
+            &mut self.payments,
+            call,
+            self.orchestrator.store.clone(),
+            self.journal.step,
+        );
+        let died = call == Call::SucceedsThenCrash;
+        let (ids, journal) = (&mut self.ids, &mut self.journal);
+        self.orchestrator
+            .compensate(order, step, &calls, died, ids, journal);
+        self.journal.merge(calls.into_journal());
+        if died {
+            self.crash(Service::Orchestrator);
         }
     }
 
