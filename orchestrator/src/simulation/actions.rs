@@ -55,6 +55,12 @@ pub enum Action {
         call: Call,
     },
     ResumeParked(OrderId),
+    /// An operator undoes by hand a success the saga cannot compensate (a late success at or
+    /// after the pivot of a rejected saga), then resolves the step (the real ResolveSaga).
+    ResolveByHand {
+        order: OrderId,
+        step: StepIndex,
+    },
 }
 
 /// Rules broken on purpose, to show the checker catches them.

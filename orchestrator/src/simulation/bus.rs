@@ -3,7 +3,12 @@
 //! of each service, and what a compensation RPC may answer. Delivery is at least once; nothing
 //! here ever loses a published message.
 
-use super::workload::Line;
+use std::collections::BTreeMap;
+
+use orderly_proto::topics;
+use orderly_saga::StepIndex;
+
+use super::{generated, workload::Line};
 
 pub type OrderId = u64;
 pub type EventId = u64;
@@ -12,22 +17,21 @@ pub type EventId = u64;
 /// events on one topic keep their order; across topics and partitions nothing is ordered.
 pub const PARTITIONS: usize = 2;
 
+/// A topic, by its name: the shipped saga's, or one of a generated saga's steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Topic {
-    Orders,
-    Inventory,
-    Payments,
-    Sagas,
-}
+pub struct Topic(pub &'static str);
 
 impl Topic {
-    fn index(self) -> usize {
-        match self {
-            Self::Orders => 0,
-            Self::Inventory => 1,
-            Self::Payments => 2,
-            Self::Sagas => 3,
-        }
+    pub const ORDERS: Topic = Topic(topics::ORDERS);
+    pub const INVENTORY: Topic = Topic(topics::INVENTORY);
+    pub const PAYMENTS: Topic = Topic(topics::PAYMENTS);
+    pub const SAGAS: Topic = Topic(topics::SAGAS);
+
+    /// The topic a definition names (`None` for one the simulation has no log for).
+    pub fn named(name: &str) -> Option<Topic> {
+        let known = [Self::ORDERS, Self::INVENTORY, Self::PAYMENTS, Self::SAGAS];
+        let steps = generated::TOPICS.map(Topic);
+        known.into_iter().chain(steps).find(|topic| topic.0 == name)
     }
 }
 
@@ -62,6 +66,13 @@ pub enum Payload {
         amount: i64,
         reason: String,
     },
+    /// A generated saga's step answering: done, or refused.
+    Step {
+        step: StepIndex,
+        refused: bool,
+        customer: usize,
+        amount: i64,
+    },
     SagaConfirmed,
     SagaRejected {
         reason: String,
@@ -71,10 +82,11 @@ pub enum Payload {
 impl Payload {
     pub fn topic(&self) -> Topic {
         match self {
-            Self::OrderPlaced { .. } => Topic::Orders,
-            Self::InventoryReserved { .. } | Self::InventoryRejected { .. } => Topic::Inventory,
-            Self::PaymentAuthorized { .. } | Self::PaymentDeclined { .. } => Topic::Payments,
-            Self::SagaConfirmed | Self::SagaRejected { .. } => Topic::Sagas,
+            Self::OrderPlaced { .. } => Topic::ORDERS,
+            Self::InventoryReserved { .. } | Self::InventoryRejected { .. } => Topic::INVENTORY,
+            Self::PaymentAuthorized { .. } | Self::PaymentDeclined { .. } => Topic::PAYMENTS,
+            Self::Step { step, .. } => Topic(generated::TOPICS[*step]),
+            Self::SagaConfirmed | Self::SagaRejected { .. } => Topic::SAGAS,
         }
     }
 }
@@ -105,17 +117,19 @@ impl EventIds {
 /// The append-only logs of every topic and partition.
 #[derive(Debug, Default)]
 pub struct Bus {
-    logs: [[Vec<Message>; PARTITIONS]; 4],
+    logs: BTreeMap<(Topic, usize), Vec<Message>>,
 }
 
 impl Bus {
     pub fn publish(&mut self, message: Message) {
-        let topic = message.payload.topic().index();
-        self.logs[topic][partition_of(message.order)].push(message);
+        let at = (message.payload.topic(), partition_of(message.order));
+        self.logs.entry(at).or_default().push(message);
     }
 
     pub fn log(&self, topic: Topic, partition: usize) -> &[Message] {
-        &self.logs[topic.index()][partition]
+        self.logs
+            .get(&(topic, partition))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn contains(&self, message: &Message) -> bool {
@@ -129,17 +143,17 @@ impl Bus {
 /// from). The gap between the two is what a crash delivers again.
 #[derive(Clone, Debug)]
 pub struct Consumer {
-    pub topics: &'static [Topic],
-    position: [[usize; PARTITIONS]; 4],
-    committed: [[usize; PARTITIONS]; 4],
+    pub topics: Vec<Topic>,
+    position: BTreeMap<(Topic, usize), usize>,
+    committed: BTreeMap<(Topic, usize), usize>,
 }
 
 impl Consumer {
-    pub fn new(topics: &'static [Topic]) -> Self {
+    pub fn new(topics: Vec<Topic>) -> Self {
         Self {
             topics,
-            position: [[0; PARTITIONS]; 4],
-            committed: [[0; PARTITIONS]; 4],
+            position: BTreeMap::new(),
+            committed: BTreeMap::new(),
         }
     }
 
@@ -151,21 +165,24 @@ impl Consumer {
     }
 
     pub fn position(&self, topic: Topic, partition: usize) -> usize {
-        self.position[topic.index()][partition]
+        self.position.get(&(topic, partition)).copied().unwrap_or(0)
     }
 
     pub fn committed(&self, topic: Topic, partition: usize) -> usize {
-        self.committed[topic.index()][partition]
+        self.committed
+            .get(&(topic, partition))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn advance(&mut self, topic: Topic, partition: usize) {
-        self.position[topic.index()][partition] += 1;
+        *self.position.entry((topic, partition)).or_default() += 1;
     }
 
     /// Offsets are committed only after the handler's database commit, so committing the
     /// position never skips an unapplied message.
     pub fn commit(&mut self) {
-        self.committed = self.position;
+        self.committed = self.position.clone();
     }
 
     pub fn has_uncommitted(&self) -> bool {
@@ -175,7 +192,7 @@ impl Consumer {
     /// The process died: it resumes from the committed offsets, re-reading what it had applied
     /// but not committed.
     pub fn crash(&mut self) {
-        self.position = self.committed;
+        self.position = self.committed.clone();
     }
 }
 

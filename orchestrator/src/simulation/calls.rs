@@ -8,7 +8,12 @@ use tonic::Status;
 use uuid::Uuid;
 
 use super::{
-    actions::Call, bus::RpcError, inventory::Inventory, journal::Journal, memory::Memory,
+    actions::Call,
+    bus::RpcError,
+    generated::{self, StepParticipant},
+    inventory::Inventory,
+    journal::Journal,
+    memory::Memory,
     payment::Payments,
 };
 use crate::runtime::participants::CompensationCalls;
@@ -23,6 +28,7 @@ pub struct Calls<'w> {
 struct Services<'w> {
     inventory: &'w mut Inventory,
     payments: &'w mut Payments,
+    steps: &'w mut [StepParticipant],
     /// What the participants did, for the world's journal once the call is over.
     journal: Journal,
 }
@@ -31,6 +37,7 @@ impl<'w> Calls<'w> {
     pub fn new(
         inventory: &'w mut Inventory,
         payments: &'w mut Payments,
+        steps: &'w mut [StepParticipant],
         call: Call,
         orchestrator: Memory,
         step: usize,
@@ -43,6 +50,7 @@ impl<'w> Calls<'w> {
             services: Mutex::new(Services {
                 inventory,
                 payments,
+                steps,
                 journal,
             }),
             call,
@@ -85,12 +93,17 @@ impl CompensationCalls for &Calls<'_> {
             let Services {
                 inventory,
                 payments,
+                steps,
                 journal,
             } = &mut *services;
-            let answer = match participant {
-                "inventory" => inventory.release(order, journal),
-                "payment" => payments.refund(order, journal),
-                other => return Err(Status::internal(format!("no participant {other}"))),
+            let step = steps
+                .iter_mut()
+                .find(|step| generated::participant(step.step) == participant);
+            let answer = match (participant, step) {
+                ("inventory", _) => inventory.release(order, journal),
+                ("payment", _) => payments.refund(order, journal),
+                (_, Some(step)) => step.give_back(order, journal),
+                (other, None) => return Err(Status::internal(format!("no participant {other}"))),
             };
             if answer == Err(RpcError::FailedPrecondition) {
                 journal.violation(format!(

@@ -3,11 +3,13 @@
 //! input run without faults.
 
 use super::{
+    bus::OrderId,
+    generated::Hold,
     inventory::Reservation,
     outcomes::OrderStatus,
     payment::PaymentStatus,
-    workload::{Kind, SCARCE},
-    world::{Service, World},
+    workload::{Kind, OrderSpec, SCARCE},
+    world::{Saga, World},
 };
 
 pub fn check_end(world: &World, broken: &mut Vec<String>) {
@@ -32,28 +34,9 @@ pub fn check_end(world: &World, broken: &mut Vec<String>) {
                 order.id
             ));
         }
-        // I2 per order: a confirmed order's stock is sold, a rejected one holds none.
-        let reservation = world.inventory.reservations.get(&order.id);
-        let stock_ok = match reservation {
-            Some(Reservation::Committed(_)) => confirmed,
-            Some(Reservation::Released(_)) | None => !confirmed,
-            Some(Reservation::Reserved(_)) => false,
-        };
-        if !stock_ok {
-            broken.push(format!(
-                "I2: order {} is {status:?} with reservation {reservation:?}",
-                order.id
-            ));
-        }
-        // I3: the net charge is the amount if confirmed (and captured), else nothing.
-        let payment = world.payments.payments.get(&order.id);
-        let charge = payment.map_or(0, |payment| payment.charge());
-        let captured = payment.is_some_and(|payment| payment.status == PaymentStatus::Captured);
-        if charge != if confirmed { order.amount } else { 0 } || captured != confirmed {
-            broken.push(format!(
-                "I3: order {} is {status:?} with payment {payment:?} (amount {})",
-                order.id, order.amount
-            ));
+        match world.saga {
+            Saga::Shipped => check_shop(world, order, confirmed, broken),
+            Saga::Generated(_) => check_steps(world, order.id, confirmed, broken),
         }
         // I7: one notification per outcome, telling the outcome.
         let told: Vec<_> = world
@@ -73,6 +56,53 @@ pub fn check_end(world: &World, broken: &mut Vec<String>) {
     check_conservation(world, broken);
     check_no_loss(world, broken);
     check_effects_once(world, broken);
+}
+
+/// I2 and I3 per order of the shipped saga: a confirmed order's stock is sold and its amount
+/// captured; a rejected one holds no stock and is charged nothing.
+fn check_shop(world: &World, order: &OrderSpec, confirmed: bool, broken: &mut Vec<String>) {
+    // I2 per order: a confirmed order's stock is sold, a rejected one holds none.
+    let reservation = world.inventory.reservations.get(&order.id);
+    let stock_ok = match reservation {
+        Some(Reservation::Committed(_)) => confirmed,
+        Some(Reservation::Released(_)) | None => !confirmed,
+        Some(Reservation::Reserved(_)) => false,
+    };
+    if !stock_ok {
+        broken.push(format!(
+            "I2: order {} (confirmed: {confirmed}) has reservation {reservation:?}",
+            order.id
+        ));
+    }
+    // I3: the net charge is the amount if confirmed (and captured), else nothing.
+    let payment = world.payments.payments.get(&order.id);
+    let charge = payment.map_or(0, |payment| payment.charge());
+    let captured = payment.is_some_and(|payment| payment.status == PaymentStatus::Captured);
+    if charge != if confirmed { order.amount } else { 0 } || captured != confirmed {
+        broken.push(format!(
+            "I3: order {} (confirmed: {confirmed}) has payment {payment:?} (amount {})",
+            order.id, order.amount
+        ));
+    }
+}
+
+/// I2 and I3 for a generated saga: a confirmed order kept every step's part; a rejected one
+/// holds nothing at any step.
+fn check_steps(world: &World, order: OrderId, confirmed: bool, broken: &mut Vec<String>) {
+    for participant in &world.steps {
+        let hold = participant.holds.get(&order).copied();
+        let fine = if confirmed {
+            hold == Some(Hold::Kept)
+        } else {
+            matches!(hold, None | Some(Hold::Refused | Hold::GivenBack))
+        };
+        if !fine {
+            broken.push(format!(
+                "I2: order {order} (confirmed: {confirmed}) has {hold:?} at step {}",
+                participant.step
+            ));
+        }
+    }
 }
 
 /// I2 and I3 in total: stock and money add up, nothing is left reserved.
@@ -113,7 +143,7 @@ fn check_conservation(world: &World, broken: &mut Vec<String>) {
 /// I4: every committed outbox row was published, and every consumer of its topic applied it
 /// and committed past it.
 fn check_no_loss(world: &World, broken: &mut Vec<String>) {
-    for from in Service::ALL {
+    for from in world.services() {
         let outbox = world.outbox(from);
         if !outbox.all_sent() {
             broken.push(format!("I4: {from:?} outbox still has unsent rows"));
@@ -124,15 +154,15 @@ fn check_no_loss(world: &World, broken: &mut Vec<String>) {
                 continue;
             }
             let topic = row.payload.topic();
-            for to in Service::ALL {
-                let reads = to.subscriptions().contains(&topic);
+            for to in world.services() {
+                let reads = world.subscriptions(to).contains(&topic);
                 if reads && !world.inbox_contains(to, row.id) {
                     broken.push(format!("I4: {to:?} never applied {row:?}"));
                 }
             }
         }
     }
-    for service in Service::ALL {
+    for service in world.services() {
         let consumer = world.consumer(service);
         for (topic, partition) in consumer.partitions() {
             let end = world.bus.log(topic, partition).len();
@@ -174,7 +204,7 @@ pub fn check_differential(faulty: &World, reference: &World, broken: &mut Vec<St
         let (ours, theirs) = (status(faulty, order.id), status(reference, order.id));
         let meant = match order.kind {
             Kind::Regular => Some(OrderStatus::Confirmed),
-            Kind::Poor | Kind::Oversized => Some(OrderStatus::Rejected),
+            Kind::Poor | Kind::Oversized | Kind::RefusedAt(_) => Some(OrderStatus::Rejected),
             Kind::Scarce => None,
         };
         if by_deadline(reference, order.id) || meant.is_some_and(|meant| theirs != Some(meant)) {
@@ -206,7 +236,12 @@ pub fn check_differential(faulty: &World, reference: &World, broken: &mut Vec<St
         let confirmed = |id| status(world, id) == Some(OrderStatus::Confirmed);
         scarce.iter().filter(|order| confirmed(order.id)).count()
     };
-    let can_win = Ord::min(scarce.len(), workload.products[SCARCE].initial as usize);
+    // A generated saga's workload has no products (and no scarce orders).
+    let in_stock = workload
+        .products
+        .get(SCARCE)
+        .map_or(0, |product| product.initial);
+    let can_win = Ord::min(scarce.len(), in_stock as usize);
     if !scarce.iter().any(|order| by_deadline(faulty, order.id))
         && (winners(faulty), winners(reference)) != (can_win, can_win)
     {

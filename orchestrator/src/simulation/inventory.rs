@@ -112,7 +112,8 @@ impl Inventory {
             Payload::InventoryReserved { .. }
             | Payload::InventoryRejected { .. }
             | Payload::PaymentAuthorized { .. }
-            | Payload::PaymentDeclined { .. } => {
+            | Payload::PaymentDeclined { .. }
+            | Payload::Step { .. } => {
                 journal.violation(format!("inventory was handed {:?}", message.payload));
             }
         }

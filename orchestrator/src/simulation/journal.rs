@@ -1,6 +1,8 @@
 //! What a run observed: every effect a service applied (so I5 can tell an effect that happened
 //! twice) and every invariant broken on the way (I2 and I6 are checked at each step).
 
+use orderly_saga::StepIndex;
+
 use super::bus::OrderId;
 
 /// An effect a service applies at most once per order.
@@ -17,6 +19,11 @@ pub enum Effect {
     SetStatus,
     Notify,
     EmitOutcome,
+    /// A generated saga's participant held, refused, kept or gave back its step's part.
+    Hold(StepIndex),
+    Refuse(StepIndex),
+    Keep(StepIndex),
+    GiveBack(StepIndex),
 }
 
 #[derive(Debug, Default)]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{
     bus::{EventIds, Inbox, Message, OrderId, Outbox, Payload},
+    generated,
     journal::{Effect, Journal},
     memory::Memory,
 };
@@ -190,16 +191,42 @@ impl Orchestrator {
     /// An operator retries a parked saga (the real RetrySaga).
     pub fn resume(&mut self, order: OrderId, ids: &mut EventIds, journal: &mut Journal) {
         let before = self.saga(order);
-        let operator = Operator {
+        if let Err(error) = self.executor.block_on(self.operator().retry(uuid(order))) {
+            journal.violation(format!("operator could not retry saga {order}: {error}"));
+        }
+        self.settle(order, before, Cause::Operator, ids, journal);
+    }
+
+    /// An operator resolves step `step`, undone by hand (the real ResolveSaga).
+    pub fn resolve(
+        &mut self,
+        order: OrderId,
+        step: StepIndex,
+        ids: &mut EventIds,
+        journal: &mut Journal,
+    ) {
+        let before = self.saga(order);
+        let name = self.definition().steps()[step].name.clone();
+        let resolved = self.executor.block_on(self.operator().resolve(
+            uuid(order),
+            &name,
+            "undone by hand",
+        ));
+        if let Err(error) = resolved {
+            journal.violation(format!(
+                "operator could not resolve {name} of {order}: {error}"
+            ));
+        }
+        self.settle(order, before, Cause::Operator, ids, journal);
+    }
+
+    fn operator(&self) -> Operator<Memory> {
+        Operator {
             db: self.store.clone(),
             relay: Relay::default(),
             compensations: Arc::new(Notify::new()),
             settings: self.settings.clone(),
-        };
-        if let Err(error) = self.executor.block_on(operator.retry(uuid(order))) {
-            journal.violation(format!("operator could not retry saga {order}: {error}"));
         }
-        self.settle(order, before, Cause::Operator, ids, journal);
     }
 
     /// The compensations the compensator would try now: open, of a saga that is not parked
@@ -243,6 +270,20 @@ impl Orchestrator {
                 amount,
                 reason,
             } => ("PaymentDeclined", customer, amount, reason.as_str()),
+            Payload::Step {
+                step,
+                refused,
+                customer,
+                amount,
+            } => {
+                let reason = if *refused { "refused" } else { "" };
+                (
+                    generated::event_type(*step, *refused),
+                    customer,
+                    amount,
+                    reason,
+                )
+            }
             Payload::SagaConfirmed | Payload::SagaRejected { .. } => {
                 journal.violation(format!("orchestrator was handed {:?}", message.payload));
                 return None;

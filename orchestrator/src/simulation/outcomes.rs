@@ -111,7 +111,8 @@ fn outcome(message: &Message, service: &str, journal: &mut Journal) -> Option<Or
         | Payload::InventoryReserved { .. }
         | Payload::InventoryRejected { .. }
         | Payload::PaymentAuthorized { .. }
-        | Payload::PaymentDeclined { .. } => {
+        | Payload::PaymentDeclined { .. }
+        | Payload::Step { .. } => {
             journal.violation(format!("{service} was handed {:?}", message.payload));
             None
         }

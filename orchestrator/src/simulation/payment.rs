@@ -99,7 +99,8 @@ impl Payments {
             Payload::InventoryRejected { .. } | Payload::SagaRejected { .. } => {}
             Payload::OrderPlaced { .. }
             | Payload::PaymentAuthorized { .. }
-            | Payload::PaymentDeclined { .. } => {
+            | Payload::PaymentDeclined { .. }
+            | Payload::Step { .. } => {
                 journal.violation(format!("payment was handed {:?}", message.payload));
             }
         }

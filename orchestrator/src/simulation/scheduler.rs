@@ -17,7 +17,7 @@ use super::{
     bus::{OrderId, Topic},
     world::{Service, World},
 };
-use crate::core::Phase;
+use crate::core::{Phase, Step};
 
 /// How the run is scheduled.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +82,7 @@ fn heal(world: &mut World, rng: &mut StdRng, bound: usize) {
             continue;
         }
         if let Some(order) = first_saga(world, |phase| phase == Phase::Parked) {
-            world.execute(Action::ResumeParked(order));
+            world.execute(operator_action(world, order));
             continue;
         }
         if let Some(order) = first_saga(world, |phase| phase == Phase::Running) {
@@ -100,6 +100,21 @@ fn heal(world: &mut World, rng: &mut StdRng, bound: usize) {
     ));
 }
 
+/// What an operator does with a parked saga: undo by hand what it cannot compensate, else
+/// retry it.
+fn operator_action(world: &World, order: OrderId) -> Action {
+    let definition = world.orchestrator.definition();
+    let saga = world.orchestrator.saga(order);
+    let stuck = saga.and_then(|saga| {
+        (0..saga.steps.len())
+            .find(|step| saga.step(*step) == Step::Succeeded && !definition.is_compensable(*step))
+    });
+    match stuck {
+        Some(step) => Action::ResolveByHand { order, step },
+        None => Action::ResumeParked(order),
+    }
+}
+
 fn first_saga(world: &World, wanted: impl Fn(Phase) -> bool) -> Option<OrderId> {
     let sagas = world.orchestrator.sagas();
     sagas
@@ -114,7 +129,7 @@ fn progress(world: &World, choices: &mut Vec<Choice>) {
     if world.placed < world.workload.orders.len() {
         choices.push(Choice::Place);
     }
-    for service in Service::ALL {
+    for service in world.services() {
         let consumer = world.consumer(service);
         for (topic, partition) in consumer.partitions() {
             let end = world.bus.log(topic, partition).len();
@@ -137,7 +152,7 @@ fn progress(world: &World, choices: &mut Vec<Choice>) {
 /// The faults possible from here; deadlines are rarer than the rest so that most sagas are
 /// decided by their steps (those are the ones I10 can compare).
 fn faults(world: &World, faults: &mut Vec<Choice>, rng: &mut StdRng) {
-    for service in Service::ALL {
+    for service in world.services() {
         let consumer = world.consumer(service);
         for (topic, partition) in consumer.partitions() {
             if consumer.position(topic, partition) > 0 {

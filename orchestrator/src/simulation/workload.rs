@@ -4,7 +4,9 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::bus::OrderId;
+use orderly_saga::StepIndex;
+
+use super::{bus::OrderId, generated::Shape};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -30,6 +32,8 @@ pub enum Kind {
     /// One unit of the scarce product: which of these orders win depends on the schedule; only
     /// how many win is decided by the input.
     Scarce,
+    /// In a generated saga: the participant of this step refuses it.
+    RefusedAt(StepIndex),
 }
 
 #[derive(Clone, Debug)]
@@ -92,7 +96,9 @@ impl Workload {
                 .sum();
             match kind {
                 Kind::Poor => balances[customer] = rng.random_range(0..amount),
-                Kind::Regular | Kind::Oversized | Kind::Scarce => balances[customer] += amount,
+                Kind::Regular | Kind::Oversized | Kind::Scarce | Kind::RefusedAt(_) => {
+                    balances[customer] += amount
+                }
             }
             orders.push(OrderSpec {
                 id,
@@ -124,6 +130,42 @@ impl Workload {
         Self {
             products,
             balances,
+            orders,
+        }
+    }
+
+    /// Orders for a generated saga of `shape`: most go through, the others are refused by a
+    /// step that may refuse. Products and money play no part (the steps hold their own).
+    pub fn generate_for(seed: u64, shape: Shape) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let refusing: Vec<StepIndex> = (0..shape.steps)
+            .filter(|step| shape.may_refuse(*step))
+            .collect();
+        let orders = (1..=rng.random_range(6..=16u64))
+            .map(|id| {
+                let kind = if rng.random_bool(0.6) {
+                    Kind::Regular
+                } else {
+                    Kind::RefusedAt(refusing[rng.random_range(0..refusing.len())])
+                };
+                let lines = plentiful_lines(&mut rng);
+                let amount = lines
+                    .iter()
+                    .map(|line| PRICES[line.product] * line.quantity)
+                    .sum();
+                let customer = rng.random_range(0..RICH_CUSTOMERS);
+                OrderSpec {
+                    id,
+                    customer,
+                    lines,
+                    amount,
+                    kind,
+                }
+            })
+            .collect();
+        Self {
+            products: Vec::new(),
+            balances: Vec::new(),
             orders,
         }
     }
