@@ -4,6 +4,8 @@
 //! Services depend on this crate and never copy .proto files.
 
 mod payload;
+
+pub use payload::Payload;
 pub mod topics;
 
 /// The encoded `FileDescriptorSet` of every Orderly proto, for gRPC server reflection.

@@ -3,7 +3,7 @@
 //! and orders keep flowing.
 
 use orderly_common::kafka::{envelope, topics};
-use orderly_proto::events::v1::{SagaRejected, event_envelope::Payload};
+use orderly_proto::events::v1::SagaFacts;
 use prost::Message;
 
 use crate::support::{
@@ -24,15 +24,14 @@ const CONSUMERS: [(&str, &[&str]); 4] = [
     ),
 ];
 
-/// An event from a newer producer: a type this build has no message for, a newer schema
-/// version, and a field this build has never heard of.
+/// An event from a newer producer: a type this build has no message for (a member of its
+/// topic's oneof it does not know), a newer schema version, and a field this build has never
+/// heard of.
 fn from_the_future(topic: &str) -> Vec<u8> {
-    let mut newer = envelope::wrap(
-        uuid::Uuid::new_v4(),
-        Payload::SagaRejected(SagaRejected::default()),
-    );
-    newer.payload = None;
-    newer.event_type = format!("GiftWrapped{}", topic.len());
+    let event_type = format!("GiftWrapped{}", topic.len());
+    let mut newer = envelope::wrap_foreign(uuid::Uuid::new_v4(), &event_type, SagaFacts::default());
+    // Field 9 of the topic's message, an empty message: no member of this build's oneof.
+    newer.body = vec![0x4a, 0x00];
     newer.schema_version = envelope::SCHEMA_VERSION + 1;
     let mut bytes = newer.encode_to_vec();
     // Field 99, varint 1: unknown to this build's envelope, skipped when decoding.

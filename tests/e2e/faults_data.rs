@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, rc::Rc, time::Duration};
 
 use orderly_common::kafka::{envelope, topics};
 use orderly_proto::{
-    events::v1::{OrderPlaced, event_envelope::Payload},
+    events::v1::{OrderPlaced, order_event},
     order::v1::{OrderStatus, order_service_client::OrderServiceClient},
 };
 use prost::Message;
@@ -136,14 +136,15 @@ async fn row_9_one_idempotency_key_raced_by_twenty_clients_places_one_order() {
 /// Poison of every kind, each as it would reach a consumer.
 fn poison_kinds() -> Vec<(&'static str, Vec<u8>)> {
     let order_id = uuid::Uuid::new_v4();
-    let placed = || Payload::OrderPlaced(OrderPlaced::default());
+    let placed =
+        || envelope::Payload::Order(order_event::Event::OrderPlaced(OrderPlaced::default()));
     // Newer versions and unknown types are not poison (see `evolving.rs`); an unset version
     // and an envelope naming no type at all are.
     let mut wrong_version = envelope::wrap(order_id, placed());
     wrong_version.schema_version = 0;
     let mut untyped = envelope::wrap(order_id, placed());
     untyped.event_type = String::new();
-    untyped.payload = None;
+    (untyped.body, untyped.legacy) = (Vec::new(), None);
     let mut mislabelled = envelope::wrap(order_id, placed());
     mislabelled.event_type = "PaymentDeclined".into();
     vec![

@@ -18,13 +18,13 @@ use orderly_common::{
     component::{self, Started},
     config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig},
     kafka::{
-        envelope::{self, Event},
+        envelope::{self, Event, Payload},
         topics,
     },
     messaging::{Handler, HandlerError, outbox},
 };
 use orderly_proto::{
-    events::v1::{SagaFacts, event_envelope::Payload},
+    events::v1::{SagaFacts, payment_event::Event as Payment},
     saga::v1::CompensateRequest,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
@@ -110,7 +110,7 @@ struct Booking;
 
 impl Handler for Booking {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
-        let Some(Payload::PaymentAuthorized(authorized)) = &event.payload else {
+        let Some(Payload::Payment(Payment::PaymentAuthorized(authorized))) = &event.payload else {
             return Ok(()); // declined payments need no shipment
         };
         let customer = authorized.customer_id.as_str();

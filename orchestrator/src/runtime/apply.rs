@@ -11,7 +11,7 @@ use orderly_common::{
 };
 use orderly_proto::{
     common::v1::Money,
-    events::v1::{SagaConfirmed, SagaRejected, event_envelope::Payload},
+    events::v1::{SagaConfirmed, SagaRejected, saga_event::Event as Outcome},
 };
 use orderly_saga::Definition;
 use sea_orm::{DbErr, entity::prelude::*};
@@ -125,19 +125,20 @@ pub async fn apply(
     record(txn, order_id, meta, note).await?;
     for command in &commands {
         let payload = match command {
-            Command::EmitConfirmed => Payload::SagaConfirmed(SagaConfirmed {
+            Command::EmitConfirmed => Outcome::SagaConfirmed(SagaConfirmed {
                 customer_id: header.customer_id.clone(),
                 total: Some(Money {
                     amount_minor: header.total_minor,
                     currency: header.currency.clone(),
                 }),
             }),
-            Command::EmitRejected { reason } => Payload::SagaRejected(SagaRejected {
+            Command::EmitRejected { reason } => Outcome::SagaRejected(SagaRejected {
                 customer_id: header.customer_id.clone(),
                 reason: reason.clone(),
             }),
             Command::Compensate(_) | Command::ArmDeadline(_) => continue,
         };
+        let payload = envelope::Payload::Saga(payload);
         tracing::info!(order_id = %order_id, outcome = envelope::event_type(&payload), reason = next.reason, "saga decided");
         txn.add_outbox(topics::SAGAS, envelope::wrap(order_id, payload))
             .await?;

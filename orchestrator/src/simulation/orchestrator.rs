@@ -5,12 +5,19 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use orderly_common::{kafka::envelope::Event as Envelope, messaging::Relay};
+use orderly_common::{
+    kafka::{
+        envelope::{self, Event as Envelope, Payload as Wire},
+        topics,
+    },
+    messaging::Relay,
+};
 use orderly_proto::{
     common::v1::Money,
-    events::v1::{EventEnvelope, SagaFacts, event_envelope::Payload as Proto},
+    events::v1::{EventEnvelope, SagaFacts, saga_event::Event as Outcome},
 };
-use orderly_saga::{Definition, Outcome, RetryPolicy, StepIndex, Versions};
+use orderly_saga::{Definition, RetryPolicy, StepIndex, Versions};
+use prost::Message as _;
 use tokio::{runtime::Runtime, sync::Notify};
 use uuid::Uuid;
 
@@ -125,7 +132,7 @@ impl Orchestrator {
             return;
         };
         let cause = match self.definition().outcome_of(envelope.event_type()) {
-            Some((_, Outcome::Succeeded)) => Cause::StepSucceeded,
+            Some((_, orderly_saga::Outcome::Succeeded)) => Cause::StepSucceeded,
             _ => Cause::OtherEvent,
         };
         let before = self.saga(message.order);
@@ -324,9 +331,11 @@ impl Orchestrator {
     ) {
         for envelope in self.store.take_outbox() {
             let order = Uuid::parse_str(&envelope.order_id).map_or(0, order_of);
-            let payload = match envelope.payload {
-                Some(Proto::SagaConfirmed(_)) => Payload::SagaConfirmed,
-                Some(Proto::SagaRejected(rejected)) => Payload::SagaRejected {
+            // Read back as the real consumers read it.
+            let opened = envelope::open(topics::SAGAS, &envelope.encode_to_vec());
+            let payload = match opened.map(|event| event.payload) {
+                Ok(Some(Wire::Saga(Outcome::SagaConfirmed(_)))) => Payload::SagaConfirmed,
+                Ok(Some(Wire::Saga(Outcome::SagaRejected(rejected)))) => Payload::SagaRejected {
                     reason: rejected.reason,
                 },
                 other => {

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use orderly_common::{
     kafka::{
-        envelope::{self, Event},
+        envelope::{self, Event, Payload},
         topics,
     },
     messaging::{Handler, HandlerError, outbox},
 };
 use orderly_proto::events::v1::{
-    InventoryRejected, InventoryReserved, OrderPlaced, StockShortage, event_envelope::Payload,
+    InventoryRejected, InventoryReserved, OrderPlaced, StockShortage, inventory_event, order_event,
+    saga_event::Event as Outcome,
 };
 use sea_orm::DatabaseTransaction;
 
@@ -31,19 +32,18 @@ impl Handler for Reactions {
             return Ok(());
         };
         match payload {
-            Payload::OrderPlaced(placed) => reserve(txn, event, placed).await,
-            Payload::SagaConfirmed(_) => {
+            Payload::Order(order_event::Event::OrderPlaced(placed)) => {
+                reserve(txn, event, placed).await
+            }
+            Payload::Saga(Outcome::SagaConfirmed(_)) => {
                 if !reservations::commit(txn, event.order_id).await? {
                     tracing::debug!(order_id = %event.order_id, "no reservation left to commit");
                 }
                 Ok(())
             }
             // Compensation arrives as an RPC; the outcome itself changes nothing here.
-            Payload::SagaRejected(_) => Ok(()),
-            Payload::InventoryReserved(_)
-            | Payload::InventoryRejected(_)
-            | Payload::PaymentAuthorized(_)
-            | Payload::PaymentDeclined(_) => Err(HandlerError::Invalid(format!(
+            Payload::Saga(Outcome::SagaRejected(_)) => Ok(()),
+            Payload::Inventory(_) | Payload::Payment(_) => Err(HandlerError::Invalid(format!(
                 "inventory does not consume {}",
                 event.envelope.event_type
             ))),
@@ -59,18 +59,21 @@ async fn reserve(
     let items = wanted(placed)?;
     let payload = match reservations::reserve(txn, event.order_id, &items).await? {
         Reserved::AlreadyDecided => return Ok(()),
-        Reserved::All => Payload::InventoryReserved(InventoryReserved {
+        Reserved::All => inventory_event::Event::InventoryReserved(InventoryReserved {
             customer_id: placed.customer_id.clone(),
             lines: placed.lines.clone(),
             total: placed.total.clone(),
         }),
-        Reserved::Nothing(shortages) => Payload::InventoryRejected(InventoryRejected {
-            reason: explain(&shortages),
-            shortages: shortages.iter().map(shortage_message).collect(),
-            customer_id: placed.customer_id.clone(),
-            total: placed.total.clone(),
-        }),
+        Reserved::Nothing(shortages) => {
+            inventory_event::Event::InventoryRejected(InventoryRejected {
+                reason: explain(&shortages),
+                shortages: shortages.iter().map(shortage_message).collect(),
+                customer_id: placed.customer_id.clone(),
+                total: placed.total.clone(),
+            })
+        }
     };
+    let payload = Payload::Inventory(payload);
     tracing::info!(order_id = %event.order_id, outcome = envelope::event_type(&payload), "reservation decided");
     let reply = envelope::wrap(event.order_id, payload);
     outbox::add(txn, topics::INVENTORY, &reply).await?;

@@ -1,10 +1,11 @@
 //! What notification consumes: each saga outcome, told to the customer once (invariant I7).
 
+use orderly_common::kafka::envelope::Payload;
 use orderly_common::{
     kafka::{envelope::Event, topics},
     messaging::{Handler, HandlerError},
 };
-use orderly_proto::{events::v1::event_envelope::Payload, notification::v1::NotificationKind};
+use orderly_proto::{events::v1::saga_event::Event as Outcome, notification::v1::NotificationKind};
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
@@ -24,12 +25,12 @@ impl Handler for Notifier {
             return Ok(());
         };
         let (kind, customer_id, message) = match payload {
-            Payload::SagaConfirmed(confirmed) => (
+            Payload::Saga(Outcome::SagaConfirmed(confirmed)) => (
                 NotificationKind::OrderConfirmed,
                 &confirmed.customer_id,
                 format!("your order {} is confirmed", event.order_id),
             ),
-            Payload::SagaRejected(rejected) => (
+            Payload::Saga(Outcome::SagaRejected(rejected)) => (
                 NotificationKind::OrderRejected,
                 &rejected.customer_id,
                 format!(
@@ -37,11 +38,7 @@ impl Handler for Notifier {
                     event.order_id, rejected.reason
                 ),
             ),
-            Payload::OrderPlaced(_)
-            | Payload::InventoryReserved(_)
-            | Payload::InventoryRejected(_)
-            | Payload::PaymentAuthorized(_)
-            | Payload::PaymentDeclined(_) => {
+            Payload::Order(_) | Payload::Inventory(_) | Payload::Payment(_) => {
                 return Err(HandlerError::Invalid(format!(
                     "notification does not consume {}",
                     event.envelope.event_type

@@ -1,11 +1,12 @@
 //! What the order service consumes: the saga's outcome, which moves the order from PENDING to
 //! CONFIRMED or REJECTED (with the reason), once, and then wakes the order's WatchOrder streams.
 
+use orderly_common::kafka::envelope::Payload;
 use orderly_common::{
     kafka::{envelope::Event, topics},
     messaging::{Handler, HandlerError},
 };
-use orderly_proto::events::v1::event_envelope::Payload;
+use orderly_proto::events::v1::saga_event::Event as Outcome;
 use sea_orm::DatabaseTransaction;
 
 use crate::{domain::OrderStatus, store::orders, watch::Hub};
@@ -24,13 +25,11 @@ impl Handler for Outcomes {
             return Ok(());
         };
         let (status, reason) = match payload {
-            Payload::SagaConfirmed(_) => (OrderStatus::Confirmed, ""),
-            Payload::SagaRejected(rejected) => (OrderStatus::Rejected, rejected.reason.as_str()),
-            Payload::OrderPlaced(_)
-            | Payload::InventoryReserved(_)
-            | Payload::InventoryRejected(_)
-            | Payload::PaymentAuthorized(_)
-            | Payload::PaymentDeclined(_) => {
+            Payload::Saga(Outcome::SagaConfirmed(_)) => (OrderStatus::Confirmed, ""),
+            Payload::Saga(Outcome::SagaRejected(rejected)) => {
+                (OrderStatus::Rejected, rejected.reason.as_str())
+            }
+            Payload::Order(_) | Payload::Inventory(_) | Payload::Payment(_) => {
                 return Err(HandlerError::Invalid(format!(
                     "order does not consume {}",
                     event.envelope.event_type

@@ -20,7 +20,7 @@ use orderly_common::{
 };
 use orderly_proto::{
     common::v1::Money,
-    events::v1::{OrderLine as EventLine, OrderPlaced, event_envelope::Payload},
+    events::v1::{OrderLine as EventLine, OrderPlaced, order_event},
     inventory::v1::{GetProductRequest, inventory_service_client::InventoryServiceClient},
     order::v1::PlaceOrderRequest,
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
@@ -78,7 +78,8 @@ impl Placer {
 
         let order = new_order(&request, priced);
         tracing::Span::current().record("order_id", tracing::field::display(order.header.id));
-        let event = envelope::wrap(order.header.id, Payload::OrderPlaced(order_placed(&order)));
+        let placed = order_event::Event::OrderPlaced(order_placed(&order));
+        let event = envelope::wrap(order.header.id, envelope::Payload::Order(placed));
         let stored = order.clone();
         let written = self
             .writer

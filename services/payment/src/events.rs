@@ -4,13 +4,14 @@
 
 use orderly_common::{
     kafka::{
-        envelope::{self, Event},
+        envelope::{self, Event, Payload},
         topics,
     },
     messaging::{Handler, HandlerError, outbox},
 };
 use orderly_proto::events::v1::{
-    InventoryReserved, PaymentAuthorized, PaymentDeclined, event_envelope::Payload,
+    InventoryReserved, PaymentAuthorized, PaymentDeclined, inventory_event::Event as Reservation,
+    payment_event, saga_event::Event as Outcome,
 };
 use sea_orm::DatabaseTransaction;
 
@@ -28,18 +29,19 @@ impl Handler for Reactions {
             return Ok(());
         };
         match payload {
-            Payload::InventoryReserved(reserved) => authorize(txn, event, reserved).await,
-            Payload::SagaConfirmed(_) => {
+            Payload::Inventory(Reservation::InventoryReserved(reserved)) => {
+                authorize(txn, event, reserved).await
+            }
+            Payload::Saga(Outcome::SagaConfirmed(_)) => {
                 if !payments::capture(txn, event.order_id).await? {
                     tracing::debug!(order_id = %event.order_id, "no authorized payment left to capture");
                 }
                 Ok(())
             }
             // Nothing was charged for a rejected reservation; refunds arrive as RPCs.
-            Payload::InventoryRejected(_) | Payload::SagaRejected(_) => Ok(()),
-            Payload::OrderPlaced(_)
-            | Payload::PaymentAuthorized(_)
-            | Payload::PaymentDeclined(_) => Err(HandlerError::Invalid(format!(
+            Payload::Inventory(Reservation::InventoryRejected(_))
+            | Payload::Saga(Outcome::SagaRejected(_)) => Ok(()),
+            Payload::Order(_) | Payload::Payment(_) => Err(HandlerError::Invalid(format!(
                 "payment does not consume {}",
                 event.envelope.event_type
             ))),
@@ -67,17 +69,20 @@ async fn authorize(
     .await?;
     let payload = match decision {
         Authorization::AlreadyDecided => return Ok(()),
-        Authorization::Authorized(payment) => Payload::PaymentAuthorized(PaymentAuthorized {
-            payment_id: payment.id.to_string(),
-            customer_id: reserved.customer_id.clone(),
-            amount: Some(total.clone()),
-        }),
-        Authorization::Declined(reason) => Payload::PaymentDeclined(PaymentDeclined {
+        Authorization::Authorized(payment) => {
+            payment_event::Event::PaymentAuthorized(PaymentAuthorized {
+                payment_id: payment.id.to_string(),
+                customer_id: reserved.customer_id.clone(),
+                amount: Some(total.clone()),
+            })
+        }
+        Authorization::Declined(reason) => payment_event::Event::PaymentDeclined(PaymentDeclined {
             reason,
             customer_id: reserved.customer_id.clone(),
             amount: Some(total.clone()),
         }),
     };
+    let payload = Payload::Payment(payload);
     tracing::info!(order_id = %event.order_id, outcome = envelope::event_type(&payload), "payment decided");
     let reply = envelope::wrap(event.order_id, payload);
     outbox::add(txn, topics::PAYMENTS, &reply).await?;

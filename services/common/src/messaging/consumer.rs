@@ -315,7 +315,7 @@ struct Item {
 impl Item {
     /// Decodes `message` and opens its span, continuing the trace its envelope names.
     fn open(consumer: &'static str, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Self {
-        let opened = envelope::open(message.payload().unwrap_or_default());
+        let opened = envelope::open(message.topic(), message.payload().unwrap_or_default());
         let span = tracing::info_span!(
             "kafka.consume",
             otel.name = %format_args!("{} process", message.topic()),
