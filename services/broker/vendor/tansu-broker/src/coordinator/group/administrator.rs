@@ -444,11 +444,16 @@ where
                 if inner.missed_heartbeat(group_id, now) {
                     info!("missed heartbeat for {group_id} in {}", inner.generation_id);
 
+                    // Orderly's patch: a new generation, as when a member leaves. The members
+                    // still alive hold the old one, so their next heartbeat (or SyncGroup)
+                    // answers RebalanceInProgress and they join again, to be assigned what
+                    // the expired member held. Without it the group formed again only when
+                    // some member joined by itself.
                     Self::Forming(Inner {
                         session_timeout_ms: inner.session_timeout_ms,
                         rebalance_timeout_ms: inner.rebalance_timeout_ms,
                         members: inner.members,
-                        generation_id: inner.generation_id,
+                        generation_id: inner.generation_id + 1,
                         state: Forming {
                             protocol_type: Some(inner.state.protocol_type),
                             protocol_name: Some(inner.state.protocol_name),
@@ -1167,7 +1172,7 @@ where
         loop {
             COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "heartbeat_loop")]);
 
-            let (wrapper, version) = self.wrappers.lock().map(|mut wrappers| {
+            let (mut wrapper, version) = self.wrappers.lock().map(|mut wrappers| {
                 wrappers
                     .remove(group_id)
                     .unwrap_or_else(|| (Wrapper::Forming(Inner::new(self.storage.clone())), None))
@@ -1177,13 +1182,19 @@ where
 
             let now = SystemTime::now();
 
-            let (mut wrapper, body) = wrapper
-                .heartbeat(now, group_id, generation_id, member_id, group_instance_id)
-                .await;
-
+            // Orderly's patch: expire the members whose session timed out before the
+            // heartbeat, as join and sync do. Afterwards was too late: a formed group's
+            // heartbeat had already dropped them itself (`Inner<O, Formed>::heartbeat`), which
+            // cannot leave the formed state, so this found nobody to expire; the group stayed
+            // formed in the same generation with the dead member's partitions assigned, and
+            // the survivors' heartbeats answered None from then on.
             if group_instance_id.is_none() {
                 wrapper = wrapper.missed_heartbeat(group_id, now);
             }
+
+            let (wrapper, body) = wrapper
+                .heartbeat(now, group_id, generation_id, member_id, group_instance_id)
+                .await;
 
             debug!(group_id, ?wrapper, ?version, iteration,);
 
