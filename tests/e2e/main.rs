@@ -18,6 +18,7 @@ mod faults_network;
 mod grpcurl;
 mod migrate;
 mod observability;
+mod replicas;
 mod saga;
 mod shutdown;
 mod soak;

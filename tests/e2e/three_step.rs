@@ -18,13 +18,13 @@ use crate::support::{
 };
 
 /// The shipped saga (reserve, then pay) as version `version`, with `extra` appended.
-fn definition(version: u32, extra: &str) -> String {
+pub(crate) fn definition(version: u32, extra: &str) -> String {
     let shipped = orderly_saga::order::V1.replace("version = 1", &format!("version = {version}"));
     format!("{shipped}{extra}")
 }
 
 /// The third step: book a shipment once paid; a shipment not booked within 3 s rejects.
-fn shipping_step() -> String {
+pub(crate) fn shipping_step() -> String {
     format!(
         r#"
 [[step]]
@@ -42,13 +42,13 @@ timeout_ms = 3000
     )
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("definition written");
     path
 }
 
-fn paths(files: &[&PathBuf]) -> String {
+pub(crate) fn paths(files: &[&PathBuf]) -> String {
     let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     shown.join(",")
 }

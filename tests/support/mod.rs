@@ -151,7 +151,10 @@ impl Default for Options {
 
 /// A component process and how to start it again.
 struct Component {
-    name: &'static str,
+    /// The component, or one of its replicas (`orchestrator#2`).
+    name: String,
+    /// What it runs: `orderly <kind>`.
+    kind: &'static str,
     addr: std::net::SocketAddr,
     metrics: std::net::SocketAddr,
     envs: Vec<(String, String)>,
@@ -248,7 +251,8 @@ impl System {
             }
             let process = spawn_component(name, &envs, dir.path());
             components.push(Component {
-                name,
+                name: (*name).to_owned(),
+                kind: name,
                 addr: *addr,
                 metrics,
                 envs,
@@ -366,7 +370,7 @@ impl System {
         let component = self.component_mut(name);
         component.envs.retain(|(k, _)| k != key);
         component.envs.push((key.to_owned(), value.to_owned()));
-        component.process = spawn_component(name, &component.envs, &dir);
+        component.process = spawn_component(component.kind, &component.envs, &dir);
     }
 
     /// Sets `key=value` in a component's environment for its next start.
@@ -380,8 +384,33 @@ impl System {
     pub async fn restart(&mut self, name: &str) {
         let dir = self.dir.path().to_owned();
         let component = self.component_mut(name);
-        component.process = spawn_component(name, &component.envs, &dir);
+        component.process = spawn_component(component.kind, &component.envs, &dir);
         wait_serving(component.addr).await;
+    }
+
+    /// Starts one more replica of `kind` (the same settings and database, its own ports) and
+    /// waits until it serves; returns its name for the other methods (`orchestrator#2`).
+    pub async fn add_replica(&mut self, kind: &'static str) -> String {
+        let dir = self.dir.path().to_owned();
+        let replicas = self.components.iter().filter(|c| c.kind == kind).count();
+        let first = self.component(kind);
+        let (addr, metrics) = (loopback(free_port()), loopback(free_port()));
+        let mut envs = first.envs.clone();
+        envs.retain(|(key, _)| key != "ORDERLY_LISTEN_ADDR" && key != "ORDERLY_METRICS_ADDR");
+        envs.push(("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()));
+        envs.push(("ORDERLY_METRICS_ADDR".to_owned(), metrics.to_string()));
+        let name = format!("{kind}#{}", replicas + 1);
+        let process = spawn_component(kind, &envs, &dir);
+        wait_serving(addr).await;
+        self.components.push(Component {
+            name: name.clone(),
+            kind,
+            addr,
+            metrics,
+            envs,
+            process,
+        });
+        name
     }
 }
 

@@ -195,15 +195,14 @@ impl UnaryService<CompensateRequest> for Cancel {
     }
 }
 
-/// Shipping's schema: the shared outbox and inbox, and its shipments.
+/// Shipping's schema: the shared outbox, inbox and leases, and its shipments.
 struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(orderly_migration_messaging::Migration),
-            Box::new(Shipments),
-        ]
+        let mut migrations = orderly_migration_messaging::all();
+        migrations.push(Box::new(Shipments));
+        migrations
     }
 }
 

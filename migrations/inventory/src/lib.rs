@@ -12,6 +12,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(orderly_migration_messaging::Migration),
+            Box::new(orderly_migration_messaging::Leases),
+            Box::new(orderly_migration_messaging::OutboxNotify),
         ]
     }
 }

@@ -5,8 +5,28 @@
 //!   the relay publishes them in `seq` order and deletes them once the broker acknowledged.
 //! - `inbox`: ids of events a consumer has applied, written in the same transaction as the
 //!   effect, so a redelivered event is recognised and skipped.
+//! - `leases` ([`Leases`], listed after): which replica does a piece of background work now.
+//! - [`OutboxNotify`] (listed after): on PostgreSQL, commits that add outbox rows notify the
+//!   publishing relay.
 
 use sea_orm_migration::prelude::*;
+
+mod m0002_leases;
+mod m0003_outbox_notify;
+
+pub use m0002_leases::Migration as Leases;
+pub use m0003_outbox_notify::Migration as OutboxNotify;
+
+/// Every shared migration in order, for a new database owner (a saga participant built on the
+/// shared crate) to list before its own. Orderly's services list them one by one, where each
+/// came into their history.
+pub fn all() -> Vec<Box<dyn MigrationTrait>> {
+    vec![
+        Box::new(Migration),
+        Box::new(Leases),
+        Box::new(OutboxNotify),
+    ]
+}
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

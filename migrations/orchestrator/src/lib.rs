@@ -18,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_saga_trace_parent::Migration),
             Box::new(m0003_steps_by_status::Migration),
             Box::new(m0004_saga_definition_version::Migration),
+            Box::new(orderly_migration_messaging::Leases),
+            Box::new(orderly_migration_messaging::OutboxNotify),
         ]
     }
 }

@@ -14,6 +14,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(orderly_migration_messaging::Migration),
             Box::new(m0002_orders_by_status::Migration),
+            Box::new(orderly_migration_messaging::Leases),
+            Box::new(orderly_migration_messaging::OutboxNotify),
         ]
     }
 }

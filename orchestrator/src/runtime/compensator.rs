@@ -9,7 +9,13 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use metrics::counter;
-use orderly_common::{Shutdown, messaging::Relay, metrics as names, telemetry::propagation};
+use orderly_common::{
+    Shutdown,
+    lease::{Fence, Lease},
+    messaging::Relay,
+    metrics as names,
+    telemetry::propagation,
+};
 use orderly_saga::{Definition, StepIndex};
 use sea_orm::{DbErr, entity::prelude::*};
 use tokio::{sync::Notify, time::Instant};
@@ -19,14 +25,14 @@ use tracing::Instrument;
 use super::{Meta, Settings, apply::apply, mapping, participants::CompensationCalls};
 use crate::{
     core::{self, Phase},
-    store::{Store, sagas, steps},
+    store::{Store, Tables, sagas, steps},
 };
 
 /// How often open compensations (retrying, or waiting on a circuit breaker) are looked at.
 const TICK: Duration = Duration::from_millis(200);
-/// With none open the compensator sleeps until woken; this catches steps another process
-/// opened.
-const IDLE_TICK: Duration = Duration::from_secs(10);
+/// With none open the compensator sleeps until woken; this catches steps another replica's
+/// consumer opened.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 pub struct Compensator<S, P> {
     pub db: S,
@@ -57,21 +63,27 @@ impl Open<'_> {
 }
 
 impl<S: Store, P: CompensationCalls> Compensator<S, P> {
-    pub async fn run(self, wake: Arc<Notify>, shutdown: Shutdown) {
-        // When each failing compensation may be tried again (in memory: after a restart every
-        // open compensation is simply tried at once).
+    /// Runs compensations while this replica holds `lease` (the one the deadline timer runs
+    /// under), until `shutdown`.
+    pub async fn run(self, wake: Arc<Notify>, mut lease: Lease, shutdown: Shutdown) {
+        // When each failing compensation may be tried again (in memory: after a restart, or a
+        // takeover, every open compensation is simply tried at once).
         let mut not_before: NotBefore = HashMap::new();
         loop {
-            let tick = match self.round(&mut not_before).await {
-                Ok(0) => IDLE_TICK,
-                Ok(_) => TICK,
-                Err(error) => {
-                    tracing::warn!(%error, "compensation round failed");
-                    TICK
-                }
+            let tick = match lease.fence() {
+                None => Duration::MAX, // another replica runs them
+                Some(fence) => match self.round(&mut not_before, &fence).await {
+                    Ok(0) => IDLE_TICK,
+                    Ok(_) => TICK,
+                    Err(error) => {
+                        tracing::warn!(%error, "compensation round failed");
+                        TICK
+                    }
+                },
             };
             tokio::select! {
                 () = shutdown.requested() => return,
+                () = lease.changed() => {}
                 () = wake.notified() => {}
                 () = tokio::time::sleep(tick) => {}
             }
@@ -80,7 +92,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
 
     /// Attempts every open compensation that is due; returns how many are open (parked sagas'
     /// wait for an operator, who wakes the compensator, and do not count).
-    async fn round(&self, not_before: &mut NotBefore) -> Result<usize, DbErr> {
+    async fn round(&self, not_before: &mut NotBefore, fence: &Fence) -> Result<usize, DbErr> {
         let open = self.db.compensating().await?;
         let mut count = 0;
         for row in &open {
@@ -89,18 +101,19 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
                 count += 1; // backing off: tried again at a later tick
                 continue;
             }
-            count += usize::from(self.try_now(row, not_before).await?);
+            count += usize::from(self.try_now(row, not_before, fence).await?);
         }
         Ok(count)
     }
 
     /// Tries the open compensation `row` now, unless its saga is parked (it waits for an
     /// operator), its definition version is unknown here or its participant is failing fast;
-    /// returns whether it is still work for a later round.
+    /// returns whether it is still work for a later round. What it records is fenced.
     pub async fn try_now(
         &self,
         row: &steps::Model,
         not_before: &mut NotBefore,
+        fence: &Fence,
     ) -> Result<bool, DbErr> {
         let Some(saga) = self.db.saga(row.order_id).await? else {
             return Ok(false);
@@ -139,13 +152,20 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
             trace_id = tracing::field::Empty,
         );
         propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
-        self.attempt(&open, not_before).instrument(span).await?;
+        self.attempt(&open, not_before, fence)
+            .instrument(span)
+            .await?;
         Ok(true)
     }
 
     /// One attempt at one compensation, recorded in the saga (done, or parked when it keeps
     /// failing) or scheduled again with backoff.
-    async fn attempt(&self, open: &Open<'_>, not_before: &mut NotBefore) -> Result<(), DbErr> {
+    async fn attempt(
+        &self,
+        open: &Open<'_>,
+        not_before: &mut NotBefore,
+        fence: &Fence,
+    ) -> Result<(), DbErr> {
         let (order_id, step, name) = (open.row.order_id, open.step, open.name().to_owned());
         let key = (order_id, name.clone());
         match self.compensate(open).await {
@@ -154,14 +174,14 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
                 not_before.remove(&key);
                 counter!(names::COMPENSATION_ATTEMPTS, "step" => name.clone(), "result" => "ok")
                     .increment(1);
-                self.record(order_id, core::Event::Compensated(step), detail)
+                self.record(order_id, core::Event::Compensated(step), detail, fence)
                     .await?;
                 counter!(names::COMPENSATIONS, "step" => name).increment(1);
             }
             Err(error) => {
                 counter!(names::COMPENSATION_ATTEMPTS, "step" => name.clone(), "result" => "failed")
                     .increment(1);
-                let attempts = self.count_failure(open.row, &error).await?;
+                let attempts = self.count_failure(open.row, &error, fence).await?;
                 tracing::warn!(order_id = %order_id, step = name, attempts, %error, "compensation failed");
                 let policy = self.settings.retry(open.definition, step);
                 if attempts >= policy.max_attempts {
@@ -174,6 +194,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
                         order_id,
                         failing,
                         format!("parked after {attempts} attempts: {error}"),
+                        fence,
                     )
                     .await?;
                     counter!(names::SAGAS_PARKED).increment(1);
@@ -212,8 +233,15 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
         }
     }
 
-    async fn record(&self, order_id: Uuid, event: core::Event, note: String) -> Result<(), DbErr> {
+    async fn record(
+        &self,
+        order_id: Uuid,
+        event: core::Event,
+        note: String,
+        fence: &Fence,
+    ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
+        txn.fence(fence).await?;
         let event_type = match &event {
             core::Event::Compensated(_) => "Compensated",
             _ => "CompensationFailing",
@@ -229,11 +257,19 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
         Ok(())
     }
 
-    /// Counts a failed attempt; returns how many there have been.
-    async fn count_failure(&self, step: &steps::Model, error: &str) -> Result<u32, DbErr> {
-        self.db
-            .count_failure(step.order_id, &step.name, error)
-            .await?;
-        Ok(u32::try_from(step.attempts + 1).unwrap_or(u32::MAX))
+    /// Counts a failed attempt; returns how many there have been, as stored.
+    async fn count_failure(
+        &self,
+        step: &steps::Model,
+        error: &str,
+        fence: &Fence,
+    ) -> Result<u32, DbErr> {
+        let txn = self.db.begin().await?;
+        txn.fence(fence).await?;
+        txn.count_failure(step.order_id, &step.name, error).await?;
+        let counted = txn.step(step.order_id, &step.name).await?;
+        S::commit(txn).await?;
+        let attempts = counted.map_or(step.attempts + 1, |row| row.attempts);
+        Ok(u32::try_from(attempts).unwrap_or(u32::MAX))
     }
 }

@@ -2,7 +2,9 @@
 //! persists each saga (state, steps, history) with the outcome event in one transaction, turns
 //! silence into failure when a saga's deadline passes, and runs the compensations the core asks
 //! for until they succeed or the saga parks. All of it lives in the database, so a restarted
-//! orchestrator resumes every unfinished saga, timers and compensations included.
+//! orchestrator resumes every unfinished saga, timers and compensations included. With several
+//! replicas, every one consumes (its share of the partitions) and the one holding the lease
+//! runs the timer and the compensations.
 
 pub(crate) mod apply;
 pub(crate) mod compensator;
@@ -15,7 +17,7 @@ mod watch;
 
 use std::{sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, component::Started};
+use orderly_common::{Shutdown, component::Started, lease::Lease};
 use orderly_saga::{Definition, RetryPolicy, StepIndex, Versions};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
@@ -25,6 +27,12 @@ pub use operator::{Operator, OperatorError};
 pub use participants::Participants;
 
 use crate::store::sagas;
+
+/// The lease under which one replica at a time runs the deadline timer and the compensations.
+const LEASE: &str = "orchestrator.sagas";
+/// How long a replica that stopped renewing keeps the lease: a takeover happens within about
+/// that long after it died (the same as a Kafka consumer's session).
+const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// What the runtime needs besides the database.
 #[derive(Clone)]
@@ -88,14 +96,23 @@ pub fn start(
     };
     let topics = events::topics(&settings.versions);
     started.consume(events::CONSUMER, topics, reactions);
-    started.spawn(timers::run(
+    let (lease, keeper) = Lease::keep(
         started.db.clone(),
-        started.relay.clone(),
-        compensations.clone(),
-        sagas_changed,
-        settings.clone(),
+        LEASE,
+        started.holder.clone(),
+        LEASE_TTL,
         shutdown.clone(),
-    ));
+    );
+    started.spawn(keeper);
+    let timer = timers::Timer {
+        db: started.db.clone(),
+        relay: started.relay.clone(),
+        compensations: compensations.clone(),
+        started: sagas_changed,
+        settings: settings.clone(),
+        lease: lease.clone(),
+    };
+    started.spawn(timer.run(shutdown.clone()));
     let operator = Operator {
         db: started.db.clone(),
         relay: started.relay.clone(),
@@ -108,7 +125,7 @@ pub fn start(
         participants,
         settings,
     };
-    started.spawn(compensator.run(compensations, shutdown.clone()));
+    started.spawn(compensator.run(compensations, lease, shutdown.clone()));
     started.spawn(watch::run(
         started.db.clone(),
         started.health.clone(),

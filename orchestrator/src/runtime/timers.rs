@@ -1,12 +1,18 @@
 //! Deadlines: each step under way has one (its timeout, from the definition or the default),
 //! armed when the step starts. A saga still RUNNING when it passes is rejected (its finished
-//! steps compensated), or, from its pivot on, keeps waiting with the deadline armed again. Deadlines are stored with the saga, so they survive restarts. The timer sleeps
-//! until the earliest deadline of a running saga, or until a new saga starts: with nothing
-//! running it does nothing at all.
+//! steps compensated), or, from its pivot on, keeps waiting with the deadline armed again.
+//! Deadlines are stored with the saga, so they survive restarts. The timer sleeps until the
+//! earliest deadline of a running saga, or until a new saga starts. One replica keeps the time:
+//! the one holding the orchestrator's lease, and every expiry it writes is fenced by it.
 
 use std::{sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, messaging::Relay, telemetry::propagation};
+use orderly_common::{
+    Shutdown,
+    lease::{Fence, Lease},
+    messaging::Relay,
+    telemetry::propagation,
+};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -14,38 +20,59 @@ use tracing::Instrument;
 use super::{Meta, Settings, apply::apply};
 use crate::{
     core::{self, Command},
-    store::{Store, sagas},
+    store::{Store, Tables, sagas},
 };
 
 const BATCH: u64 = 100;
-/// The longest the timer sleeps unwoken: it catches sagas another process started, and a
-/// database that failed a read.
-const SAFETY_TICK: Duration = Duration::from_secs(10);
+/// The longest the timer sleeps unwoken: it catches sagas another replica started (with a
+/// deadline nearer than the one it sleeps until), and a database that failed a read.
+const SAFETY_TICK: Duration = Duration::from_secs(1);
 
-/// Expires sagas as their deadlines pass until `shutdown`; `started` wakes it when the consumer
-/// committed events (a saga may have started, with a deadline to watch).
-pub async fn run(
-    db: impl Store,
-    relay: Relay,
-    compensations: Arc<Notify>,
-    started: Arc<Notify>,
-    settings: Settings,
-    shutdown: Shutdown,
-) {
-    loop {
+/// The deadline timer: it runs only in the replica that holds the orchestrator's lease.
+pub struct Timer<S> {
+    pub db: S,
+    pub relay: Relay,
+    /// Wakes the compensator.
+    pub compensations: Arc<Notify>,
+    /// Woken when the consumer committed events (a saga may have started, with a deadline).
+    pub started: Arc<Notify>,
+    pub settings: Settings,
+    pub lease: Lease,
+}
+
+impl<S: Store> Timer<S> {
+    /// Expires sagas as their deadlines pass, while this replica holds the lease, until
+    /// `shutdown`.
+    pub async fn run(mut self, shutdown: Shutdown) {
+        loop {
+            let sleep = match self.lease.fence() {
+                Some(fence) => self.round(&fence).await,
+                None => Duration::MAX, // another replica keeps the time
+            };
+            tokio::select! {
+                () = shutdown.requested() => return,
+                () = self.lease.changed() => {}
+                () = self.started.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Expires what is due; returns how long to sleep before the next deadline.
+    async fn round(&self, fence: &Fence) -> Duration {
         let mut sleep = SAFETY_TICK;
-        match expire_due(&db, &settings).await {
+        match expire_due(&self.db, &self.settings, fence).await {
             Ok((expired, compensating)) => {
                 if expired > 0 {
-                    relay.wake();
+                    self.relay.wake();
                 }
                 if compensating {
-                    compensations.notify_one();
+                    self.compensations.notify_one();
                 }
                 if expired as u64 == BATCH {
-                    continue; // more are due
+                    return Duration::ZERO; // more are due
                 }
-                match db.next_deadline().await {
+                match self.db.next_deadline().await {
                     Ok(Some(at)) => sleep = sleep.min(orderly_common::time::until(at)),
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "cannot read the next saga deadline"),
@@ -53,17 +80,17 @@ pub async fn run(
             }
             Err(error) => tracing::warn!(%error, "cannot check saga deadlines"),
         }
-        tokio::select! {
-            () = shutdown.requested() => return,
-            () = started.notified() => {}
-            () = tokio::time::sleep(sleep) => {}
-        }
+        sleep
     }
 }
 
 /// Rejects every RUNNING saga whose deadline passed; returns how many, and whether any of them
 /// needs compensation.
-async fn expire_due(db: &impl Store, settings: &Settings) -> Result<(usize, bool), DbErr> {
+async fn expire_due(
+    db: &impl Store,
+    settings: &Settings,
+    fence: &Fence,
+) -> Result<(usize, bool), DbErr> {
     let due = db.due(orderly_common::time::now(), BATCH).await?;
     let mut compensating = false;
     for saga in &due {
@@ -74,21 +101,28 @@ async fn expire_due(db: &impl Store, settings: &Settings) -> Result<(usize, bool
             trace_id = tracing::field::Empty,
         );
         propagation::adopt_parent(&span, propagation::traceparent_parent(&saga.trace_parent));
-        let commands = expire(db, saga, settings).instrument(span).await?;
-        compensating |= commands
-            .iter()
-            .any(|command| matches!(command, Command::Compensate(_)));
+        // One saga failing (another process changed it meanwhile) does not hold up the rest.
+        match expire(db, saga, settings, fence).instrument(span).await {
+            Ok(commands) => {
+                compensating |= commands
+                    .iter()
+                    .any(|command| matches!(command, Command::Compensate(_)));
+            }
+            Err(error) => tracing::warn!(order_id = %saga.order_id, %error, "deadline not applied"),
+        }
     }
     Ok((due.len(), compensating))
 }
 
-/// Applies a passed deadline to `saga` in one transaction.
+/// Applies a passed deadline to `saga` in one transaction, fenced by the lease.
 pub async fn expire<S: Store>(
     db: &S,
     saga: &sagas::Model,
     settings: &Settings,
+    fence: &Fence,
 ) -> Result<Vec<Command>, DbErr> {
     let txn = db.begin().await?;
+    txn.fence(fence).await?;
     let meta = Meta {
         event_id: String::new(),
         event_type: "DeadlinePassed".into(),

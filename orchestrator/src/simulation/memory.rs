@@ -9,6 +9,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use orderly_common::lease::Fence;
 use orderly_proto::events::v1::EventEnvelope;
 use sea_orm::DbErr;
 use uuid::Uuid;
@@ -193,6 +194,11 @@ impl Tables for Memory {
 
     async fn add_outbox(&self, _topic: &'static str, envelope: EventEnvelope) -> Result<(), DbErr> {
         self.with(true, |data| data.outbox.push(envelope))
+    }
+
+    /// One orchestrator: it always holds the lease.
+    async fn fence(&self, _fence: &Fence) -> Result<(), DbErr> {
+        Ok(())
     }
 
     async fn compensating(&self) -> Result<Vec<steps::Model>, DbErr> {

@@ -10,6 +10,7 @@ use orderly_common::{
         envelope::{self, Event as Envelope, Payload as Wire},
         topics,
     },
+    lease::Fence,
     messaging::Relay,
 };
 use orderly_proto::{
@@ -58,6 +59,8 @@ pub struct Orchestrator {
     pub settings: Settings,
     /// Sagas whose rejection the deadline decided (not a step's answer).
     pub decided_by_deadline: BTreeSet<OrderId>,
+    /// The one orchestrator holds the lease its timer and compensator write under.
+    fence: Fence,
     executor: Runtime,
 }
 
@@ -92,6 +95,11 @@ impl Orchestrator {
             outbox: Outbox::default(),
             settings,
             decided_by_deadline: BTreeSet::new(),
+            fence: Fence {
+                name: "orchestrator.sagas",
+                holder: "simulation".into(),
+                epoch: 1,
+            },
             executor,
         }
     }
@@ -153,9 +161,9 @@ impl Orchestrator {
         let before = self.saga(order);
         let header = self.executor.block_on(self.store.saga(uuid(order)));
         if let Ok(Some(header)) = header
-            && let Err(error) = self
-                .executor
-                .block_on(expire(&self.store, &header, &self.settings))
+            && let Err(error) =
+                self.executor
+                    .block_on(expire(&self.store, &header, &self.settings, &self.fence))
         {
             journal.violation(format!("deadline of saga {order} failed: {error}"));
         }
@@ -185,7 +193,10 @@ impl Orchestrator {
             let Some(row) = self.store.step(uuid(order), &name).await? else {
                 return Ok(false);
             };
-            compensator.try_now(&row, &mut NotBefore::new()).await
+            let mut not_before = NotBefore::new();
+            compensator
+                .try_now(&row, &mut not_before, &self.fence)
+                .await
         });
         if let Err(error) = tried
             && !died

@@ -2,7 +2,10 @@
 //! the units of work.
 
 use chrono::{DateTime, Utc};
-use orderly_common::messaging::outbox;
+use orderly_common::{
+    lease::{self, Fence},
+    messaging::outbox,
+};
 use orderly_proto::events::v1::EventEnvelope;
 use sea_orm::{
     ActiveValue::Set,
@@ -150,6 +153,10 @@ impl<C: ConnectionTrait + Sync> Tables for C {
 
     async fn add_outbox(&self, topic: &'static str, envelope: EventEnvelope) -> Result<(), DbErr> {
         outbox::add(self, topic, &envelope).await
+    }
+
+    async fn fence(&self, fence: &Fence) -> Result<(), DbErr> {
+        lease::fence(self, fence).await
     }
 
     async fn compensating(&self) -> Result<Vec<steps::Model>, DbErr> {

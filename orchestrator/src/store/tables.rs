@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use orderly_common::lease::Fence;
 use orderly_proto::events::v1::EventEnvelope;
 use sea_orm::DbErr;
 use uuid::Uuid;
@@ -91,6 +92,10 @@ pub trait Tables: Sync {
         topic: &'static str,
         envelope: EventEnvelope,
     ) -> impl Future<Output = Result<(), DbErr>> + Send;
+
+    /// Refuses (an error: the transaction rolls back) unless `fence` still holds: background
+    /// work writes only while its replica holds the lease.
+    fn fence(&self, fence: &Fence) -> impl Future<Output = Result<(), DbErr>> + Send;
 
     /// Every step whose compensation is open.
     fn compensating(&self) -> impl Future<Output = Result<Vec<steps::Model>, DbErr>> + Send;

@@ -16,6 +16,7 @@ use crate::{
     grpc::{self, GrpcServer},
     health::Health,
     kafka::{EventProducer, topics},
+    lease,
     messaging::{EventConsumer, Handler, Relay, inbox, watch},
 };
 
@@ -51,6 +52,8 @@ pub struct Started {
     pub health: Health,
     /// How long work may stand still before health reports it (`--stuck-after-ms`).
     pub stuck_after: Duration,
+    /// This process as the holder of leases on background work (see [`lease::holder_id`]).
+    pub holder: String,
     kafka: KafkaArgs,
     shutdown: Shutdown,
     background: JoinSet<()>,
@@ -70,7 +73,14 @@ pub async fn start<M: MigratorTrait>(
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
     let producer = EventProducer::new(&config.kafka)?;
     let mut background = JoinSet::new();
-    let (relay, relay_task) = Relay::start(name, db.clone(), producer.clone(), shutdown.clone());
+    let holder = lease::holder_id(listener.local_addr()?.port());
+    let (relay, relay_task) = Relay::start(
+        name,
+        db.clone(),
+        producer.clone(),
+        holder.clone(),
+        shutdown.clone(),
+    );
     background.spawn(async move {
         let _ = relay_task.await;
     });
@@ -99,6 +109,7 @@ pub async fn start<M: MigratorTrait>(
         health,
         kafka: config.kafka.clone(),
         stuck_after,
+        holder,
         shutdown: shutdown.clone(),
         background,
     })

@@ -11,6 +11,7 @@ pub mod group_commit;
 pub mod grpc;
 pub mod health;
 pub mod kafka;
+pub mod lease;
 pub mod messaging;
 pub mod metrics;
 pub mod shutdown;

@@ -28,6 +28,7 @@ pub const CONSUMER_REJOINS: &str = "orderly_consumer_rejoins_total";
 pub const GRPC_REQUESTS: &str = "orderly_grpc_requests_total";
 pub const GRPC_REQUEST_DURATION: &str = "orderly_grpc_request_duration_seconds";
 pub const HEALTH_SERVING: &str = "orderly_health_serving";
+pub const LEASE_HELD: &str = "orderly_lease_held";
 
 /// Latency buckets from 1 ms to 60 s: hops take milliseconds, sagas up to their deadline.
 const BUCKETS: [f64; 16] = [
@@ -114,6 +115,10 @@ fn describe() {
     describe_gauge!(
         HEALTH_SERVING,
         "1 when the component reports SERVING, 0 when NOT_SERVING"
+    );
+    describe_gauge!(
+        LEASE_HELD,
+        "1 in the replica that holds the lease (and does its background work), 0 in the others"
     );
 }
 

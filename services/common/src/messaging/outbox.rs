@@ -5,6 +5,10 @@ use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect, entity::prelude::*};
 
+/// On PostgreSQL, every commit that adds rows notifies this channel (a trigger on the table), so
+/// the relay of whichever replica publishes learns of them at once.
+pub const NOTIFY_CHANNEL: &str = "orderly_outbox";
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outbox")]
 pub struct Model {

@@ -1,20 +1,31 @@
 //! The outbox relay: publishes committed outbox rows with the idempotent producer, oldest first,
 //! in batches, and deletes them once the broker acknowledged. It sleeps until woken by a commit
 //! (with a slow tick as a safety net), so an event leaves right after its transaction commits.
+//! With several replicas on one database, one relay publishes: the holder of the outbox's lease
+//! (a row published by two replicas would reach every consumer twice). On PostgreSQL every
+//! commit that adds rows notifies it (LISTEN/NOTIFY), so rows another replica wrote leave as
+//! fast as its own.
 
 use std::{sync::Arc, time::Duration};
 
 use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
-use sea_orm::DatabaseConnection;
+use sea_orm::{
+    DatabaseBackend, DatabaseConnection,
+    sqlx::{PgPool, postgres::PgListener},
+};
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::outbox;
-use crate::{Shutdown, kafka::EventProducer};
+use crate::{Shutdown, kafka::EventProducer, lease::Lease};
 
 const BATCH: u64 = 500;
 /// Catches rows whose wake-up was missed (written by another process, or before a crash).
 const SAFETY_TICK: Duration = Duration::from_secs(1);
+/// The lease of the outbox: its holder's relay publishes.
+const LEASE: &str = "outbox.relay";
+/// How long a relay that stopped renewing keeps the lease.
+const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// A handle to wake the relay after committing outbox rows.
 #[derive(Clone, Debug, Default)]
@@ -23,17 +34,29 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts publishing `component`'s outbox in `db`; the task ends after a last drain once
-    /// `shutdown` fires.
+    /// Starts publishing `component`'s outbox in `db` while `holder` (this process, see
+    /// [`crate::lease::holder_id`]) holds the outbox's lease; the task ends after a last drain
+    /// once `shutdown` fires, and then lets the lease go.
     pub fn start(
         component: &'static str,
         db: DatabaseConnection,
         producer: EventProducer,
+        holder: String,
         shutdown: Shutdown,
     ) -> (Self, JoinHandle<()>) {
         let relay = Self::default();
         let wake = relay.wake.clone();
-        let task = tokio::spawn(async move { run(component, db, producer, wake, shutdown).await });
+        // Released once the last drain is done, not as soon as shutdown is requested.
+        let drained = Shutdown::new();
+        let (lease, keeper) = Lease::keep(db.clone(), LEASE, holder, LEASE_TTL, drained.clone());
+        let listening = notified_by_postgres(db.clone(), wake.clone(), shutdown.clone());
+        let task = tokio::spawn(async move {
+            let relaying = async {
+                run(component, db, producer, wake, lease, shutdown).await;
+                drained.trigger();
+            };
+            tokio::join!(keeper, relaying, listening);
+        });
         (relay, task)
     }
 
@@ -48,11 +71,17 @@ async fn run(
     db: DatabaseConnection,
     producer: EventProducer,
     wake: Arc<Notify>,
+    mut lease: Lease,
     shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match drain(component, &db, &producer).await {
+        let drained = if lease.fence().is_some() {
+            drain(component, &db, &producer).await
+        } else {
+            Ok(()) // another replica publishes
+        };
+        match drained {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "outbox relay cannot publish");
@@ -68,9 +97,50 @@ async fn run(
         }
         tokio::select! {
             () = wake.notified() => {}
+            () = lease.changed() => {}
             () = tokio::time::sleep(SAFETY_TICK) => {}
             () = shutdown.requested() => {}
         }
+    }
+}
+
+/// On PostgreSQL, wakes the relay whenever a commit added outbox rows, in whichever replica
+/// (the `outbox` table notifies `orderly_outbox`); elsewhere there is one process per database
+/// and its own commits wake it.
+async fn notified_by_postgres(db: DatabaseConnection, wake: Arc<Notify>, shutdown: Shutdown) {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    let pool = db.get_postgres_connection_pool();
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_triggered() {
+        tokio::select! {
+            () = shutdown.requested() => return,
+            error = listen(pool, &wake) => {
+                tracing::warn!(%error, retry_in = ?backoff, "outbox notifications lost; the safety tick covers them");
+            }
+        }
+        tokio::select! {
+            () = shutdown.requested() => return,
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Wakes the relay on every notification until the connection fails; returns why.
+async fn listen(pool: &PgPool, wake: &Notify) -> sea_orm::sqlx::Error {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(error) => return error,
+    };
+    if let Err(error) = listener.listen(outbox::NOTIFY_CHANNEL).await {
+        return error;
+    }
+    loop {
+        if let Err(error) = listener.recv().await {
+            return error;
+        }
+        wake.notify_one();
     }
 }
 
