@@ -19,7 +19,7 @@ use crate::{
         quiet,
         shipping::Shipping,
     },
-    three_step::{definition, paths, shipping_step, write},
+    three_step::three_step_env,
 };
 
 /// The lease of the orchestrator's timer and compensations.
@@ -75,24 +75,12 @@ async fn metric(system: &System, component: &str, name: &str, labels: &[(&str, &
 #[tokio::test(flavor = "multi_thread")]
 async fn two_orchestrators_share_the_sagas_and_one_does_the_background_work() {
     let files = tempfile::tempdir().unwrap();
-    let three_steps = write(files.path(), "order.toml", &definition(1, &shipping_step()));
     let shipping_addr = loopback(free_port());
     let postgres = Rc::new(Postgres::start());
     let server = postgres.clone();
     let mut system = System::start(Options {
         database_url: Box::new(move |_| Some(server.fresh_database())),
-        env: vec![
-            (
-                "orchestrator",
-                "ORDERLY_SAGA_DEFINITIONS",
-                paths(&[&three_steps]),
-            ),
-            (
-                "orchestrator",
-                "ORDERLY_PARTICIPANTS",
-                format!("shipping=http://{shipping_addr}"),
-            ),
-        ],
+        env: three_step_env(files.path(), shipping_addr),
         ..Options::default()
     })
     .await;

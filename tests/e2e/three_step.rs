@@ -3,7 +3,10 @@
 //! the old version are in flight. The orchestrator is the shipped binary; nothing of it changes
 //! but its saga definition files.
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use orderly_proto::{
     order::v1::{Order, OrderStatus},
@@ -18,13 +21,13 @@ use crate::support::{
 };
 
 /// The shipped saga (reserve, then pay) as version `version`, with `extra` appended.
-pub(crate) fn definition(version: u32, extra: &str) -> String {
+fn definition(version: u32, extra: &str) -> String {
     let shipped = orderly_saga::order::V1.replace("version = 1", &format!("version = {version}"));
     format!("{shipped}{extra}")
 }
 
 /// The third step: book a shipment once paid; a shipment not booked within 3 s rejects.
-pub(crate) fn shipping_step() -> String {
+fn shipping_step() -> String {
     format!(
         r#"
 [[step]]
@@ -42,13 +45,34 @@ timeout_ms = 3000
     )
 }
 
-pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+/// The orchestrator's settings for the three-step saga (its file written in `dir`), with the
+/// shipping participant at `shipping`.
+pub(crate) fn three_step_env(
+    dir: &Path,
+    shipping: SocketAddr,
+) -> Vec<(&'static str, &'static str, String)> {
+    let three_steps = write(dir, "order-v1.toml", &definition(1, &shipping_step()));
+    vec![
+        (
+            "orchestrator",
+            "ORDERLY_SAGA_DEFINITIONS",
+            paths(&[&three_steps]),
+        ),
+        (
+            "orchestrator",
+            "ORDERLY_PARTICIPANTS",
+            format!("shipping=http://{shipping}"),
+        ),
+    ]
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("definition written");
     path
 }
 
-pub(crate) fn paths(files: &[&PathBuf]) -> String {
+fn paths(files: &[&PathBuf]) -> String {
     let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     shown.join(",")
 }
@@ -98,25 +122,9 @@ fn settled<'a>(orders: &'a [Order], order: &Order, wanted: OrderStatus) -> &'a O
 #[tokio::test(flavor = "multi_thread")]
 async fn three_step_saga_confirms_compensates_in_reverse_and_times_out_per_step() {
     let files = tempfile::tempdir().unwrap();
-    let three_steps = write(
-        files.path(),
-        "order-v1.toml",
-        &definition(1, &shipping_step()),
-    );
     let shipping_addr = loopback(free_port());
     let system = System::start(Options {
-        env: vec![
-            (
-                "orchestrator",
-                "ORDERLY_SAGA_DEFINITIONS",
-                paths(&[&three_steps]),
-            ),
-            (
-                "orchestrator",
-                "ORDERLY_PARTICIPANTS",
-                format!("shipping=http://{shipping_addr}"),
-            ),
-        ],
+        env: three_step_env(files.path(), shipping_addr),
         ..Options::default()
     })
     .await;
