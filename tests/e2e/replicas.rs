@@ -65,6 +65,25 @@ async fn one_holder(system: &System, replicas: &[&str], lease: &str, within: Dur
     }
 }
 
+/// Each replica's `orderly_sagas_ended_total`, once the holder's sampler counted `wanted`
+/// (it samples every few seconds; bounded wait).
+async fn sagas_ended(system: &System, replicas: &[&str], wanted: usize) -> Vec<(String, f64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ended = Vec::new();
+        for replica in replicas {
+            let count = metric(system, replica, "orderly_sagas_ended_total", &[]).await;
+            ended.push(((*replica).to_owned(), count));
+        }
+        let counted: f64 = ended.iter().map(|(_, count)| count).sum();
+        if counted >= wanted as f64 || tokio::time::Instant::now() > deadline {
+            ended.sort_by(|a, b| b.1.total_cmp(&a.1));
+            return ended;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The sum of `name`'s samples with `labels` that `component` exports.
 async fn metric(system: &System, component: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape(system.metrics_addr(component))
@@ -154,6 +173,16 @@ async fn two_orchestrators_share_the_sagas_and_one_does_the_background_work() {
         let twice = metric(&system, consumer, DUPLICATES, &[]).await;
         assert_eq!(twice, 0.0, "{consumer} was handed an event twice");
     }
+    // The saga counts come from the shared table: the holder alone exports them, so the sum
+    // over replicas counts each saga once.
+    let ended = sagas_ended(&system, &replicas, orders.len()).await;
+    assert_eq!(
+        ended,
+        [
+            (holder.clone(), orders.len() as f64),
+            (other.to_owned(), 0.0)
+        ]
+    );
 
     // Orders waiting on shipping when the lease holder dies: the other replica takes the lease
     // over and rejects them at their deadline, refunding and releasing each once.

@@ -4,7 +4,7 @@
 //! for until they succeed or the saga parks. All of it lives in the database, so a restarted
 //! orchestrator resumes every unfinished saga, timers and compensations included. With several
 //! replicas, every one consumes (its share of the partitions) and the one holding the lease
-//! runs the timer and the compensations.
+//! runs the timer and the compensations, and exports the saga counts.
 
 pub(crate) mod apply;
 pub(crate) mod compensator;
@@ -125,12 +125,13 @@ pub fn start(
         participants,
         settings,
     };
-    started.spawn(compensator.run(compensations, lease, shutdown.clone()));
     started.spawn(watch::run(
         started.db.clone(),
         started.health.clone(),
         started.stuck_after,
+        lease.clone(),
         shutdown.clone(),
     ));
+    started.spawn(compensator.run(compensations, lease, shutdown.clone()));
     operator
 }

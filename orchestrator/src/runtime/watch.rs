@@ -1,12 +1,14 @@
 //! Saga metrics and the orchestrator's own health check. Counts come from the sagas table, so they
 //! are exact (a retried transaction cannot count twice) and survive restarts; a RUNNING saga long
-//! past its deadline means the deadline timer is stuck, which turns health NOT_SERVING.
+//! past its deadline means the deadline timer is stuck, which turns health NOT_SERVING. Both are
+//! the business of the replica holding the lease: it alone exports the counts (so sums over
+//! replicas count each saga once) and it runs the timer whose health this is.
 
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use orderly_common::{
-    Shutdown, health::Health, messaging::watch::sample_interval, metrics as names,
+    Shutdown, health::Health, lease::Lease, messaging::watch::sample_interval, metrics as names,
 };
 use sea_orm::{DatabaseConnection, DbErr, QueryOrder, QuerySelect, entity::prelude::*};
 
@@ -26,24 +28,31 @@ pub fn phase_changed(saga: &sagas::Model, phase: Phase) {
     histogram!(names::SAGA_DURATION, "outcome" => outcome).record(took.as_secs_f64());
 }
 
-/// Samples saga counts into metrics and reports overdue sagas to health, until shutdown.
+/// Samples saga counts into metrics and reports overdue sagas to health while this replica
+/// holds `lease`, until shutdown.
 pub async fn run(
     db: DatabaseConnection,
     health: Health,
     stuck_after: Duration,
+    mut lease: Lease,
     shutdown: Shutdown,
 ) {
     loop {
-        let fault = match sample(&db, stuck_after).await {
-            Ok(fault) => fault,
-            Err(error) => {
-                tracing::debug!(%error, "cannot sample sagas");
-                None // the outbox watcher reports an unreachable database
+        let fault = if lease.fence().is_none() {
+            None // another replica runs the timer, and counts
+        } else {
+            match sample(&db, stuck_after).await {
+                Ok(fault) => fault,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot sample sagas");
+                    None // the outbox watcher reports an unreachable database
+                }
             }
         };
         health.report("sagas", fault).await;
         tokio::select! {
             () = shutdown.requested() => return,
+            () = lease.changed() => {}
             () = tokio::time::sleep(sample_interval(stuck_after)) => {}
         }
     }

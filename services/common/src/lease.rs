@@ -1,5 +1,6 @@
-//! Leases: exactly one replica at a time does a piece of background work (the orchestrator's
-//! deadline timer and compensations), and a former holder cannot act after it lost the lease.
+//! Leases: exactly one replica at a time does a piece of background work (publishing the
+//! outbox; the orchestrator's deadline timer and compensations), and a former holder cannot
+//! write after it lost the lease.
 //!
 //! A lease is a row in the component's own database (`leases`): who holds it, until when, and
 //! its epoch, which goes up each time another process takes it over. A holder renews it every
