@@ -30,9 +30,6 @@ use crate::store::sagas;
 
 /// The lease under which one replica at a time runs the deadline timer and the compensations.
 const LEASE: &str = "orchestrator.sagas";
-/// How long a replica that stopped renewing keeps the lease: a takeover happens within about
-/// that long after it died (the same as a Kafka consumer's session).
-const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// What the runtime needs besides the database.
 #[derive(Clone)]
@@ -100,7 +97,6 @@ pub fn start(
         started.db.clone(),
         LEASE,
         started.holder.clone(),
-        LEASE_TTL,
         shutdown.clone(),
     );
     started.spawn(keeper);

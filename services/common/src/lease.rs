@@ -21,6 +21,10 @@ use tokio::sync::watch;
 
 use crate::{Shutdown, metrics};
 
+/// How long a holder that stopped renewing keeps a lease: another replica takes over within
+/// about that long after it died (the same as a Kafka consumer's session timeout).
+const TTL: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "leases")]
 pub struct Model {
@@ -52,17 +56,17 @@ pub struct Lease {
 
 impl Lease {
     /// Keeps lease `name` for `holder` (see [`holder_id`]) until `shutdown`: takes it when it
-    /// is free or expired, renews it every third of `ttl`, and lets it go at shutdown.
+    /// is free or expired, renews it every third of its time to live, and lets it go at
+    /// shutdown.
     pub fn keep(
         db: DatabaseConnection,
         name: &'static str,
         holder: String,
-        ttl: Duration,
         shutdown: Shutdown,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tell, held) = watch::channel(None);
         let holder: Arc<str> = holder.into();
-        let task = keep(db, name, holder, ttl, tell, shutdown);
+        let task = keep(db, name, holder, tell, shutdown);
         (Self { held }, task)
     }
 
@@ -95,13 +99,12 @@ async fn keep(
     db: DatabaseConnection,
     name: &'static str,
     holder: Arc<str>,
-    ttl: Duration,
     tell: watch::Sender<Option<Fence>>,
     shutdown: Shutdown,
 ) {
-    let renew_every = ttl / 3;
+    let renew_every = TTL / 3;
     loop {
-        let held = match try_hold(&db, name, &holder, ttl).await {
+        let held = match try_hold(&db, name, &holder, TTL).await {
             Ok(held) => held,
             Err(error) => {
                 tracing::warn!(lease = name, %error, "cannot renew the lease");

@@ -24,8 +24,6 @@ const BATCH: u64 = 500;
 const SAFETY_TICK: Duration = Duration::from_secs(1);
 /// The lease of the outbox: its holder's relay publishes.
 const LEASE: &str = "outbox.relay";
-/// How long a relay that stopped renewing keeps the lease.
-const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// A handle to wake the relay after committing outbox rows.
 #[derive(Clone, Debug, Default)]
@@ -48,7 +46,7 @@ impl Relay {
         let wake = relay.wake.clone();
         // Released once the last drain is done, not as soon as shutdown is requested.
         let drained = Shutdown::new();
-        let (lease, keeper) = Lease::keep(db.clone(), LEASE, holder, LEASE_TTL, drained.clone());
+        let (lease, keeper) = Lease::keep(db.clone(), LEASE, holder, drained.clone());
         let listening = notified_by_postgres(db.clone(), wake.clone(), shutdown.clone());
         let task = tokio::spawn(async move {
             let relaying = async {
