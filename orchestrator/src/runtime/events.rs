@@ -6,7 +6,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicI64, Ordering},
 };
 
 use orderly_common::{
@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use super::{
     Meta, NewSaga, Settings,
     apply::{ApplyError, apply},
+    timers::Alarm,
 };
 use crate::{
     core::{self, Command},
@@ -46,9 +47,14 @@ pub struct Reactions {
     pub compensations: Arc<Notify>,
     /// A transition asked for a compensation that is not committed yet.
     pub compensation_due: AtomicBool,
-    /// Wakes the deadline timer after a commit: a saga may have started.
-    pub sagas_changed: Arc<Notify>,
+    /// Wakes the deadline timer when a committed deadline falls before its next look.
+    pub alarm: Arc<Alarm>,
+    /// No deadline armed by an event not yet committed falls before this (milliseconds since
+    /// the epoch; [`NO_DEADLINE`] when none was).
+    pub deadlines_from: AtomicI64,
 }
+
+pub const NO_DEADLINE: i64 = i64::MAX;
 
 impl Handler for Reactions {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), HandlerError> {
@@ -65,6 +71,10 @@ impl Handler for Reactions {
         {
             self.compensation_due.store(true, Ordering::Relaxed);
         }
+        // Whatever this event armed (a new saga's first deadline, a step's), it is no sooner.
+        let earliest = orderly_common::time::now() + self.settings.shortest_timeout();
+        self.deadlines_from
+            .fetch_min(earliest.timestamp_millis(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -81,7 +91,10 @@ impl Handler for Reactions {
     /// The timer and the compensator are woken once the change is committed, or they would not
     /// see it yet.
     fn committed(&self, _event: &Event) {
-        self.sagas_changed.notify_one();
+        let earliest = self.deadlines_from.swap(NO_DEADLINE, Ordering::Relaxed);
+        if let Some(earliest) = chrono::DateTime::from_timestamp_millis(earliest) {
+            self.alarm.deadline_committed(earliest);
+        }
         if self.compensation_due.swap(false, Ordering::Relaxed) {
             self.compensations.notify_one();
         }

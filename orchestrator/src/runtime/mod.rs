@@ -50,6 +50,18 @@ impl Settings {
             .unwrap_or(self.default_timeout)
     }
 
+    /// The shortest time any step of any version may take: no deadline armed now falls
+    /// sooner than now plus this.
+    pub fn shortest_timeout(&self) -> Duration {
+        self.versions
+            .all()
+            .flat_map(|definition| {
+                (0..definition.steps().len()).map(|step| self.timeout(definition, step))
+            })
+            .min()
+            .unwrap_or(self.default_timeout)
+    }
+
     pub fn retry(&self, definition: &Definition, step: StepIndex) -> RetryPolicy {
         definition
             .step(step)
@@ -84,12 +96,13 @@ pub fn start(
     shutdown: &Shutdown,
 ) -> Operator {
     let compensations = Arc::new(Notify::new());
-    let sagas_changed = Arc::new(Notify::new());
+    let alarm = Arc::new(timers::Alarm::default());
     let reactions = events::Reactions {
         settings: settings.clone(),
         compensations: compensations.clone(),
         compensation_due: Default::default(),
-        sagas_changed: sagas_changed.clone(),
+        alarm: alarm.clone(),
+        deadlines_from: events::NO_DEADLINE.into(),
     };
     let topics = events::topics(&settings.versions);
     started.consume(events::CONSUMER, topics, reactions);
@@ -104,7 +117,7 @@ pub fn start(
         db: started.db.clone(),
         relay: started.relay.clone(),
         compensations: compensations.clone(),
-        started: sagas_changed,
+        alarm,
         settings: settings.clone(),
         lease: lease.clone(),
     };

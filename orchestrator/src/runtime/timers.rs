@@ -5,7 +5,15 @@
 //! earliest deadline of a running saga, or until a new saga starts. One replica keeps the time:
 //! the one holding the orchestrator's lease, and every expiry it writes is fenced by it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
 
 use orderly_common::{
     Shutdown,
@@ -28,14 +36,60 @@ const BATCH: u64 = 100;
 /// deadline nearer than the one it sleeps until), and a database that failed a read.
 const SAFETY_TICK: Duration = Duration::from_secs(1);
 
+/// When the timer looks at deadlines next, so that a consumer arming one can tell whether the
+/// timer must be woken for it. Most deadlines lie beyond the timer's next look (the safety tick
+/// is a second, deadlines tens of seconds), and waking it after every commit only to find
+/// nothing due cost two queries per consumer batch.
+pub struct Alarm {
+    /// Milliseconds since the epoch; `i64::MAX` while the timer is looking, so that a deadline
+    /// committed meanwhile (which its queries may have missed) rings it once more.
+    looks_at: AtomicI64,
+    rung: Notify,
+}
+
+impl Default for Alarm {
+    fn default() -> Self {
+        Self {
+            looks_at: AtomicI64::new(i64::MAX),
+            rung: Notify::new(),
+        }
+    }
+}
+
+impl Alarm {
+    /// A deadline no earlier than `earliest` was committed: wakes the timer if it would
+    /// otherwise look too late.
+    pub fn deadline_committed(&self, earliest: DateTime<Utc>) {
+        if earliest.timestamp_millis() < self.looks_at.load(Ordering::SeqCst) {
+            self.rung.notify_one();
+        }
+    }
+
+    fn awake(&self) {
+        self.looks_at.store(i64::MAX, Ordering::SeqCst);
+    }
+
+    fn asleep_for(&self, sleep: Duration) {
+        let looks_at = i64::try_from(sleep.as_millis())
+            .ok()
+            .and_then(|millis| {
+                orderly_common::time::now()
+                    .timestamp_millis()
+                    .checked_add(millis)
+            })
+            .unwrap_or(i64::MAX);
+        self.looks_at.store(looks_at, Ordering::SeqCst);
+    }
+}
+
 /// The deadline timer: it runs only in the replica that holds the orchestrator's lease.
 pub struct Timer<S> {
     pub db: S,
     pub relay: Relay,
     /// Wakes the compensator.
     pub compensations: Arc<Notify>,
-    /// Woken when the consumer committed events (a saga may have started, with a deadline).
-    pub started: Arc<Notify>,
+    /// Rung when the consumer committed a deadline earlier than the timer's next look.
+    pub alarm: Arc<Alarm>,
     pub settings: Settings,
     pub lease: Lease,
 }
@@ -45,14 +99,16 @@ impl<S: Store> Timer<S> {
     /// `shutdown`.
     pub async fn run(mut self, shutdown: Shutdown) {
         loop {
+            self.alarm.awake();
             let sleep = match self.lease.fence() {
                 Some(fence) => self.round(&fence).await,
                 None => Duration::MAX, // another replica keeps the time
             };
+            self.alarm.asleep_for(sleep);
             tokio::select! {
                 () = shutdown.requested() => return,
                 () = self.lease.changed() => {}
-                () = self.started.notified() => {}
+                () = self.alarm.rung.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
             }
         }
@@ -140,4 +196,40 @@ pub async fn expire<S: Store>(
     S::commit(txn).await?;
     tracing::info!(order_id = %saga.order_id, "saga deadline passed");
     Ok(commands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the timer would wake now (a stored permit answers the first poll).
+    async fn rung(alarm: &Alarm) -> bool {
+        tokio::select! {
+            biased;
+            () = alarm.rung.notified() => true,
+            () = std::future::ready(()) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deadline_rings_the_alarm_only_before_the_timers_next_look() {
+        let alarm = Alarm::default();
+        let now = orderly_common::time::now();
+        alarm.asleep_for(Duration::from_secs(10));
+        alarm.deadline_committed(now + Duration::from_secs(30));
+        assert!(
+            !rung(&alarm).await,
+            "the timer looks again before that deadline"
+        );
+        alarm.deadline_committed(now + Duration::from_secs(5));
+        assert!(rung(&alarm).await, "the timer would look too late");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_committed_while_the_timer_looks_rings_it_again() {
+        let alarm = Alarm::default();
+        alarm.awake();
+        alarm.deadline_committed(orderly_common::time::now() + Duration::from_secs(3600));
+        assert!(rung(&alarm).await);
+    }
 }

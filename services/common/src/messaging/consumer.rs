@@ -17,8 +17,9 @@ use rdkafka::{
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 use tracing::Instrument;
+use uuid::Uuid;
 
-use super::{Relay, dead_letter, inbox};
+use super::{Relay, dead_letter, inbox, outbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
@@ -168,7 +169,7 @@ impl<H: Handler> EventConsumer<H> {
                     Some(Err(_)) | None => break,
                 }
             }
-            let Some(outcomes) = self.process(&batch, shutdown).await else {
+            let Some(added_to_outbox) = self.process(&batch, shutdown).await else {
                 // Shutdown while retrying: the offsets stay unstored, the events come back.
                 return Stop::Shutdown;
             };
@@ -179,30 +180,26 @@ impl<H: Handler> EventConsumer<H> {
                     tracing::warn!(consumer = self.name, %error, "offset not stored");
                 }
             }
-            if outcomes.contains(&Consumed::Applied) {
+            if added_to_outbox {
                 self.relay.wake();
             }
         }
     }
 
-    /// Applies or dead-letters every message of `batch`, in order; `None` if shutdown
-    /// interrupted the retries.
-    async fn process(
-        &self,
-        batch: &[BorrowedMessage<'_>],
-        shutdown: &Shutdown,
-    ) -> Option<Vec<Consumed>> {
+    /// Applies or dead-letters every message of `batch`, in order; says whether that added
+    /// events to the outbox, or `None` if shutdown interrupted the retries.
+    async fn process(&self, batch: &[BorrowedMessage<'_>], shutdown: &Shutdown) -> Option<bool> {
         let mut items: Vec<Item> = batch
             .iter()
             .map(|message| Item::open(self.name, message, &self.handler))
             .collect();
         let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.apply(&mut items).await {
-                Ok(()) => break,
+        let added_to_outbox = loop {
+            match outbox::noting_additions(self.apply(&mut items)).await {
+                (Ok(()), added) => break added,
                 // Refused for good: apply the rest again without it.
-                Err(BatchError::Refused) => continue,
-                Err(BatchError::Transient(error)) => {
+                (Err(BatchError::Refused), _) => continue,
+                (Err(BatchError::Transient(error)), _) => {
                     tracing::warn!(consumer = self.name, %error, batch = items.len(), retry_in = ?backoff, "cannot apply events");
                 }
             }
@@ -211,8 +208,7 @@ impl<H: Handler> EventConsumer<H> {
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        let mut outcomes = Vec::with_capacity(items.len());
+        };
         for (item, message) in items.iter().zip(batch) {
             let consumed = if let Some(reason) = &item.refused {
                 let published =
@@ -241,40 +237,53 @@ impl<H: Handler> EventConsumer<H> {
                 "consumed"
             );
             crate::metrics::consumed(self.name, message.topic(), consumed);
-            outcomes.push(consumed);
         }
-        Some(outcomes)
+        Some(added_to_outbox)
     }
 
     /// Applies every item not refused in one transaction: all of them commit, or none.
     async fn apply(&self, items: &mut [Item]) -> Result<(), BatchError> {
         let txn = self.db.begin().await?;
-        let mut applied = 0;
-        for item in items
-            .iter_mut()
-            .filter(|item| item.refused.is_none() && !item.skipped)
-        {
+        let event_ids: Vec<Uuid> = items
+            .iter()
+            .filter(|item| item.is_pending())
+            .filter_map(|item| item.event.as_ref().map(|event| event.event_id))
+            .collect();
+        let mut fresh = match inbox::record(&txn, self.name, &event_ids).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                let _ = txn.rollback().await;
+                return Err(BatchError::Transient(error));
+            }
+        };
+        let mut visited = 0;
+        for item in items.iter_mut().filter(|item| item.is_pending()) {
             let Some(event) = &item.event else { continue };
-            let outcome = self
-                .apply_one(&txn, event)
-                .instrument(item.span.clone())
-                .await;
-            match outcome {
-                Ok(fresh) => item.duplicate = !fresh,
-                Err(HandlerError::Invalid(reason)) => {
-                    item.refused = Some(reason);
-                    txn.rollback().await?;
-                    return Err(BatchError::Refused);
-                }
-                Err(HandlerError::Transient(error)) => {
-                    // The database is likely away: the rollback may fail too, and the error
-                    // worth reporting is the first one.
-                    let _ = txn.rollback().await;
-                    return Err(BatchError::Transient(error));
+            // The first copy of an event in the batch applies it; later ones are duplicates.
+            item.duplicate = !fresh.remove(&event.event_id);
+            if !item.duplicate {
+                let outcome = self
+                    .handler
+                    .handle(&txn, event)
+                    .instrument(item.span.clone())
+                    .await;
+                match outcome {
+                    Ok(()) => {}
+                    Err(HandlerError::Invalid(reason)) => {
+                        item.refused = Some(reason);
+                        txn.rollback().await?;
+                        return Err(BatchError::Refused);
+                    }
+                    Err(HandlerError::Transient(error)) => {
+                        // The database is likely away: the rollback may fail too, and the error
+                        // worth reporting is the first one.
+                        let _ = txn.rollback().await;
+                        return Err(BatchError::Transient(error));
+                    }
                 }
             }
-            applied += 1;
-            if applied == 2 {
+            visited += 1;
+            if visited == 2 {
                 // Crash point for the failure tests: a batch half applied, nothing committed.
                 crate::crash_point!("consumer.mid_batch");
             }
@@ -283,19 +292,6 @@ impl<H: Handler> EventConsumer<H> {
         // Crash point for the failure tests: the effects are committed, the offsets not stored.
         crate::crash_point!("consumer.after_commit");
         Ok(())
-    }
-
-    /// Applies one event inside the batch's transaction; false if the inbox had already seen it.
-    async fn apply_one(
-        &self,
-        txn: &DatabaseTransaction,
-        event: &envelope::Event,
-    ) -> Result<bool, HandlerError> {
-        if !inbox::record(txn, self.name, event.event_id).await? {
-            return Ok(false);
-        }
-        self.handler.handle(txn, event).await?;
-        Ok(true)
     }
 }
 
@@ -313,6 +309,11 @@ struct Item {
 }
 
 impl Item {
+    /// Still to be applied: neither refused nor skipped.
+    fn is_pending(&self) -> bool {
+        self.refused.is_none() && !self.skipped
+    }
+
     /// Decodes `message` and opens its span, continuing the trace its envelope names.
     fn open(consumer: &'static str, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Self {
         let opened = envelope::open(message.topic(), message.payload().unwrap_or_default());

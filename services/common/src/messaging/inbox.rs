@@ -1,5 +1,7 @@
 //! The `inbox` table: which events each consumer has applied.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, TryInsertResult, entity::prelude::*};
 
@@ -18,23 +20,28 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Records that `consumer` applied `event_id`, inside the transaction applying it. Returns
-/// false when it was already recorded: the event is a duplicate and must not be applied again.
+/// Records that `consumer` applied the events `event_ids`, inside the transaction applying
+/// them, in one statement for a whole batch. Returns the ones not recorded before; the others
+/// are duplicates and must not be applied again. An id listed twice is returned once.
 pub async fn record(
     db: &impl ConnectionTrait,
     consumer: &str,
-    event_id: Uuid,
-) -> Result<bool, DbErr> {
-    let row = ActiveModel {
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let now = crate::time::now();
+    let rows = event_ids.iter().map(|event_id| ActiveModel {
         consumer: Set(consumer.to_owned()),
-        event_id: Set(event_id),
-        processed_at: Set(crate::time::now()),
-    };
-    let inserted = Entity::insert(row)
+        event_id: Set(*event_id),
+        processed_at: Set(now),
+    });
+    let inserted = Entity::insert_many(rows)
         .on_conflict_do_nothing_on([Column::Consumer, Column::EventId])
-        .exec_without_returning(db)
+        .exec_with_returning_keys(db)
         .await?;
-    Ok(matches!(inserted, TryInsertResult::Inserted(1)))
+    Ok(match inserted {
+        TryInsertResult::Inserted(keys) => keys.into_iter().map(|(_, event_id)| event_id).collect(),
+        TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+    })
 }
 
 /// Forgets ids older than `before`: redeliveries come within minutes, not days, and the table

@@ -1,5 +1,7 @@
 //! The `outbox` table: events waiting to be published.
 
+use std::cell::Cell;
+
 use chrono::{DateTime, Utc};
 use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
@@ -26,6 +28,23 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+tokio::task_local! {
+    /// Whether [`add`] ran inside [`noting_additions`].
+    static ADDED: Cell<bool>;
+}
+
+/// Runs `work` and says whether it added anything to the outbox. A consumer wakes the relay
+/// only then: many events emit nothing (outcomes, notifications), and each needless wake costs
+/// the relay a query.
+pub async fn noting_additions<F: Future>(work: F) -> (F::Output, bool) {
+    ADDED
+        .scope(Cell::new(false), async move {
+            let output = work.await;
+            (output, ADDED.with(Cell::get))
+        })
+        .await
+}
+
 /// Adds `envelope` to the outbox inside the caller's transaction; it is published only if that
 /// transaction commits. Call [`super::Relay::wake`] after the commit.
 pub async fn add(
@@ -48,6 +67,8 @@ pub async fn add(
         created_at: Set(crate::time::now()),
     };
     Entity::insert(row).exec_without_returning(db).await?;
+    // Outside `noting_additions` the caller wakes the relay itself.
+    let _ = ADDED.try_with(|added| added.set(true));
     Ok(())
 }
 
