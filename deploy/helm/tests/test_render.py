@@ -3,13 +3,15 @@ rejected with a message that names the problem."""
 
 from __future__ import annotations
 
+import copy
+
 import helm_python as helm
 import pytest
 import yaml
 
 from conftest import (
     CHART_DIR, COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, load_values,
-    of_kind, render, rendered_set,
+    manifests, of_kind, render, rendered_set, settings_configmap,
 )
 
 
@@ -123,3 +125,20 @@ def test_template_guards_catch_what_the_schema_cannot():
     }
     with pytest.raises(helm.HelmError, match="notifications.webhook.egress.to"):
         render(webhook_behind_closed_egress)
+
+
+def test_topic_settings_reach_the_components():
+    """Per-topic partitions go out as the TOPIC=N list the binary parses; retention in hours."""
+    data = settings_configmap(rendered_set("defaults"))["data"]
+    assert data["ORDERLY_KAFKA_PARTITIONS"] == "6"
+    assert data["ORDERLY_KAFKA_TOPIC_PARTITIONS"] == "orderly.orders.v1=12"
+    assert data["ORDERLY_KAFKA_RETENTION_HOURS"] == "168"
+    assert data["ORDERLY_KAFKA_DEAD_LETTER_RETENTION_HOURS"] == "720"
+    values = copy.deepcopy(GOOD_VALUES["defaults"]())
+    values["kafka"]["topicPartitions"] = {"orderly.sagas.v1": 4, "orderly.orders.v1": 24}
+    data = settings_configmap(manifests(render(values)))["data"]
+    assert data["ORDERLY_KAFKA_TOPIC_PARTITIONS"] == "orderly.orders.v1=24,orderly.sagas.v1=4"
+    values["kafka"]["topicPartitions"] = {"orders v1": 12}  # not a Kafka topic name
+    with pytest.raises(helm.HelmValuesError) as err:
+        chart().validate_schema(values)
+    assert "orders v1" in str(err.value)

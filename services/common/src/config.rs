@@ -13,6 +13,10 @@ const FETCH_WAIT_MAX_MS: u32 = 500;
 const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const REPLICATION_FACTOR: i32 = 1;
+/// A week, Kafka's own default, made explicit so that every cluster keeps the same.
+const RETENTION_HOURS: u64 = 7 * 24;
+/// Thirty days: time for an operator to look at a dead letter and redrive it.
+const DEAD_LETTER_RETENTION_HOURS: u64 = 30 * 24;
 const DEPENDENCY_TIMEOUT_MS: u64 = 2_000;
 const STUCK_AFTER_MS: u64 = 60_000;
 
@@ -155,9 +159,24 @@ pub struct KafkaArgs {
     #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = LINGER_MS)]
     pub kafka_linger_ms: u32,
 
-    /// Partitions for topics this component creates
+    /// Partitions of the domain topics this component creates (the most consumers of one
+    /// group that share a topic's work); a dead-letter topic has one
     #[arg(long, env = "ORDERLY_KAFKA_PARTITIONS", default_value_t = PARTITIONS)]
     pub kafka_partitions: i32,
+
+    /// Partitions of one topic, instead of --kafka-partitions: TOPIC=N, repeated or
+    /// comma separated (e.g. orderly.orders.v1=12). Like every topic setting here, it applies
+    /// when the topic is created; an existing topic is left as it is
+    #[arg(long, env = "ORDERLY_KAFKA_TOPIC_PARTITIONS", value_delimiter = ',', value_parser = parse_topic_partitions)]
+    pub kafka_topic_partitions: Vec<TopicPartitions>,
+
+    /// How long domain topics keep events, in hours
+    #[arg(long, env = "ORDERLY_KAFKA_RETENTION_HOURS", default_value_t = RETENTION_HOURS)]
+    pub kafka_retention_hours: u64,
+
+    /// How long dead-letter topics keep messages, in hours
+    #[arg(long, env = "ORDERLY_KAFKA_DEAD_LETTER_RETENTION_HOURS", default_value_t = DEAD_LETTER_RETENTION_HOURS)]
+    pub kafka_dead_letter_retention_hours: u64,
 
     /// Replication factor for topics this component creates
     #[arg(long, env = "ORDERLY_KAFKA_REPLICATION_FACTOR", default_value_t = REPLICATION_FACTOR)]
@@ -182,13 +201,57 @@ pub struct KafkaArgs {
     pub kafka_ssl_ca_location: Option<PathBuf>,
 }
 
+/// One topic's partition count (`--kafka-topic-partitions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicPartitions {
+    pub topic: String,
+    pub partitions: i32,
+}
+
+fn parse_topic_partitions(text: &str) -> Result<TopicPartitions, String> {
+    let (topic, partitions) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not TOPIC=PARTITIONS"))?;
+    let topic = topic.trim();
+    // Kafka's rule for topic names.
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) {
+        return Err(format!(
+            "{:?} is not a Kafka topic name (1-249 of a-z, A-Z, 0-9, '.', '_', '-')",
+            topic.chars().take(64).collect::<String>()
+        ));
+    }
+    let partitions = partitions
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|partitions| *partitions >= 1)
+        .ok_or_else(|| format!("partitions of {topic} must be a whole number of at least 1"))?;
+    Ok(TopicPartitions {
+        topic: topic.to_owned(),
+        partitions,
+    })
+}
+
 impl KafkaArgs {
+    /// The partitions `topic` is created with.
+    pub fn partitions_of(&self, topic: &str) -> i32 {
+        self.kafka_topic_partitions
+            .iter()
+            .rev() // the last one given wins, as with any repeated flag
+            .find(|set| set.topic == topic)
+            .map_or(self.kafka_partitions, |set| set.partitions)
+    }
+
     pub fn at(bootstrap: impl Into<String>) -> Self {
         Self {
             kafka_bootstrap: bootstrap.into(),
             kafka_fetch_wait_max_ms: FETCH_WAIT_MAX_MS,
             kafka_linger_ms: LINGER_MS,
             kafka_partitions: PARTITIONS,
+            kafka_topic_partitions: Vec::new(),
+            kafka_retention_hours: RETENTION_HOURS,
+            kafka_dead_letter_retention_hours: DEAD_LETTER_RETENTION_HOURS,
             kafka_replication_factor: REPLICATION_FACTOR,
             kafka_security_protocol: SecurityProtocol::Plaintext,
             kafka_sasl_mechanism: None,
@@ -342,5 +405,40 @@ impl<C: Callees> clap::FromArgMatches for DependencyArgs<C> {
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
         *self = Self::from_arg_matches(matches)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_partitions_name_a_known_topic_and_a_count() {
+        assert_eq!(
+            parse_topic_partitions("orderly.orders.v1=12"),
+            Ok(TopicPartitions {
+                topic: "orderly.orders.v1".to_owned(),
+                partitions: 12
+            })
+        );
+        let illegal = parse_topic_partitions("orders v1=12").unwrap_err();
+        assert!(
+            illegal.contains("\"orders v1\" is not a Kafka topic name"),
+            "{illegal}"
+        );
+        let zero = parse_topic_partitions("orderly.orders.v1=0").unwrap_err();
+        assert!(zero.contains("at least 1"), "{zero}");
+        assert!(parse_topic_partitions("orderly.orders.v1").is_err());
+    }
+
+    #[test]
+    fn the_last_setting_for_a_topic_wins_and_others_keep_the_default() {
+        let mut args = KafkaArgs::at("127.0.0.1:9092");
+        args.kafka_topic_partitions = vec![
+            parse_topic_partitions("orderly.orders.v1=12").unwrap(),
+            parse_topic_partitions("orderly.orders.v1=24").unwrap(),
+        ];
+        assert_eq!(args.partitions_of("orderly.orders.v1"), 24);
+        assert_eq!(args.partitions_of("orderly.sagas.v1"), PARTITIONS);
     }
 }

@@ -173,3 +173,12 @@ seccompProfile:
 {{- end -}}
 {{- join "," $files -}}
 {{- end -}}
+
+{{/* kafka.topicPartitions as ORDERLY_KAFKA_TOPIC_PARTITIONS: TOPIC=N pairs, comma separated, in a stable order. */}}
+{{- define "orderly.topicPartitions" -}}
+{{- $pairs := list -}}
+{{- range $topic := keys . | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%d" $topic (int (get $ $topic))) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end }}

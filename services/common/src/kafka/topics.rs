@@ -1,5 +1,7 @@
 //! The topics Orderly uses, and creating them. Each producer owns one topic; every topic has a
-//! dead-letter topic for messages that can never be processed.
+//! dead-letter topic for messages that can never be processed. Domain topics get the partitions
+//! and retention the settings give them; a dead-letter topic has one partition (nothing reads
+//! it in order per key, and an operator reads one log) and keeps its messages longer.
 
 use std::time::Duration;
 
@@ -18,8 +20,10 @@ pub use orderly_proto::topics::*;
 
 /// The dead-letter topic of `topic`.
 pub fn dead_letter(topic: &str) -> String {
-    format!("{topic}.dlq")
+    format!("{topic}{DEAD_LETTER_SUFFIX}")
 }
+
+const DEAD_LETTER_SUFFIX: &str = ".dlq";
 
 /// Every domain topic and its dead-letter topic.
 pub fn all() -> Vec<String> {
@@ -35,14 +39,17 @@ pub fn all() -> Vec<String> {
 /// later; when components start together, another one may still be creating a topic.
 pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(args).create()?;
+    let settings: Vec<(i32, String)> = topics.iter().map(|topic| settings(args, topic)).collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|topic| {
+        .zip(&settings)
+        .map(|(topic, (partitions, retention_ms))| {
             NewTopic::new(
                 topic,
-                args.kafka_partitions,
+                *partitions,
                 TopicReplication::Fixed(args.kafka_replication_factor),
             )
+            .set("retention.ms", retention_ms)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -65,6 +72,21 @@ pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaErro
             reason: "not listed with partitions in the broker's metadata yet".into(),
         }),
     }
+}
+
+/// The partitions and retention (`retention.ms`) `topic` is created with.
+fn settings(args: &KafkaArgs, topic: &str) -> (i32, String) {
+    let (partitions, hours) = if is_dead_letter(topic) {
+        (1, args.kafka_dead_letter_retention_hours)
+    } else {
+        (args.partitions_of(topic), args.kafka_retention_hours)
+    };
+    let retention_ms = hours.saturating_mul(3_600_000);
+    (partitions, retention_ms.to_string())
+}
+
+fn is_dead_letter(topic: &str) -> bool {
+    topic.ends_with(DEAD_LETTER_SUFFIX)
 }
 
 /// Topics the broker's metadata lists with at least one partition.
@@ -106,5 +128,29 @@ pub async fn ensure_with_retry(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicPartitions;
+
+    #[test]
+    fn dead_letters_get_one_partition_and_their_own_retention() {
+        let mut args = KafkaArgs::at("127.0.0.1:9092");
+        args.kafka_partitions = 6;
+        args.kafka_topic_partitions = vec![TopicPartitions {
+            topic: ORDERS.to_owned(),
+            partitions: 12,
+        }];
+        args.kafka_retention_hours = 1;
+        args.kafka_dead_letter_retention_hours = 720;
+        assert_eq!(settings(&args, ORDERS), (12, "3600000".to_owned()));
+        assert_eq!(settings(&args, SAGAS), (6, "3600000".to_owned()));
+        assert_eq!(
+            settings(&args, &dead_letter(ORDERS)),
+            (1, "2592000000".to_owned())
+        );
     }
 }
