@@ -203,3 +203,47 @@ async fn broker_restart_after_sigkill_keeps_topics_and_messages() {
         .collect();
     assert_eq!(received, expected);
 }
+
+/// Topics are created with the partitions their settings give them: one topic its own count,
+/// the others the common one, every dead-letter topic one.
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_are_created_with_their_own_partition_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = start_broker(dir.path(), port);
+    let mut kafka = KafkaArgs::at(format!("127.0.0.1:{port}"));
+    kafka.kafka_partitions = 2;
+    kafka.kafka_topic_partitions = vec![orderly_common::config::TopicPartitions {
+        topic: topics::ORDERS.to_owned(),
+        partitions: 5,
+    }];
+    ensure_topics(&kafka).await;
+    let config = kafka::client_config(&kafka);
+    let counts = tokio::task::spawn_blocking(move || {
+        let client: rdkafka::consumer::BaseConsumer = config.create().unwrap();
+        let metadata = client
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        metadata
+            .topics()
+            .iter()
+            .map(|topic| (topic.name().to_owned(), topic.partitions().len()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    })
+    .await
+    .unwrap();
+    for topic in topics::all() {
+        let expected = if topic == topics::ORDERS {
+            5
+        } else if topic.ends_with(".dlq") {
+            1
+        } else {
+            2
+        };
+        assert_eq!(
+            counts.get(&topic),
+            Some(&expected),
+            "partitions of {topic}: {counts:?}"
+        );
+    }
+}
