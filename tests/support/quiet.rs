@@ -118,7 +118,7 @@ fn group_lag(kafka: &str, group: &str, topics: &[&str]) -> i64 {
         .set("group.id", group)
         .create()
         .expect("lag consumer");
-    lag::partition_lags(&consumer, topics, Duration::from_secs(10))
+    lag::partition_lags(&consumer, topics, |_, _| true, Duration::from_secs(10))
         .expect("consumer lag from the broker")
         .iter()
         .map(|partition| partition.lag)

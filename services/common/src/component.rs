@@ -16,7 +16,7 @@ use crate::{
     grpc::{self, GrpcServer},
     health::Health,
     kafka::{EventProducer, topics},
-    lease,
+    lease::{self, Lease},
     messaging::{EventConsumer, Handler, Relay, inbox, watch},
 };
 
@@ -74,7 +74,7 @@ pub async fn start<M: MigratorTrait>(
     let producer = EventProducer::new(&config.kafka)?;
     let mut background = JoinSet::new();
     let holder = lease::holder_id(listener.local_addr()?.port());
-    let (relay, relay_task) = Relay::start(
+    let (relay, housekeeping, relay_task) = Relay::start(
         name,
         db.clone(),
         producer.clone(),
@@ -87,13 +87,16 @@ pub async fn start<M: MigratorTrait>(
     let health = Health::new(name);
     let stuck_after = config.server.stuck_after();
     background.spawn(watch::outbox(
-        name,
-        db.clone(),
+        watch::Outbox {
+            component: name,
+            db: db.clone(),
+            publisher: housekeeping.clone(),
+        },
         health.clone(),
         stuck_after,
         shutdown.clone(),
     ));
-    background.spawn(prune_inbox(db.clone(), shutdown.clone()));
+    background.spawn(prune_inbox(db.clone(), housekeeping, shutdown.clone()));
     let (kafka, topics_shutdown) = (config.kafka.clone(), shutdown.clone());
     background.spawn(async move {
         if topics::ensure_with_retry(&kafka, &topics::all(), &topics_shutdown).await {
@@ -144,6 +147,7 @@ impl Started {
             handler,
             relay: self.relay.clone(),
             producer: self.producer.clone(),
+            member: crate::kafka::Member::default(),
         };
         let (kafka, shutdown) = (self.kafka.clone(), self.shutdown.clone());
         let rejoin = Arc::new(Notify::new());
@@ -151,6 +155,7 @@ impl Started {
             watch::Watched {
                 group: name,
                 topics,
+                member: consumer.member.clone(),
                 rejoin: rejoin.clone(),
             },
             kafka.clone(),
@@ -205,16 +210,22 @@ impl Started {
     }
 }
 
-async fn prune_inbox(db: DatabaseConnection, shutdown: Shutdown) {
+/// Removes inbox records past their retention, hourly, in the replica that publishes the
+/// outbox (the records are shared by all replicas: one pruning is enough). Not fenced: a
+/// former holder deleting the same old records changes nothing.
+async fn prune_inbox(db: DatabaseConnection, mut lease: Lease, shutdown: Shutdown) {
     loop {
-        let before = crate::time::now() - INBOX_RETENTION;
-        match inbox::prune(&db, before).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "old inbox entries removed"),
-            Err(error) => tracing::warn!(%error, "cannot prune the inbox"),
+        if lease.fence().is_some() {
+            let before = crate::time::now() - INBOX_RETENTION;
+            match inbox::prune(&db, before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "old inbox entries removed"),
+                Err(error) => tracing::warn!(%error, "cannot prune the inbox"),
+            }
         }
         tokio::select! {
             () = shutdown.requested() => return,
+            () = lease.changed() => {}
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }

@@ -1,6 +1,11 @@
 //! Consumers in a consumer group that commit only offsets the application has stored, and store
 //! them only after the event's effect is committed to the database (at-least-once delivery).
 
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
 use super::{KafkaError, client_config};
@@ -30,4 +35,35 @@ pub fn consumer(
         .create()?;
     consumer.subscribe(topics)?;
     Ok(consumer)
+}
+
+/// The consumer a group member runs now, so that its lag watcher can ask which partitions it
+/// holds: each replica then watches and reports only its own partitions, so lag sums over
+/// replicas count each partition once, and only the replica that is stuck rejoins.
+#[derive(Clone, Default)]
+pub struct Member(Arc<Mutex<Option<Arc<StreamConsumer>>>>);
+
+impl Member {
+    /// The partitions held now, or `None` while there is no consumer (between a leave and a
+    /// join) or it cannot say.
+    pub fn partitions(&self) -> Option<HashSet<(String, i32)>> {
+        // The lock is held for the call, and the consumer never cloned out of it: whoever
+        // clears the member holds the last reference and decides where it is closed.
+        let current = self.0.lock().ok()?;
+        let assignment = current.as_ref()?.assignment().ok()?;
+        Some(
+            assignment
+                .elements()
+                .iter()
+                .map(|element| (element.topic().to_owned(), element.partition()))
+                .collect(),
+        )
+    }
+
+    /// Sets the consumer running now (`None` before closing it).
+    pub fn set(&self, consumer: Option<Arc<StreamConsumer>>) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = consumer;
+        }
+    }
 }

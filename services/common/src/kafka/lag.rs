@@ -17,11 +17,12 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-/// Lag of `consumer`'s group on every partition of `topics`. Blocking: several broker round
-/// trips, each bounded by `timeout`.
+/// Lag of `consumer`'s group on the partitions of `topics` that `wanted` accepts. Blocking:
+/// several broker round trips, each bounded by `timeout`.
 pub fn partition_lags<C: Consumer>(
     consumer: &C,
     topics: &[&str],
+    wanted: impl Fn(&str, i32) -> bool,
     timeout: Duration,
 ) -> Result<Vec<PartitionLag>, KafkaError> {
     let metadata = consumer.fetch_metadata(None, timeout)?;
@@ -32,8 +33,13 @@ pub fn partition_lags<C: Consumer>(
         .filter(|topic| topics.contains(&topic.name()))
     {
         for partition in topic.partitions() {
-            partitions.add_partition(topic.name(), partition.id());
+            if wanted(topic.name(), partition.id()) {
+                partitions.add_partition(topic.name(), partition.id());
+            }
         }
+    }
+    if partitions.count() == 0 {
+        return Ok(Vec::new());
     }
     let committed = consumer.committed_offsets(partitions, timeout)?;
     committed

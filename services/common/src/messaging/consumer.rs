@@ -103,11 +103,13 @@ pub struct EventConsumer<H> {
     pub handler: H,
     pub relay: Relay,
     pub producer: EventProducer,
+    /// Where the consumer running now is shown to the lag watcher.
+    pub member: kafka::Member,
 }
 
 impl<H: Handler> EventConsumer<H> {
-    /// Consumes until `shutdown`. When `rejoin` is notified (the lag watcher saw the group sit
-    /// on lag it does not commit), the consumer leaves the group and joins it again as a new
+    /// Consumes until `shutdown`. When `rejoin` is notified (the lag watcher saw this member
+    /// sit on lag it does not commit), the consumer leaves the group and joins it again as a new
     /// member: a fresh start for whatever state stalled it (seen with the embedded broker after
     /// a broker bounce: one partition never fetched again).
     pub async fn run(
@@ -118,8 +120,10 @@ impl<H: Handler> EventConsumer<H> {
     ) -> Result<(), KafkaError> {
         loop {
             let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-            let consumer = kafka::consumer(kafka, self.name, &topics)?;
+            let consumer = Arc::new(kafka::consumer(kafka, self.name, &topics)?);
+            self.member.set(Some(consumer.clone()));
             let stop = self.consume(&consumer, &rejoin, &shutdown).await;
+            self.member.set(None);
             // Async: a broker that is down must not hold up shutdown (uncommitted offsets only
             // mean redelivery, which the inbox absorbs).
             if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {

@@ -34,28 +34,30 @@ pub struct Relay {
 impl Relay {
     /// Starts publishing `component`'s outbox in `db` while `holder` (this process, see
     /// [`crate::lease::holder_id`]) holds the outbox's lease; the task ends after a last drain
-    /// once `shutdown` fires, and then lets the lease go.
+    /// once `shutdown` fires, and then lets the lease go. The lease is returned too: the
+    /// database's other housekeeping follows it.
     pub fn start(
         component: &'static str,
         db: DatabaseConnection,
         producer: EventProducer,
         holder: String,
         shutdown: Shutdown,
-    ) -> (Self, JoinHandle<()>) {
+    ) -> (Self, Lease, JoinHandle<()>) {
         let relay = Self::default();
         let wake = relay.wake.clone();
         // Released once the last drain is done, not as soon as shutdown is requested.
         let drained = Shutdown::new();
         let (lease, keeper) = Lease::keep(db.clone(), LEASE, holder, drained.clone());
         let listening = notified_by_postgres(db.clone(), wake.clone(), shutdown.clone());
+        let relay_lease = lease.clone();
         let task = tokio::spawn(async move {
             let relaying = async {
-                run(component, db, producer, wake, lease, shutdown).await;
+                run(component, db, producer, wake, relay_lease, shutdown).await;
                 drained.trigger();
             };
             tokio::join!(keeper, relaying, listening);
         });
-        (relay, task)
+        (relay, lease, task)
     }
 
     /// Tells the relay that new rows were committed.

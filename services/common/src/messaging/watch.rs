@@ -2,7 +2,11 @@
 //! move, an outbox whose oldest row waits too long. Each samples on its own, from the outside
 //! (the broker's committed offsets, the outbox table), so a wedged consumer or relay cannot hide.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use rdkafka::consumer::BaseConsumer;
 use sea_orm::DatabaseConnection;
@@ -13,7 +17,8 @@ use crate::{
     Shutdown,
     config::KafkaArgs,
     health::Health,
-    kafka::{client_config, lag},
+    kafka::{Member, client_config, lag},
+    lease::Lease,
 };
 
 /// How often watchers sample: often enough to notice `stuck_after` within a quarter of it.
@@ -21,16 +26,19 @@ pub fn sample_interval(stuck_after: Duration) -> Duration {
     (stuck_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
 }
 
-/// A consumer group to watch, and how to tell its consumer to rejoin.
+/// A consumer group member to watch, and how to tell its consumer to rejoin.
 pub struct Watched {
     pub group: &'static str,
     pub topics: Arc<[String]>,
+    /// Which partitions of the group's topics this replica holds.
+    pub member: Member,
     pub rejoin: Arc<Notify>,
 }
 
-/// Samples the group's lag on its topics into `orderly_consumer_lag`, and reports the group
-/// faulty while a partition has lag and its committed offset has not moved for `stuck_after`.
-/// A stuck group's consumer is told to rejoin, at most once per `stuck_after`.
+/// Samples the group's lag on the partitions this replica holds into `orderly_consumer_lag`
+/// (zero for partitions it no longer holds: another replica reports them now), and reports the
+/// member faulty while one of them has lag and its committed offset has not moved for
+/// `stuck_after`. A stuck member's consumer is told to rejoin, at most once per `stuck_after`.
 pub async fn consumer_lag(
     watched: Watched,
     kafka: KafkaArgs,
@@ -41,6 +49,7 @@ pub async fn consumer_lag(
     let Watched {
         group,
         topics,
+        member,
         rejoin,
     } = watched;
     let source = format!("consumer {group}");
@@ -55,12 +64,16 @@ pub async fn consumer_lag(
     };
     let client = Arc::new(client);
     let mut progress = PartitionProgress::default();
+    let mut reported: HashSet<(String, i32)> = HashSet::new();
     let mut last_sample = Instant::now();
     loop {
         let (sampler, topics) = (client.clone(), topics.clone());
+        let held = Arc::new(member.partitions().unwrap_or_default());
+        let wanted = held.clone();
         let sampled = tokio::task::spawn_blocking(move || {
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            lag::partition_lags(sampler.as_ref(), &topics, Duration::from_secs(5))
+            let wanted = |topic: &str, partition| wanted.contains(&(topic.to_owned(), partition));
+            lag::partition_lags(sampler.as_ref(), &topics, wanted, Duration::from_secs(5))
         })
         .await;
         let fault = match sampled {
@@ -74,6 +87,10 @@ pub async fn consumer_lag(
                         partition.lag,
                     );
                 }
+                for (topic, partition) in reported.difference(&held) {
+                    crate::metrics::consumer_lag(group, topic, *partition, 0);
+                }
+                reported = Arc::unwrap_or_clone(held);
                 let stuck = progress.stuck(&lags, stuck_after);
                 if stuck.is_some() && last_rejoin.is_none_or(|at| at.elapsed() > stuck_after) {
                     last_rejoin = Some(Instant::now());
@@ -105,8 +122,13 @@ struct PartitionProgress {
 
 impl PartitionProgress {
     /// Describes the partitions with lag whose committed offset has not moved for `bound`.
+    /// Partitions not in `lags` are forgotten: held again later, their clock starts afresh.
     fn stuck(&mut self, lags: &[lag::PartitionLag], bound: Duration) -> Option<String> {
         let now = Instant::now();
+        self.since.retain(|(topic, partition), _| {
+            lags.iter()
+                .any(|lag| lag.topic == *topic && lag.partition == *partition)
+        });
         let mut stuck = Vec::new();
         for partition in lags {
             let key = (partition.topic.clone(), partition.partition);
@@ -127,17 +149,35 @@ impl PartitionProgress {
     }
 }
 
+/// A component's outbox, and the lease of the replica that publishes it.
+pub struct Outbox {
+    pub component: &'static str,
+    pub db: DatabaseConnection,
+    pub publisher: Lease,
+}
+
 /// Samples the outbox backlog into `orderly_outbox_backlog`, and reports the outbox faulty while
 /// its oldest row has waited longer than `stuck_after` (or the database cannot be read as long).
-pub async fn outbox(
-    component: &'static str,
-    db: DatabaseConnection,
-    health: Health,
-    stuck_after: Duration,
-    shutdown: Shutdown,
-) {
+/// Only the replica that publishes the outbox (the holder of its lease) does: the backlog is
+/// shared, so the others report none and sums over replicas count it once, and only the
+/// replica whose relay is stuck reports it.
+pub async fn outbox(watched: Outbox, health: Health, stuck_after: Duration, shutdown: Shutdown) {
+    let Outbox {
+        component,
+        db,
+        mut publisher,
+    } = watched;
     let mut last_read = Instant::now();
     loop {
+        if publisher.fence().is_none() {
+            crate::metrics::outbox_backlog(component, 0);
+            health.report("outbox", None).await;
+            last_read = Instant::now();
+            tokio::select! {
+                () = shutdown.requested() => return,
+                () = publisher.changed() => continue,
+            }
+        }
         let fault = match outbox::standing(&db).await {
             Ok((backlog, oldest)) => {
                 last_read = Instant::now();
@@ -190,5 +230,18 @@ mod tests {
         assert_eq!(progress.stuck(&partition(8, 0), bound), None);
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(progress.stuck(&partition(8, 0), bound), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_held_again_starts_its_clock_afresh() {
+        let bound = Duration::from_secs(10);
+        let mut progress = PartitionProgress::default();
+        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        // Another replica holds it for a while, without committing anything.
+        assert_eq!(progress.stuck(&[], bound), None);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(progress.stuck(&partition(5, 3), bound).is_some());
     }
 }
