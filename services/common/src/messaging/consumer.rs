@@ -1,21 +1,20 @@
 //! The consuming side of every service: decode, deduplicate through the inbox, apply the effects
 //! and their outgoing events, then store the offsets. Messages already fetched are applied in
-//! batches, one database transaction per batch (on PostgreSQL, per partition of the batch, the
-//! partitions concurrently), so a commit (and its fsync) is shared by many events while each
-//! event keeps its own inbox record, effects and span. Poison messages go to
+//! batches, one database transaction per batch, so a commit (and its fsync) is shared by many
+//! events while each event keeps its own inbox record, effects and span. Poison messages go to
 //! the dead-letter topic with their origin and error; transient failures are retried with
 //! backoff and block the consumer, so nothing is skipped. An event this consumer does not
 //! understand (a type only a newer producer knows) is skipped and counted, not dead-lettered.
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{FutureExt, future::join_all};
+use futures::FutureExt;
 use rdkafka::{
     Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::BorrowedMessage,
 };
-use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -174,72 +173,26 @@ impl<H: Handler> EventConsumer<H> {
                     Some(Err(_)) | None => break,
                 }
             }
-            let groups = self.groups(&batch);
-            let processed =
-                join_all(groups.iter().map(|group| self.process(group, shutdown))).await;
-            let mut added_to_outbox = false;
-            let mut interrupted = false;
-            for (group, processed) in groups.iter().zip(processed) {
-                let Some(processed) = processed else {
-                    // Shutdown while retrying: the offsets stay unstored, the events come back.
-                    interrupted = true;
-                    continue;
-                };
-                for message in group {
-                    if let Err(error) = consumer.store_offset_from_message(message) {
-                        // The partition moved to another member in a rebalance; it redelivers
-                        // the event and its inbox skips it.
-                        tracing::warn!(consumer = self.name, %error, "offset not stored");
-                    }
+            let Some(added_to_outbox) = self.process(&batch, shutdown).await else {
+                // Shutdown while retrying: the offsets stay unstored, the events come back.
+                return Stop::Shutdown;
+            };
+            for message in &batch {
+                if let Err(error) = consumer.store_offset_from_message(message) {
+                    // The partition moved to another member in a rebalance; it redelivers the
+                    // event and its inbox skips it.
+                    tracing::warn!(consumer = self.name, %error, "offset not stored");
                 }
-                // Only now that every group has committed: a handler's per-batch state (the
-                // orchestrator's wake-ups) then never runs ahead of a commit.
-                for event in &processed.applied {
-                    self.handler.committed(event);
-                }
-                added_to_outbox |= processed.added_to_outbox;
             }
             if added_to_outbox {
                 self.relay.wake();
             }
-            if interrupted {
-                return Stop::Shutdown;
-            }
         }
     }
 
-    /// What is applied together, in order: each partition's messages in a transaction of their
-    /// own where the database takes concurrent writers (PostgreSQL), so partitions commit in
-    /// parallel while one partition's events stay in order; the whole batch in one transaction
-    /// where it does not (SQLite has one writer: concurrent transactions would only queue,
-    /// each with its own disk sync).
-    fn groups<'b, 'm>(
-        &self,
-        batch: &'b [BorrowedMessage<'m>],
-    ) -> Vec<Vec<&'b BorrowedMessage<'m>>> {
-        if self.db.get_database_backend() != DatabaseBackend::Postgres {
-            return vec![batch.iter().collect()];
-        }
-        let mut groups: Vec<Vec<&BorrowedMessage<'m>>> = Vec::new();
-        for message in batch {
-            let same_partition = |group: &&mut Vec<&BorrowedMessage<'m>>| {
-                group[0].topic() == message.topic() && group[0].partition() == message.partition()
-            };
-            match groups.iter_mut().find(same_partition) {
-                Some(group) => group.push(message),
-                None => groups.push(vec![message]),
-            }
-        }
-        groups
-    }
-
-    /// Applies or dead-letters every message of `batch`, in order, in one transaction; `None`
-    /// if shutdown interrupted the retries.
-    async fn process(
-        &self,
-        batch: &[&BorrowedMessage<'_>],
-        shutdown: &Shutdown,
-    ) -> Option<Processed> {
+    /// Applies or dead-letters every message of `batch`, in order; says whether that added
+    /// events to the outbox, or `None` if shutdown interrupted the retries.
+    async fn process(&self, batch: &[BorrowedMessage<'_>], shutdown: &Shutdown) -> Option<bool> {
         let mut items: Vec<Item> = batch
             .iter()
             .map(|message| Item::open(self.name, message, &self.handler))
@@ -260,8 +213,7 @@ impl<H: Handler> EventConsumer<H> {
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         };
-        let mut applied = Vec::new();
-        for (item, message) in items.into_iter().zip(batch) {
+        for (item, message) in items.iter().zip(batch) {
             let consumed = if let Some(reason) = &item.refused {
                 let published =
                     dead_letter::publish(&self.producer, self.name, message, reason, shutdown)
@@ -277,7 +229,9 @@ impl<H: Handler> EventConsumer<H> {
             } else if item.duplicate {
                 Consumed::Duplicate
             } else {
-                applied.extend(item.event);
+                if let Some(event) = &item.event {
+                    self.handler.committed(event);
+                }
                 Consumed::Applied
             };
             tracing::debug!(
@@ -288,10 +242,7 @@ impl<H: Handler> EventConsumer<H> {
             );
             crate::metrics::consumed(self.name, message.topic(), consumed);
         }
-        Some(Processed {
-            added_to_outbox,
-            applied,
-        })
+        Some(added_to_outbox)
     }
 
     /// Applies every item not refused in one transaction: all of them commit, or none.
@@ -346,14 +297,6 @@ impl<H: Handler> EventConsumer<H> {
         crate::crash_point!("consumer.after_commit");
         Ok(())
     }
-}
-
-/// What applying a group of messages came to.
-struct Processed {
-    /// Whether it added events to the outbox (the relay has work).
-    added_to_outbox: bool,
-    /// The events applied (neither duplicates nor refused), for [`Handler::committed`].
-    applied: Vec<envelope::Event>,
 }
 
 /// One message of a batch on its way through: its event, its span, and what became of it.
