@@ -4,8 +4,9 @@
 use orderly_proto::{
     common::v1::{Money, PageRequest},
     inventory::v1::{
-        GetProductRequest, ListProductsRequest, ListReservationsRequest, ReleaseReservationRequest,
-        RestockRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
+        BatchGetProductsRequest, GetProductRequest, ListProductsRequest, ListReservationsRequest,
+        ReleaseReservationRequest, RestockRequest, UpsertProductRequest,
+        inventory_service_client::InventoryServiceClient,
     },
     notification::v1::{
         ListNotificationsRequest, notification_service_client::NotificationServiceClient,
@@ -257,6 +258,36 @@ async fn inventory(mut client: InventoryServiceClient<tonic::transport::Channel>
             .await,
         "page.page_token",
     );
+
+    // A batch answers the products it finds, once each, and leaves unknown skus out.
+    let batch = |skus: &[&str]| BatchGetProductsRequest {
+        skus: skus.iter().map(|sku| (*sku).to_owned()).collect(),
+    };
+    let mut found: Vec<(String, Option<Money>)> = client
+        .batch_get_products(batch(&["mug", "pen", "b-2", "mug"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .products
+        .into_iter()
+        .map(|product| (product.sku, product.unit_price))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [("b-2".to_owned(), usd(100)), ("mug".to_owned(), usd(1_499))]
+    );
+    assert_invalid(
+        client
+            .batch_get_products(batch(&["mug", "two words"]))
+            .await,
+        "skus[1]",
+    );
+    assert_invalid(
+        client.batch_get_products(batch(&["mug"; 101])).await,
+        "skus",
+    );
+
     let reservations = client
         .list_reservations(ListReservationsRequest::default())
         .await

@@ -20,15 +20,15 @@ use crate::{
 };
 
 const PLACE_ORDER: &str = "orderly.order.v1.OrderService/PlaceOrder";
-const GET_PRODUCT: &str = "orderly.inventory.v1.InventoryService/GetProduct";
+const GET_PRODUCTS: &str = "orderly.inventory.v1.InventoryService/BatchGetProducts";
 const RELEASE: &str = "orderly.inventory.v1.InventoryService/ReleaseReservation";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The spans of every order's trace, as (service, span name).
 const CHOREOGRAPHY: [(&str, &str); 12] = [
     ("orderly-order", PLACE_ORDER),
-    ("orderly-order", GET_PRODUCT),
-    ("orderly-inventory", GET_PRODUCT),
+    ("orderly-order", GET_PRODUCTS),
+    ("orderly-inventory", GET_PRODUCTS),
     ("orderly-inventory", "orderly.orders.v1 process"),
     ("orderly-payment", "orderly.inventory.v1 process"),
     ("orderly-orchestrator", "orderly.orders.v1 process"),
@@ -239,9 +239,9 @@ fn check_choreography(trace: &[Received]) {
     );
 
     // PlaceOrder asks inventory for prices: client span in order, server span in inventory.
-    let lookup = one(trace, "orderly-order", GET_PRODUCT);
+    let lookup = one(trace, "orderly-order", GET_PRODUCTS);
     assert_eq!(lookup.parent_span_id(), Some(root.span_id()));
-    let served = one(trace, "orderly-inventory", GET_PRODUCT);
+    let served = one(trace, "orderly-inventory", GET_PRODUCTS);
     assert_eq!(served.parent_span_id(), Some(lookup.span_id()));
 
     // OrderPlaced -> inventory -> InventoryReserved -> payment -> Payment* -> orchestrator.

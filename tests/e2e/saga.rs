@@ -418,3 +418,39 @@ async fn row_7_late_payment_after_the_deadline_is_refunded_not_confirmed() {
     );
     invariants::check(&system, &initial, &orders).await;
 }
+
+/// PlaceOrder asks payment about a customer only until it has found them: with payment down, a
+/// customer it knows still orders (decided once payment is back), one it has not seen yet is
+/// refused as UNAVAILABLE, and nothing is written for them.
+#[tokio::test(flavor = "multi_thread")]
+async fn known_customers_order_while_payment_is_down() {
+    let mut system = System::start(Options::default()).await;
+    let initial = seed(
+        &system,
+        &[("mug", 1_299, 10)],
+        &[("alice", 100_000), ("bob", 100_000)],
+    )
+    .await;
+    let first = place(&system, order_request("alice", "mug", 1, "")).await;
+    system.kill("payment");
+
+    let second = place(&system, order_request("alice", "mug", 1, "")).await;
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let refused = orders
+        .place_order(order_request("bob", "mug", 1, ""))
+        .await
+        .expect_err("bob is not known yet and payment is down");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("payment"), "{refused:?}");
+
+    system.restart("payment").await;
+    let settled = quiet::settle(&system).await;
+    assert_eq!(settled.len(), 2, "bob's refused order was not written");
+    for order in [&first, &second] {
+        assert_eq!(
+            find(&settled, &order.order_id).status(),
+            OrderStatus::Confirmed
+        );
+    }
+    invariants::check(&system, &initial, &settled).await;
+}

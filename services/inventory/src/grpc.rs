@@ -8,10 +8,11 @@ use orderly_common::{
 use orderly_proto::{
     common::v1::Money,
     inventory::v1::{
-        GetProductRequest, GetProductResponse, ListProductsRequest, ListProductsResponse,
-        ListReservationsRequest, ListReservationsResponse, Product, ReleaseReservationRequest,
-        ReleaseReservationResponse, Reservation, ReservationItem, ReservationStatus as ProtoStatus,
-        RestockRequest, RestockResponse, UpsertProductRequest, UpsertProductResponse,
+        BatchGetProductsRequest, BatchGetProductsResponse, GetProductRequest, GetProductResponse,
+        ListProductsRequest, ListProductsResponse, ListReservationsRequest,
+        ListReservationsResponse, Product, ReleaseReservationRequest, ReleaseReservationResponse,
+        Reservation, ReservationItem, ReservationStatus as ProtoStatus, RestockRequest,
+        RestockResponse, UpsertProductRequest, UpsertProductResponse,
         inventory_service_server::InventoryService,
     },
 };
@@ -25,6 +26,9 @@ use crate::{
         reservations,
     },
 };
+
+/// The most skus one BatchGetProducts may ask for: an order's most items.
+pub const MAX_BATCH_SKUS: usize = 100;
 
 pub struct InventoryApi {
     db: DatabaseConnection,
@@ -97,6 +101,35 @@ impl InventoryService for InventoryApi {
             .ok_or_else(|| ApiError::not_found("product", sku))?;
         Ok(Response::new(GetProductResponse {
             product: Some(product_message(product)),
+        }))
+    }
+
+    async fn batch_get_products(
+        &self,
+        request: Request<BatchGetProductsRequest>,
+    ) -> Reply<BatchGetProductsResponse> {
+        let request = request.get_ref();
+        if request.skus.len() > MAX_BATCH_SKUS {
+            return Err(ApiError::invalid(
+                "skus",
+                format!(
+                    "at most {MAX_BATCH_SKUS} per call, got {}",
+                    request.skus.len()
+                ),
+            )
+            .into());
+        }
+        let mut skus = Vec::with_capacity(request.skus.len());
+        for (index, sku) in request.skus.iter().enumerate() {
+            skus.push(validate::identifier(&format!("skus[{index}]"), sku)?);
+        }
+        skus.sort_unstable();
+        skus.dedup();
+        let rows = products::find_many(&self.db, &skus)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(BatchGetProductsResponse {
+            products: rows.into_iter().map(product_message).collect(),
         }))
     }
 

@@ -111,6 +111,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         admission,
         inventory,
         payment,
+        known_customers: place::known_customers(),
     };
     let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers));
     started

@@ -2,14 +2,17 @@
 //! payment, then store the order PENDING and its OrderPlaced event in one transaction and
 //! answer at once. The saga decides later; this call never waits for it.
 //!
-//! Pricing asks inventory at order time (GetProduct per sku, concurrently, through the client
-//! stack) rather than keeping a replicated price list: prices are always current and inventory
-//! stays their only owner, at the cost of PlaceOrder depending on inventory being up, which the
-//! retry budget and circuit breaker keep cheap to detect.
+//! Pricing asks inventory at order time (one BatchGetProducts for all the order's skus, through
+//! the client stack) rather than keeping a replicated price list: prices are always current and
+//! inventory stays their only owner, at the cost of PlaceOrder depending on inventory being up,
+//! which the retry budget and circuit breaker keep cheap to detect.
+//!
+//! The customer check asks payment only the first time: an account is never closed and never
+//! changes currency, so a customer once found is remembered (`KnownCustomers`). An unknown
+//! customer is asked about every time, as it may open an account any moment.
 
 use std::collections::HashMap;
 
-use futures::future::try_join_all;
 use orderly_common::{
     ApiError,
     group_commit::GroupCommit,
@@ -21,7 +24,7 @@ use orderly_common::{
 use orderly_proto::{
     common::v1::Money,
     events::v1::{OrderLine as EventLine, OrderPlaced, order_event},
-    inventory::v1::{GetProductRequest, inventory_service_client::InventoryServiceClient},
+    inventory::v1::{BatchGetProductsRequest, inventory_service_client::InventoryServiceClient},
     order::v1::PlaceOrderRequest,
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
 };
@@ -51,6 +54,16 @@ pub struct Placer {
     pub admission: Admission,
     pub inventory: Client,
     pub payment: Client,
+    pub known_customers: KnownCustomers,
+}
+
+/// The currency of each customer payment has confirmed, bounded in entries.
+pub type KnownCustomers = moka::sync::Cache<String, String>;
+
+/// Enough for every customer of a large shop; the least used are forgotten beyond it, and asked
+/// about again.
+pub fn known_customers() -> KnownCustomers {
+    moka::sync::Cache::new(1_000_000)
 }
 
 /// A validated PlaceOrder request.
@@ -106,44 +119,65 @@ impl Placer {
         Ok(order)
     }
 
-    /// The catalogue price of every sku in the order, asked of inventory concurrently.
+    /// The catalogue price of every sku in the order, asked of inventory in one call.
     async fn prices(&self, items: &[(String, u32)]) -> Result<HashMap<String, Price>, ApiError> {
-        let mut skus: Vec<&str> = items.iter().map(|(sku, _)| sku.as_str()).collect();
+        let mut skus: Vec<String> = items.iter().map(|(sku, _)| sku.clone()).collect();
         skus.sort_unstable();
         skus.dedup();
-        let lookups = skus.into_iter().map(|sku| {
-            self.inventory.idempotent(
-                "orderly.inventory.v1.InventoryService/GetProduct",
-                move |channel| async move {
-                    let reply = InventoryServiceClient::new(channel)
-                        .get_product(GetProductRequest {
-                            sku: sku.to_owned(),
-                        })
-                        .await;
-                    match reply {
-                        Ok(reply) => Ok(reply.into_inner().product.and_then(|product| {
-                            let price = product.unit_price?;
-                            Some((
-                                product.sku,
-                                Price {
-                                    amount_minor: price.amount_minor,
-                                    currency: price.currency,
-                                },
-                            ))
-                        })),
-                        Err(status) if status.code() == Code::NotFound => Ok(None),
-                        Err(status) => Err(status),
+        let products = self
+            .inventory
+            .idempotent(
+                "orderly.inventory.v1.InventoryService/BatchGetProducts",
+                |channel| {
+                    let skus = skus.clone();
+                    async move {
+                        InventoryServiceClient::new(channel)
+                            .batch_get_products(BatchGetProductsRequest { skus })
+                            .await
+                            .map(|reply| reply.into_inner().products)
                     }
                 },
             )
-        });
-        let found = try_join_all(lookups)
             .await
             .map_err(dependency_down("inventory"))?;
-        Ok(found.into_iter().flatten().collect())
+        Ok(products
+            .into_iter()
+            .filter_map(|product| {
+                let price = product.unit_price?;
+                Some((
+                    product.sku,
+                    Price {
+                        amount_minor: price.amount_minor,
+                        currency: price.currency,
+                    },
+                ))
+            })
+            .collect())
     }
 
     async fn check_customer(&self, customer_id: &str, currency: &str) -> Result<(), ApiError> {
+        let pays_in = match self.known_customers.get(customer_id) {
+            Some(pays_in) => pays_in,
+            None => {
+                let pays_in = self.currency_of(customer_id).await?;
+                self.known_customers
+                    .insert(customer_id.to_owned(), pays_in.clone());
+                pays_in
+            }
+        };
+        if pays_in != currency {
+            return Err(ApiError::invalid(
+                "customer_id",
+                format!(
+                    "customer {customer_id} pays in {pays_in}, the items are priced in {currency}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The currency of `customer_id`'s account, asked of payment.
+    async fn currency_of(&self, customer_id: &str) -> Result<String, ApiError> {
         let account = self
             .payment
             .idempotent(
@@ -167,19 +201,10 @@ impl Placer {
             .ok_or_else(|| {
                 ApiError::invalid("customer_id", format!("unknown customer {customer_id}"))
             })?;
-        let pays_in = account
+        Ok(account
             .balance
             .map(|money| money.currency)
-            .unwrap_or_default();
-        if pays_in != currency {
-            return Err(ApiError::invalid(
-                "customer_id",
-                format!(
-                    "customer {customer_id} pays in {pays_in}, the items are priced in {currency}"
-                ),
-            ));
-        }
-        Ok(())
+            .unwrap_or_default())
     }
 }
 

@@ -72,6 +72,14 @@ pub async fn find(db: &impl ConnectionTrait, sku: &str) -> Result<Option<Model>,
     Entity::find_by_id(sku.to_owned()).one(db).await
 }
 
+/// The products among `skus`, in one query; skus that name none are left out.
+pub async fn find_many(db: &impl ConnectionTrait, skus: &[&str]) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Sku.is_in(skus.iter().copied()))
+        .all(db)
+        .await
+}
+
 /// Why a restock was refused.
 pub enum RestockRefused {
     UnknownProduct,
