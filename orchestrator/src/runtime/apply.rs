@@ -81,19 +81,26 @@ pub async fn apply(
     create: Option<NewSaga>,
     settings: &Settings,
 ) -> Result<Vec<Command>, ApplyError> {
-    let Loaded {
-        header,
-        definition,
-        saga,
-    } = match load(txn, order_id, settings).await? {
-        Some(found) => found,
+    // A saga created by this event is written once, in the state the event leaves it in.
+    let (
+        Loaded {
+            header,
+            definition,
+            saga,
+        },
+        created,
+    ) = match load(txn, order_id, settings).await? {
+        Some(found) => (found, false),
         None => {
             let new = create
                 .ok_or_else(|| ApplyError::Invalid(format!("no saga for order {order_id}")))?;
-            insert(txn, order_id, &new, settings).await?
+            (new_saga(order_id, &new, settings), true)
         }
     };
     let Some(event) = event(&definition) else {
+        if created {
+            insert(txn, &header, &definition, &saga).await?;
+        }
         let note = format!(
             "{}; not a step of {} v{}: ignored",
             meta.note,
@@ -110,7 +117,18 @@ pub async fn apply(
         }
         _ => None,
     });
-    save(txn, &header, &definition, &saga, &next, deadline).await?;
+    if created {
+        let header = sagas::Model {
+            state: mapping::phase_name(next.phase).to_owned(),
+            reason: next.reason.clone(),
+            outcome_emitted: next.outcome_emitted,
+            deadline_at: deadline.unwrap_or(header.deadline_at),
+            ..header.clone()
+        };
+        insert(txn, &header, &definition, &next).await?;
+    } else {
+        save(txn, &header, &definition, &saga, &next, deadline).await?;
+    }
     let note = if next.phase == saga.phase {
         meta.note.clone()
     } else {
@@ -199,13 +217,8 @@ pub async fn load(
     }))
 }
 
-/// A new saga under the latest definition, its first step under way.
-async fn insert(
-    txn: &impl Tables,
-    order_id: Uuid,
-    new: &NewSaga,
-    settings: &Settings,
-) -> Result<Loaded, ApplyError> {
+/// A new saga under the latest definition, its first step under way; not stored yet.
+fn new_saga(order_id: Uuid, new: &NewSaga, settings: &Settings) -> Loaded {
     let now = orderly_common::time::now();
     let definition = settings.versions.latest().clone();
     let saga = core::Saga::new(&definition);
@@ -224,20 +237,33 @@ async fn insert(
         trace_parent: propagation::current_traceparent(),
         definition_version: i32::try_from(definition.version()).unwrap_or(i32::MAX),
     };
-    let rows = definition.steps().iter().map(|step| steps::Model {
-        order_id,
-        name: step.name.clone(),
-        status: mapping::step_name(core::Step::Pending).to_owned(),
-        detail: String::new(),
-        attempts: 0,
-        updated_at: now,
-    });
-    txn.insert(header.clone(), rows.collect()).await?;
-    Ok(Loaded {
+    Loaded {
         header,
         definition,
         saga,
-    })
+    }
+}
+
+/// Stores a new saga: its row and one row per step, as `saga` has them.
+async fn insert(
+    txn: &impl Tables,
+    header: &sagas::Model,
+    definition: &Definition,
+    saga: &core::Saga,
+) -> Result<(), DbErr> {
+    let rows = definition
+        .steps()
+        .iter()
+        .enumerate()
+        .map(|(index, step)| steps::Model {
+            order_id: header.order_id,
+            name: step.name.clone(),
+            status: mapping::step_name(saga.step(index)).to_owned(),
+            detail: String::new(),
+            attempts: 0,
+            updated_at: header.updated_at,
+        });
+    txn.insert(header.clone(), rows.collect()).await
 }
 
 /// Stores `next` (and the next step's deadline, when one was armed) if the row is still the

@@ -202,10 +202,12 @@ pub async fn commit(txn: &DatabaseTransaction, order_id: Uuid) -> Result<bool, D
     if claimed.rows_affected != 1 {
         return Ok(false);
     }
-    let Some(reservation) = find(txn, order_id).await? else {
-        return Ok(false);
-    };
-    for item in &reservation.items {
+    let items = items::Entity::find()
+        .filter(items::Column::OrderId.eq(order_id))
+        .order_by_asc(items::Column::Sku)
+        .all(txn)
+        .await?;
+    for item in &items {
         items::mark_sold(txn, item).await?;
     }
     Ok(true)

@@ -118,24 +118,31 @@ pub async fn apply(
         .filter(Column::CustomerId.eq(customer_id))
         .filter(Column::BalanceMinor.gte(-balance_change))
         .filter(Column::HeldMinor.gte(-held_change))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    let account = find(db, customer_id).await?;
-    match (updated.rows_affected, account) {
-        (1, Some(account)) => Ok(account),
-        _ => Err(DbErr::Custom(format!(
+    updated.into_iter().next().ok_or_else(|| {
+        DbErr::Custom(format!(
             "account {customer_id} cannot move balance by {balance_change} and held by {held_change}"
-        ))),
-    }
+        ))
+    })
 }
 
-/// Moves `amount_minor` from the balance to held money if the balance covers it; otherwise
+/// Why money could not be held for an order.
+pub enum HoldRefused {
+    NoAccount,
+    WrongCurrency(String),
+    InsufficientFunds { balance_minor: i64 },
+}
+
+/// Moves `amount_minor` from the balance to held money if the account is in `currency` and its
+/// balance covers it, in one conditional update that returns the account after it; otherwise
 /// says why not.
 pub async fn hold(
     db: &impl ConnectionTrait,
     customer_id: &str,
     amount_minor: i64,
-) -> Result<Result<(), String>, DbErr> {
+    currency: &str,
+) -> Result<Result<Model, HoldRefused>, DbErr> {
     let held = Entity::update_many()
         .col_expr(
             Column::BalanceMinor,
@@ -147,16 +154,20 @@ pub async fn hold(
         )
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::Currency.eq(currency))
         .filter(Column::BalanceMinor.gte(amount_minor))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    if held.rows_affected == 1 {
-        return Ok(Ok(()));
+    if let Some(account) = held.into_iter().next() {
+        return Ok(Ok(account));
     }
-    let balance = find(db, customer_id)
-        .await?
-        .map_or(0, |account| account.balance_minor);
-    Ok(Err(format!(
-        "insufficient funds: balance {balance}, order total {amount_minor}"
-    )))
+    Ok(Err(match find(db, customer_id).await? {
+        None => HoldRefused::NoAccount,
+        Some(account) if account.currency != currency => {
+            HoldRefused::WrongCurrency(account.currency)
+        }
+        Some(account) => HoldRefused::InsufficientFunds {
+            balance_minor: account.balance_minor,
+        },
+    }))
 }

@@ -6,7 +6,10 @@ use sea_orm::{
     QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
 };
 
-use super::{accounts, ledger};
+use super::{
+    accounts::{self, HoldRefused},
+    ledger,
+};
 use crate::domain::{LedgerKind, PaymentStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -134,19 +137,21 @@ pub async fn authorize(
     if find_by_order(txn, order_id).await?.is_some() {
         return Ok(Authorization::AlreadyDecided);
     }
-    let account = accounts::find(txn, customer_id).await?;
-    let refusal = match &account {
-        None => Some(format!("customer {customer_id} has no account")),
-        Some(account) if account.currency != currency => Some(format!(
-            "account {customer_id} holds {}, the order costs {currency}",
-            account.currency
-        )),
-        Some(_) => accounts::hold(txn, customer_id, amount_minor).await?.err(),
-    };
-    let status = if refusal.is_some() {
-        PaymentStatus::Declined
-    } else {
-        PaymentStatus::Authorized
+    let held = accounts::hold(txn, customer_id, amount_minor, currency).await?;
+    let (status, reason) = match &held {
+        Ok(_) => (PaymentStatus::Authorized, String::new()),
+        Err(HoldRefused::NoAccount) => (
+            PaymentStatus::Declined,
+            format!("customer {customer_id} has no account"),
+        ),
+        Err(HoldRefused::WrongCurrency(holds)) => (
+            PaymentStatus::Declined,
+            format!("account {customer_id} holds {holds}, the order costs {currency}"),
+        ),
+        Err(HoldRefused::InsufficientFunds { balance_minor }) => (
+            PaymentStatus::Declined,
+            format!("insufficient funds: balance {balance_minor}, order total {amount_minor}"),
+        ),
     };
     let now = orderly_common::time::now();
     let payment = ActiveModel {
@@ -156,17 +161,13 @@ pub async fn authorize(
         amount_minor: Set(amount_minor),
         currency: Set(currency.to_owned()),
         status: Set(status.as_str().to_owned()),
-        reason: Set(refusal.clone().unwrap_or_default()),
+        reason: Set(reason.clone()),
         created_at: Set(now),
         updated_at: Set(now),
     };
     let payment = payment.insert(txn).await?;
-    Ok(match refusal {
-        Some(reason) => Authorization::Declined(reason),
-        None => {
-            let account = accounts::find(txn, customer_id)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))?;
+    Ok(match held {
+        Ok(account) => {
             ledger::record(
                 txn,
                 &account,
@@ -178,28 +179,26 @@ pub async fn authorize(
             .await?;
             Authorization::Authorized(payment)
         }
+        Err(_) => Authorization::Declined(reason),
     })
 }
 
 /// Takes an AUTHORIZED payment's held money (the order was confirmed). Returns false when
 /// there is nothing to capture (already captured: a duplicate).
 pub async fn capture(txn: &DatabaseTransaction, order_id: Uuid) -> Result<bool, DbErr> {
-    let Some(payment) = find_by_order(txn, order_id).await? else {
-        return Ok(false);
-    };
     let claimed = Entity::update_many()
         .col_expr(
             Column::Status,
             Expr::value(PaymentStatus::Captured.as_str()),
         )
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
-        .filter(Column::Id.eq(payment.id))
+        .filter(Column::OrderId.eq(order_id))
         .filter(Column::Status.eq(PaymentStatus::Authorized.as_str()))
-        .exec(txn)
+        .exec_with_returning(txn)
         .await?;
-    if claimed.rows_affected != 1 {
+    let Some(payment) = claimed.into_iter().next() else {
         return Ok(false);
-    }
+    };
     let account = accounts::apply(txn, &payment.customer_id, 0, -payment.amount_minor).await?;
     ledger::record(
         txn,
