@@ -52,14 +52,16 @@ impl Drop for Shared {
 
 impl EventProducer {
     pub fn new(args: &KafkaArgs) -> Result<Self, KafkaError> {
+        let stop = Arc::new(AtomicBool::new(false));
         let producer: BaseProducer<Acknowledge> = client_config(args)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", args.kafka_linger_ms.to_string())
             .set("compression.type", "lz4")
-            .create_with_context(Acknowledge)?;
+            .create_with_context(Acknowledge {
+                released: stop.clone(),
+            })?;
         let producer = Arc::new(producer);
-        let stop = Arc::new(AtomicBool::new(false));
         let serving = (producer.clone(), stop.clone());
         std::thread::Builder::new()
             .name("kafka-deliveries".to_owned())
@@ -128,9 +130,22 @@ impl Future for Delivery {
 }
 
 /// Hands each delivery report to the `Delivery` awaiting it.
-struct Acknowledge;
+struct Acknowledge {
+    /// Every handle is gone and the client only waits for its delivery thread to notice.
+    released: Arc<AtomicBool>,
+}
 
-impl ClientContext for Acknowledge {}
+impl ClientContext for Acknowledge {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // A released client lingers up to `DELIVERY_WAIT`: `orderly dev` stops its broker in
+        // that time, and the client's lost connection is expected, not an error to report.
+        if self.released.load(Ordering::Relaxed) {
+            tracing::debug!(target: "librdkafka", "{error}: {reason} (producer already released)");
+        } else {
+            tracing::error!(target: "librdkafka", "{error}: {reason}");
+        }
+    }
+}
 
 impl ProducerContext for Acknowledge {
     type DeliveryOpaque = Box<oneshot::Sender<KafkaResult<()>>>;
