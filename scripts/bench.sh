@@ -7,6 +7,10 @@
 #     bash scripts/bench.sh [sqlite|postgres] [load_bench flags...]
 #     bash scripts/bench.sh sqlite --clients 1,8 --rates 50 --secs 20 --markdown
 #     ORDERLY_BIN=/path/to/old/orderly bash scripts/bench.sh    # the same bench, another build
+#     ORDERLY_REPLICAS=3 bash scripts/bench.sh postgres          # three processes per component
+#
+# With ORDERLY_REPLICAS (PostgreSQL only), order and the orchestrator call every inventory and
+# payment replica (balanced) and the load enters through the first order replica.
 #
 # Builds the release example and binary in CARGO_TARGET_DIR (default ~/.cache/orderly-target).
 # CPU figures count the processes started here and their children (PostgreSQL's backends), not
@@ -17,6 +21,15 @@ mode=sqlite
 if [[ ${1:-} == sqlite || ${1:-} == postgres ]]; then
     mode=$1
     shift
+fi
+replicas=${ORDERLY_REPLICAS:-1}
+if ! [[ $replicas =~ ^[1-9]$ ]]; then
+    echo "ORDERLY_REPLICAS must be 1-9, not $replicas" >&2
+    exit 2
+fi
+if [[ $mode == sqlite && $replicas != 1 ]]; then
+    echo "ORDERLY_REPLICAS needs postgres: orderly dev runs one of each" >&2
+    exit 2
 fi
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/orderly-target}
@@ -95,7 +108,9 @@ wait_for_port() { # port, pid, log: until something accepts there (bounded), or 
     exit 1
 }
 
-read -r p_order p_inventory p_payment p_notification p_orchestrator p_kafka p_pg <<<"$(free_ports 7)"
+# Replicas beyond the first listen on the extra ports (one set of free ports, so all differ).
+read -r p_order p_inventory p_payment p_notification p_orchestrator p_kafka p_pg extra_ports \
+    <<<"$(free_ports $((7 + 5 * replicas)))"
 endpoints=(--order "127.0.0.1:$p_order" --inventory "127.0.0.1:$p_inventory"
     --payment "127.0.0.1:$p_payment" --orchestrator "127.0.0.1:$p_orchestrator")
 
@@ -121,14 +136,14 @@ start_postgres_cluster() { # default settings: fsync and synchronous_commit on
     done
 }
 
-start_component() { # name, port, extra flags...
-    local name=$1 port=$2
-    shift 2
-    mkdir -p "$work/$name"
+start_component() { # name, replica, port, extra flags...
+    local name=$1 replica=$2 port=$3
+    shift 3
+    mkdir -p "$work/$name-$replica"
     "$orderly" --metrics-addr off "$name" --listen-addr "127.0.0.1:$port" \
-        --data-dir "$work/$name" --kafka-bootstrap "127.0.0.1:$p_kafka" \
+        --data-dir "$work/$name-$replica" --kafka-bootstrap "127.0.0.1:$p_kafka" \
         --database-url "postgres://postgres@127.0.0.1:$p_pg/orderly_$name" "$@" \
-        >"$work/$name.log" 2>&1 &
+        >"$work/$name-$replica.log" 2>&1 &
     pids+=("$!")
 }
 
@@ -138,22 +153,48 @@ start_postgres() {
         >"$work/broker.log" 2>&1 &
     pids+=("$!")
     wait_for_port "$p_kafka" "${pids[-1]}" "$work/broker.log"
-    local deps=(--inventory-endpoint "http://127.0.0.1:$p_inventory"
-        --payment-endpoint "http://127.0.0.1:$p_payment")
-    start_component inventory "$p_inventory"
-    start_component payment "$p_payment"
-    start_component order "$p_order" "${deps[@]}"
-    start_component notification "$p_notification"
-    start_component orchestrator "$p_orchestrator" "${deps[@]}"
-    local name port i=1
+    # Replica 1 of each component listens on the ports load_bench is given; the others on
+    # ports of their own.
+    local name replica port i=1 k=0 extra
+    declare -A ports=()
+    read -r -a extra <<<"$extra_ports"
     for name in inventory payment order notification orchestrator; do
         port=p_$name
-        wait_for_port "${!port}" "${pids[i]}" "$work/$name.log"
+        ports[$name-1]=${!port}
+        for ((replica = 2; replica <= replicas; replica++)); do
+            ports[$name-$replica]=${extra[k]}
+            k=$((k + 1))
+        done
+    done
+    local inventory=() payment=()
+    for ((replica = 1; replica <= replicas; replica++)); do
+        inventory+=("http://127.0.0.1:${ports[inventory-$replica]}")
+        payment+=("http://127.0.0.1:${ports[payment-$replica]}")
+    done
+    # As a deployment does (the chart's migration job), before any replica starts.
+    for name in inventory payment order notification orchestrator; do
+        "$orderly" migrate "$name" --database-url "postgres://postgres@127.0.0.1:$p_pg/orderly_$name" \
+            >>"$work/migrate.log" 2>&1 || { tail -20 "$work/migrate.log" >&2; exit 1; }
+    done
+    local deps=(--inventory-endpoint "$(IFS=,; echo "${inventory[*]}")"
+        --payment-endpoint "$(IFS=,; echo "${payment[*]}")")
+    local started=()
+    for name in inventory payment order notification orchestrator; do
+        for ((replica = 1; replica <= replicas; replica++)); do
+            case $name in
+                order | orchestrator) start_component "$name" "$replica" "${ports[$name-$replica]}" "${deps[@]}" ;;
+                *) start_component "$name" "$replica" "${ports[$name-$replica]}" ;;
+            esac
+            started+=("$name-$replica")
+        done
+    done
+    for name in "${started[@]}"; do
+        wait_for_port "${ports[$name]}" "${pids[i]}" "$work/$name.log"
         i=$((i + 1))
     done
 }
 
-echo "orderly: $orderly ($mode)"
+echo "orderly: $orderly ($mode, $replicas of each component)"
 if [[ $mode == sqlite ]]; then
     start_sqlite
     measured=("${pids[@]}")

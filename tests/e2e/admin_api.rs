@@ -65,10 +65,8 @@ async fn admin_api_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_on_postgres() {
     let postgres = std::rc::Rc::new(Postgres::start());
-    let server = postgres.clone();
-    let database_url = Box::new(move |_: &str| Some(server.fresh_database()));
     let system = System::start(Options {
-        database_url,
+        database_url: postgres.databases(),
         ..without_broker()
     })
     .await;

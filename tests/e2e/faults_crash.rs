@@ -543,8 +543,14 @@ async fn row_3_broker_sigkilled_and_restarted_under_load() {
         .await;
     let placed_while_down = load.placed() - killed_at;
     system.restart_broker().await;
-    load.wait_placed(load.placed() + 5).await;
-    let placed = load.finish().await;
+    let mut placed = load.finish().await;
+    // Orders keep coming once the broker is back. Placed here rather than awaited from the
+    // load, which may have placed its last order while the broker was starting.
+    for i in 0..5 {
+        let (customer, sku, quantity, outcome) = KINDS[i % KINDS.len()];
+        let request = order_request(customer, sku, quantity, &format!("broker-after-{i}"));
+        placed.push((place_retrying(system.addr("order"), request).await, outcome));
+    }
     assert!(
         placed_while_down >= 3,
         "orders were placed while it was down"

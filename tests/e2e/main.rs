@@ -9,6 +9,7 @@ mod support;
 
 mod admin_api;
 mod admission;
+mod balancing;
 mod broker;
 mod dev;
 mod evolving;
@@ -20,6 +21,7 @@ mod migrate;
 mod observability;
 mod replicas;
 mod saga;
+mod scale_out;
 mod shutdown;
 mod soak;
 mod three_step;

@@ -51,6 +51,35 @@ fn migrate_is_idempotent_on_sqlite_and_postgres() {
     }
 }
 
+/// Replicas started at once on a fresh PostgreSQL database (no migration job before them)
+/// each migrate it at start-up: one at a time, so none trips over a table another is creating.
+#[test]
+fn migrations_started_at_once_on_postgres_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = Postgres::start();
+    for component in ["inventory", "orchestrator"] {
+        let url = postgres.fresh_database();
+        let migrating: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(BIN)
+                    .args(["migrate", component, "--database-url", &url])
+                    .env("ORDERLY_DATA_DIR", dir.path())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("orderly migrate runs")
+            })
+            .collect();
+        for child in migrating {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{component}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
 #[test]
 fn migrate_refuses_one_url_for_many_databases() {
     let dir = tempfile::tempdir().unwrap();

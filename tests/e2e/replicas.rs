@@ -34,7 +34,7 @@ const EVENTS: &str = "orderly_events_consumed_total";
 const PUBLISHED: &str = "orderly_outbox_published_total";
 const DUPLICATES: &str = "orderly_inbox_duplicates_total";
 const CONSUMED_PAYMENTS: (&str, &str) = ("topic", topics::PAYMENTS);
-/// The lease's time to live (10 s) and a renewal period (a third of it), with slack.
+/// The lease's time to live (6 s) and a renewal period (a third of it), with slack.
 const TAKEOVER: Duration = Duration::from_secs(20);
 
 /// The replicas holding `lease` now.
@@ -96,9 +96,8 @@ async fn two_orchestrators_share_the_sagas_and_one_does_the_background_work() {
     let files = tempfile::tempdir().unwrap();
     let shipping_addr = loopback(free_port());
     let postgres = Rc::new(Postgres::start());
-    let server = postgres.clone();
     let mut system = System::start(Options {
-        database_url: Box::new(move |_| Some(server.fresh_database())),
+        database_url: postgres.databases(),
         env: three_step_env(files.path(), shipping_addr),
         ..Options::default()
     })

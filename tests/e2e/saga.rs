@@ -120,10 +120,8 @@ async fn three_paths_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_paths_on_postgres() {
     let postgres = Rc::new(Postgres::start());
-    let server = postgres.clone();
-    let database_url = Box::new(move |_: &str| Some(server.fresh_database()));
     let system = System::start(Options {
-        database_url,
+        database_url: postgres.databases(),
         ..Options::default()
     })
     .await;

@@ -12,7 +12,7 @@ use tonic::Code;
 
 use crate::support::{
     Options, System, channel, free_port, invariants, loopback,
-    orders::{find, next_update, order_request, place, rest_of_watch, seed, watch},
+    orders::{find, next_update, order_request, place, rest_of_watch, seed, watch, watch_decided},
     process::Orderly,
     quiet, wait_serving,
 };
@@ -162,4 +162,40 @@ async fn a_replica_that_applies_no_outcome_still_ends_its_streams_and_ends_them_
         OrderStatus::Confirmed
     );
     invariants::check(&system, &initial, &settled).await;
+}
+
+/// Two order replicas on PostgreSQL, each with a watch recheck far beyond the test's patience:
+/// every order is watched on both, and every stream ends with the decision within seconds,
+/// whichever replica consumed it (the other learns of it by LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_order_learns_decisions_applied_by_another_replica() {
+    let postgres = std::rc::Rc::new(crate::support::postgres::Postgres::start());
+    let mut system = System::start(Options {
+        database_url: postgres.databases(),
+        env: vec![("order", "ORDERLY_WATCH_RECHECK_MS", "600000".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    seed(&system, &[("mug", 1_299, 100)], &[("alice", 1_000_000)]).await;
+    let second = system.add_replica("order").await;
+    let mut replicas = [
+        OrderServiceClient::new(channel(system.addr("order"))),
+        OrderServiceClient::new(channel(system.addr(&second))),
+    ];
+    // Three partitions shared by two consumers: among twelve orders, each replica decides some.
+    for _ in 0..12 {
+        let order = place(&system, order_request("alice", "mug", 1, "")).await;
+        let [first, other] = &mut replicas;
+        let (on_first, on_other) = tokio::join!(
+            watch_decided(first, &order.order_id, Duration::from_secs(15)),
+            watch_decided(other, &order.order_id, Duration::from_secs(15)),
+        );
+        for updates in [on_first, on_other] {
+            assert_eq!(
+                updates.last().map(Order::status),
+                Some(OrderStatus::Confirmed)
+            );
+        }
+    }
+    drop(postgres);
 }

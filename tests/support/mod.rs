@@ -323,6 +323,13 @@ impl System {
         }
     }
 
+    /// SIGKILLs a component like [`System::kill`], through a shared borrow: for a kill in the
+    /// middle of a load that is using the system. The process is reaped when it is restarted
+    /// or the system is dropped.
+    pub fn crash(&self, name: &str) {
+        self.component(name).process.signal("-KILL");
+    }
+
     /// Asks a component to stop (SIGTERM) without waiting for it; see [`System::wait_exit`].
     pub fn stop(&self, name: &str) {
         self.component(name).process.signal("-TERM");

@@ -50,6 +50,12 @@ fn run(name: &str, args: &[&str]) {
 }
 
 impl Postgres {
+    /// Gives each component a fresh database of this server (for [`super::Options`]).
+    pub fn databases(self: &std::rc::Rc<Self>) -> super::DatabaseUrls {
+        let server = self.clone();
+        Box::new(move |_| Some(server.fresh_database()))
+    }
+
     /// Initializes and starts a new server; it is stopped and deleted on drop.
     pub fn start() -> Self {
         let dir = tempfile::Builder::new()

@@ -65,6 +65,16 @@ def of_kind(docs, kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def services(docs) -> list[dict]:
+    """The Service clients use, one per component (not the headless ones callers resolve)."""
+    return [s for s in of_kind(docs, "Service") if s["spec"].get("clusterIP") != "None"]
+
+
+def headless_services(docs) -> list[dict]:
+    """The headless Service of each component: every ready pod in DNS."""
+    return [s for s in of_kind(docs, "Service") if s["spec"].get("clusterIP") == "None"]
+
+
 def settings_configmap(docs) -> dict:
     """The ConfigMap of settings every component reads (not the saga's definitions)."""
     (cm,) = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]

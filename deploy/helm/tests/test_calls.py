@@ -9,7 +9,9 @@ import re
 import helm_python as helm
 import pytest
 
-from conftest import COMPONENTS, REQUIRED, accepted_env, load_values, manifests, of_kind, render
+from conftest import (
+    COMPONENTS, REQUIRED, accepted_env, headless_services, load_values, manifests, of_kind, render,
+)
 
 # Another release name, other ports and egress on: nothing may be hard-coded to the defaults.
 MOVED = {
@@ -69,7 +71,7 @@ def policy_docs(request):
 
 
 def test_callers_get_their_callees_service_urls(docs):
-    services = {_component(s): s for s in of_kind(docs, "Service")}
+    services = {_component(s): s for s in headless_services(docs)}
     deployments = {_component(d): d for d in of_kind(docs, "Deployment")}
     assert set(services) == set(deployments) == set(COMPONENTS)
     for caller, d in deployments.items():
@@ -80,8 +82,11 @@ def test_callers_get_their_callees_service_urls(docs):
         for callee in calls().get(caller, ()):
             svc = services[callee]
             (port,) = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
-            want[f"ORDERLY_{callee.upper()}_ENDPOINT"] = f"http://{svc['metadata']['name']}:{port['port']}"
-            # ...and that Service really leads to the callee's gRPC port.
+            # Every pod of the callee, resolved again and again: calls are balanced per request.
+            want[f"ORDERLY_{callee.upper()}_ENDPOINT"] = f"dns:///{svc['metadata']['name']}:{port['port']}"
+            # ...and that Service really lists the callee's pods and leads to their gRPC port.
+            assert svc["spec"]["clusterIP"] == "None", callee
+            assert len(svc["metadata"]["name"]) <= 63, callee
             pod = deployments[callee]["spec"]["template"]
             assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), callee
             assert port["targetPort"] == "grpc", callee

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (
     COMPONENTS, NAMESPACE, RELEASE, REQUIRED, accepted_env, chart, help_text, load_values,
-    manifests, of_kind, render, rendered_set, settings_configmap,
+    manifests, of_kind, render, rendered_set, services, settings_configmap,
 )
 
 OTEL_FROM_VALUES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -45,7 +45,7 @@ def _value(env: dict, name: str) -> str | None:
 @pytest.mark.parametrize("name, port", [("defaults", 9464), ("all-on", 9100), ("production-example", 9464)])
 def test_metrics_port_lines_up_from_process_to_service(name, port):
     docs = rendered_set(name)
-    services = {_component(s): s for s in of_kind(docs, "Service")}
+    by_component = {_component(s): s for s in services(docs)}
     for d in of_kind(docs, "Deployment"):
         component = _component(d)
         (c,) = d["spec"]["template"]["spec"]["containers"]
@@ -53,7 +53,7 @@ def test_metrics_port_lines_up_from_process_to_service(name, port):
         assert _value(env, "ORDERLY_METRICS_ADDR") == f"0.0.0.0:{port}", component
         (cport,) = [p for p in c["ports"] if p["name"] == "metrics"]
         assert cport["containerPort"] == port, component
-        (sport,) = [p for p in services[component]["spec"]["ports"] if p["name"] == "metrics"]
+        (sport,) = [p for p in by_component[component]["spec"]["ports"] if p["name"] == "metrics"]
         assert sport == {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
 
 
@@ -65,7 +65,7 @@ def test_metrics_off_means_nothing_listens():
     for d in of_kind(docs, "Deployment"):
         (c,) = d["spec"]["template"]["spec"]["containers"]
         assert [p["name"] for p in c["ports"]] == ["grpc"]
-    for s in of_kind(docs, "Service"):
+    for s in services(docs):
         assert [p["name"] for p in s["spec"]["ports"]] == ["grpc"]
     for p in of_kind(docs, "NetworkPolicy"):
         assert all(port["port"] != "metrics" for r in p["spec"]["ingress"] for port in r["ports"])
@@ -80,7 +80,7 @@ def test_service_monitor_scrapes_the_metrics_port_of_every_component():
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"  # where the binary serves them
     assert sm["metadata"]["labels"]["release"] == "prometheus"
-    selected = [s for s in of_kind(docs, "Service")
+    selected = [s for s in services(docs)
                 if sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
     assert sorted(_component(s) for s in selected) == sorted(COMPONENTS)
     assert all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in selected)

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import (
     CHART_DIR, COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, load_values,
-    manifests, of_kind, render, rendered_set, settings_configmap,
+    headless_services, manifests, of_kind, render, rendered_set, services, settings_configmap,
 )
 
 
@@ -29,8 +29,9 @@ def test_lint_is_clean(name, kube):
 @pytest.mark.parametrize("name", sorted(GOOD_VALUES))
 def test_renders_every_component(name):
     docs = rendered_set(name)
-    for kind in ("Deployment", "Service"):
-        got = sorted(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in of_kind(docs, kind))
+    for kind, found in [("Deployment", of_kind(docs, "Deployment")), ("Service", services(docs)),
+                        ("headless Service", headless_services(docs))]:
+        got = sorted(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in found)
         assert got == sorted(COMPONENTS), f"{kind}s rendered for {got}"
     # The shared settings, and the saga's definitions where the values declare them.
     saga = 1 if GOOD_VALUES[name]().get("saga", {}).get("definitions") else 0

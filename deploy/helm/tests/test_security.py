@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import (
     COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set,
-    settings_configmap,
+    services, settings_configmap,
 )
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
@@ -78,7 +78,7 @@ def test_termination_outlasts_the_drain(good):
 
 def test_default_ports_match_the_binary():
     ports = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["ports"][0]["port"]
-             for d in of_kind(rendered_set("defaults"), "Service")}
+             for d in services(rendered_set("defaults"))}
     assert ports == {"order": 50051, "inventory": 50052, "payment": 50053,
                      "notification": 50054, "orchestrator": 50055}
 

@@ -17,6 +17,15 @@ mod m0003_outbox_notify;
 pub use m0002_leases::Migration as Leases;
 pub use m0003_outbox_notify::Migration as OutboxNotify;
 
+/// Runs `sql` on PostgreSQL only: triggers that notify other replicas (SQLite has one process
+/// per database, which hears its own commits).
+pub async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
 /// Every shared migration in order, for a new database owner (a saga participant built on the
 /// shared crate) to list before its own. Orderly's services list them one by one, where each
 /// came into their history.

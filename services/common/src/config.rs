@@ -363,7 +363,11 @@ impl<C: Callees> clap::Args for DependencyArgs<C> {
                     .env(format!("ORDERLY_{}_ENDPOINT", callee.name.to_uppercase()))
                     .value_name("URL")
                     .default_value(default_endpoint(callee))
-                    .help(format!("gRPC endpoint of the {} service", callee.name)),
+                    .help(format!(
+                        "gRPC endpoint of the {} service: a URL, a comma-separated list of them, \
+                         or dns:///host:port for every address of a name (calls are balanced)",
+                        callee.name
+                    )),
             );
         }
         command.arg(

@@ -3,7 +3,10 @@
 
 use std::{path::Path, time::Duration};
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::config::SqliteSync;
@@ -59,9 +62,28 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     sync: SqliteSync,
 ) -> Result<DatabaseConnection, DbErr> {
     let db = connect(url, sync).await?;
+    // Replicas started together all migrate at start-up. PostgreSQL's CREATE ... IF NOT EXISTS
+    // is not safe against a concurrent CREATE of the same name, so on PostgreSQL they take
+    // turns: an advisory lock held by a transaction on one pooled connection while the
+    // migrations run on others, released when it ends (or when its session dies with its
+    // process). SQLite already runs one schema change at a time.
+    let turn = if db.get_database_backend() == DatabaseBackend::Postgres {
+        let turn = db.begin().await?;
+        turn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Some(turn)
+    } else {
+        None
+    };
     M::up(&db, None).await?;
+    if let Some(turn) = turn {
+        turn.commit().await?;
+    }
     Ok(db)
 }
+
+/// The advisory lock key migrations take turns on (advisory locks are per database).
+const MIGRATION_LOCK: i64 = 0x6f72_6465_726c_7901; // "orderly" and 1
 
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url

@@ -22,8 +22,9 @@ use tokio::sync::watch;
 use crate::{Shutdown, metrics};
 
 /// How long a holder that stopped renewing keeps a lease: another replica takes over within
-/// about that long after it died (the same as a Kafka consumer's session timeout).
-const TTL: Duration = Duration::from_secs(10);
+/// about that long after it died (the same as a Kafka consumer's session timeout, so a dead
+/// replica's partitions and its background work move at about the same time).
+const TTL: Duration = Duration::from_secs(6);
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "leases")]

@@ -53,9 +53,9 @@ pub struct Config {
     pub service: ServiceConfig,
     #[command(flatten)]
     pub dependencies: DependencyArgs<Calls>,
-    /// How often a WatchOrder stream reads its order again while it waits (at least 50).
-    /// Streams on the replica that applied the decision learn it at once; on other replicas,
-    /// within this
+    /// How often a WatchOrder stream reads its order again while it waits (at least 50), a
+    /// safety net: streams learn of a decision at once, from the replica that applied it on
+    /// PostgreSQL (LISTEN/NOTIFY), and from this process's own consumer on SQLite
     #[arg(
         long,
         env = "ORDERLY_WATCH_RECHECK_MS",
@@ -95,6 +95,12 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         watchers: watchers.hub.clone(),
     };
     started.consume(events::CONSUMER, events::TOPICS.iter(), outcomes);
+    // On PostgreSQL, so are the streams of every other replica.
+    started.spawn(watch::decided_elsewhere(
+        started.db.clone(),
+        watchers.hub.clone(),
+        shutdown.clone(),
+    ));
     let admission = admission::Admission::new(admission::Limits {
         max_wait: Duration::from_millis(config.admission_max_wait_ms),
         floor: config.admission_floor,

@@ -22,6 +22,11 @@
 {{- printf "%s-%s" (include "orderly.fullname" .root | trunc 50 | trimSuffix "-") .component }}
 {{- end }}
 
+{{/* The headless Service of a component, within the 63 characters of a DNS label. */}}
+{{- define "orderly.headlessName" -}}
+{{- printf "%s-%s-headless" (include "orderly.fullname" .root | trunc 41 | trimSuffix "-") .component }}
+{{- end }}
+
 {{- define "orderly.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -112,9 +117,10 @@ seccompProfile:
 {{- if .Values.notifications.webhook.existingSecret }}true{{ end -}}
 {{- end }}
 
-{{/* A component's in-cluster gRPC URL: its Service and port in this release. */}}
+{{/* Where callers find a component in this release: every pod of its headless Service,
+     looked up again every few seconds, each request balanced over them. */}}
 {{- define "orderly.endpoint" -}}
-{{- printf "http://%s:%d" (include "orderly.componentName" .) (int (index .root.Values.services .component).port) -}}
+{{- printf "dns:///%s:%d" (include "orderly.headlessName" .) (int (index .root.Values.services .component).port) -}}
 {{- end }}
 
 {{/* Settings only some components accept (each held to its own --help by the drift test):

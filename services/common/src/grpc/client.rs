@@ -1,33 +1,32 @@
-//! The client side of service-to-service calls: a lazily connected channel with a per-call
-//! timeout, retries for idempotent calls drawn from a retry budget (tower's `TpsBudget`, so a
-//! struggling dependency is not hammered by retries), a circuit breaker that fails fast
-//! while a dependency keeps failing, and a client span per call whose context travels in the
-//! request metadata.
+//! The client side of service-to-service calls: a channel balanced over the dependency's
+//! replicas (see [`super::balance`]) with a per-call timeout, retries for idempotent calls
+//! drawn from a retry budget (tower's `TpsBudget`, so a struggling dependency is not hammered
+//! by retries), a circuit breaker that fails fast while a dependency keeps failing, and a
+//! client span per call whose context travels in the request metadata.
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use tonic::{
     Code, Request, Status,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
 };
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::Instrument;
 
+use super::{
+    balance::{self, Balanced, Replicas},
+    breaker::Breaker,
+};
 use crate::telemetry::propagation;
 
 const ATTEMPTS: u32 = 3;
 const FAILURES_TO_OPEN: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_secs(2);
+/// How much longer than a call's timeout a caller waits when no replica is ready to take it.
+const READY_MARGIN: Duration = Duration::from_millis(250);
 
 /// A channel that sends the current span's trace context with every request.
-pub type TracedChannel = InterceptedService<Channel, InjectTraceContext>;
+pub type TracedChannel = InterceptedService<Balanced, InjectTraceContext>;
 
 /// A channel to one dependency plus the policies guarding calls to it.
 #[derive(Clone)]
@@ -35,35 +34,33 @@ pub struct Client {
     /// The component making the calls.
     caller: &'static str,
     name: Arc<str>,
-    channel: Channel,
+    channel: Balanced,
+    replicas: Replicas,
+    timeout: Duration,
     budget: Arc<TpsBudget>,
     breaker: Arc<Breaker>,
 }
 
 impl Client {
-    /// `caller` calls dependency `name` at `endpoint` (like `http://127.0.0.1:50052`); connects on
-    /// first use.
+    /// `caller` calls dependency `name` at `endpoint`: a URL like `http://127.0.0.1:50052`, a
+    /// comma-separated list of them, or `dns:///host:port` for every address of a name (see
+    /// [`super::balance`]). Connects on first use; must be called within a tokio runtime.
     pub fn new(
         caller: &'static str,
         name: &str,
         endpoint: &str,
         timeout: Duration,
     ) -> Result<Self, InvalidEndpoint> {
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .map_err(|_| InvalidEndpoint {
-                name: name.to_owned(),
-                endpoint: endpoint.to_owned(),
-            })?
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .connect_lazy();
+        let (channel, replicas) = balance::channel(name, endpoint, timeout)?;
         Ok(Self {
             caller,
             name: name.into(),
             channel,
+            replicas,
+            timeout,
             // Retries may add 20% to the request rate, and at least 5 per second.
             budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 5, 0.2)),
-            breaker: Arc::new(Breaker::default()),
+            breaker: Arc::new(Breaker::new(FAILURES_TO_OPEN, OPEN_FOR)),
         })
     }
 
@@ -85,10 +82,11 @@ impl Client {
         self.with_retries(call).instrument(span).await
     }
 
-    /// Whether calls are refused without reaching the dependency (its circuit breaker is open),
-    /// so a caller counting attempts can tell waiting from trying.
+    /// Whether calls are refused without reaching the dependency (its circuit breaker is open,
+    /// or no replica of it is known yet), so a caller counting attempts can tell waiting from
+    /// trying.
     pub fn failing_fast(&self) -> bool {
-        !self.breaker.allows()
+        !self.breaker.allows() || self.replicas.none_known()
     }
 
     async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
@@ -98,14 +96,24 @@ impl Client {
     {
         let mut backoff = Duration::from_millis(20);
         for attempt in 1..=ATTEMPTS {
-            if !self.breaker.allows() {
+            if self.failing_fast() {
                 return Err(Status::unavailable(format!(
                     "{} is failing; not calling it for now",
                     self.name
                 )));
             }
             let channel = InterceptedService::new(self.channel.clone(), InjectTraceContext);
-            match call(channel).await {
+            // Each replica's connection bounds the call itself (an answer that times out there
+            // is CANCELLED, not retried); this backstop bounds a wait for a ready replica.
+            let answer = tokio::time::timeout(self.timeout + READY_MARGIN, call(channel))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Status::unavailable(format!(
+                        "no replica of {} was ready within {:?}",
+                        self.name, self.timeout
+                    )))
+                });
+            match answer {
                 Ok(reply) => {
                     self.breaker.succeeded();
                     self.budget.deposit();
@@ -153,11 +161,13 @@ impl<C: crate::config::Callees> crate::config::DependencyArgs<C> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {name} endpoint {endpoint:?}: expected a URL like http://host:port")]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {name} endpoint {endpoint:?}: expected a URL like http://host:port, a comma-separated list of them, or dns:///host:port"
+)]
 pub struct InvalidEndpoint {
-    name: String,
-    endpoint: String,
+    pub(super) name: String,
+    pub(super) endpoint: String,
 }
 
 /// Worth retrying: the dependency said it is unavailable or overloaded, the call timed out, or
@@ -174,55 +184,13 @@ fn is_transient(status: &Status) -> bool {
     ) || (status.code() == Code::Unknown && connection_broke())
 }
 
-/// Opens after `FAILURES_TO_OPEN` consecutive failures; after `OPEN_FOR` it lets calls through
-/// again, and the first failure reopens it.
-#[derive(Debug, Default)]
-struct Breaker {
-    consecutive_failures: AtomicU32,
-    opened_at: Mutex<Option<Instant>>,
-}
-
-impl Breaker {
-    fn allows(&self) -> bool {
-        let opened_at = self.opened_at.lock().map(|opened| *opened).unwrap_or(None);
-        opened_at.is_none_or(|at| at.elapsed() >= OPEN_FOR)
-    }
-
-    fn succeeded(&self) {
-        self.consecutive_failures.store(0, Ordering::Relaxed);
-        if let Ok(mut opened) = self.opened_at.lock() {
-            *opened = None;
-        }
-    }
-
-    fn failed(&self) {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= FAILURES_TO_OPEN
-            && let Ok(mut opened) = self.opened_at.lock()
-        {
-            *opened = Some(Instant::now());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     use super::*;
-
-    #[test]
-    fn breaker_opens_after_consecutive_failures_and_closes_on_success() {
-        let breaker = Breaker::default();
-        for _ in 0..FAILURES_TO_OPEN - 1 {
-            breaker.failed();
-        }
-        assert!(breaker.allows());
-        breaker.failed();
-        assert!(!breaker.allows());
-        breaker.succeeded();
-        assert!(breaker.allows());
-    }
 
     #[tokio::test]
     async fn calls_fail_fast_once_a_dependency_keeps_failing() {
@@ -293,6 +261,31 @@ mod tests {
             assert!(is_transient(&status), "{status:?}");
             assert_eq!(accepted.load(Ordering::Relaxed), ATTEMPTS, "{status:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_failing_replica_is_left_out_and_every_call_is_answered() {
+        let (live, answered) = super::super::balance::tests::health_replica().await;
+        let (dead, resets) = resetting_dependency(false).await;
+        let endpoints = format!("http://{live},{dead}");
+        let client = Client::new("test", "health", &endpoints, Duration::from_secs(1)).unwrap();
+        for _ in 0..30 {
+            client
+                .idempotent("grpc.health.v1.Health/Check", |channel| async move {
+                    HealthClient::new(channel)
+                        .check(HealthCheckRequest::default())
+                        .await
+                })
+                .await
+                .expect("retried on the replica that answers");
+        }
+        assert_eq!(answered.load(Ordering::Relaxed), 30);
+        let resets = resets.load(Ordering::Relaxed);
+        assert!(
+            resets <= super::super::balance::REPLICA_FAILURES_TO_OPEN,
+            "the failing replica got {resets} calls"
+        );
+        assert!(!client.failing_fast());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! gRPC plumbing: the server every component runs (its API plus health and reflection, behind
 //! one stack) and the client stack for calls between services.
 
+mod balance;
+mod breaker;
 mod client;
 mod metrics_layer;
 mod server;

@@ -27,7 +27,10 @@ pub fn consumer(
             "fetch.wait.max.ms",
             args.kafka_fetch_wait_max_ms.to_string(),
         )
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", "6000")
+        // A member learns of a rebalance at its next heartbeat: once a second, so the group
+        // reforms within about a second of a dead member's session expiring.
+        .set("heartbeat.interval.ms", "1000")
         // Topics created after subscribing (by another component) are noticed within seconds.
         .set("topic.metadata.refresh.interval.ms", "5000")
         // Stored offsets reach the broker within a second, so a restart redelivers little.

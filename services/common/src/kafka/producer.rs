@@ -15,6 +15,7 @@ use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
 use rdkafka::{
     ClientContext,
+    config::RDKafkaLogLevel,
     error::KafkaResult,
     message::{Header, OwnedHeaders},
     producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext},
@@ -136,13 +137,36 @@ struct Acknowledge {
 }
 
 impl ClientContext for Acknowledge {
+    // A released client lingers up to `DELIVERY_WAIT`: `orderly dev` stops its broker in that
+    // time, and the client's lost connection (reported as an error, and logged as it tries to
+    // reconnect) is expected, not an error to report.
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        // A released client lingers up to `DELIVERY_WAIT`: `orderly dev` stops its broker in
-        // that time, and the client's lost connection is expected, not an error to report.
         if self.released.load(Ordering::Relaxed) {
             tracing::debug!(target: "librdkafka", "{error}: {reason} (producer already released)");
         } else {
             tracing::error!(target: "librdkafka", "{error}: {reason}");
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if self.released.load(Ordering::Relaxed) {
+            tracing::debug!(target: "librdkafka", "{facility} {message} (producer already released)");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{facility} {message}");
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
         }
     }
 }

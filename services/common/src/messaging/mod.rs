@@ -6,11 +6,13 @@
 //! - [`inbox`] and [`consumer`]: apply each consumed event's effect, its outgoing events and
 //!   its id in the transaction of its batch, skip duplicates, store offsets only after the
 //!   commit, retry (blocking) what failed transiently;
-//! - [`dead_letter`]: what can never be processed goes to a dead-letter topic with its origin.
+//! - [`dead_letter`]: what can never be processed goes to a dead-letter topic with its origin;
+//! - [`notifications`]: on PostgreSQL, what one replica commits wakes the others at once.
 
 pub mod consumer;
 pub mod dead_letter;
 pub mod inbox;
+pub mod notifications;
 pub mod outbox;
 pub mod relay;
 pub mod watch;

@@ -10,13 +10,10 @@ use std::{sync::Arc, time::Duration};
 
 use orderly_proto::events::v1::EventEnvelope;
 use prost::Message;
-use sea_orm::{
-    DatabaseBackend, DatabaseConnection,
-    sqlx::{PgPool, postgres::PgListener},
-};
+use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, task::JoinHandle};
 
-use super::outbox;
+use super::{notifications, outbox};
 use crate::{Shutdown, kafka::EventProducer, lease::Lease};
 
 const BATCH: u64 = 500;
@@ -48,7 +45,16 @@ impl Relay {
         // Released once the last drain is done, not as soon as shutdown is requested.
         let drained = Shutdown::new();
         let (lease, keeper) = Lease::keep(db.clone(), LEASE, holder, drained.clone());
-        let listening = notified_by_postgres(db.clone(), wake.clone(), shutdown.clone());
+        // On PostgreSQL every commit that adds rows notifies, in whichever replica; elsewhere
+        // there is one process per database and its own commits wake the relay.
+        let notified = wake.clone();
+        let listening = notifications::listen(
+            db.clone(),
+            outbox::NOTIFY_CHANNEL,
+            "outbox",
+            move |_| notified.notify_one(),
+            shutdown.clone(),
+        );
         let relay_lease = lease.clone();
         let task = tokio::spawn(async move {
             let relaying = async {
@@ -101,46 +107,6 @@ async fn run(
             () = tokio::time::sleep(SAFETY_TICK) => {}
             () = shutdown.requested() => {}
         }
-    }
-}
-
-/// On PostgreSQL, wakes the relay whenever a commit added outbox rows, in whichever replica
-/// (the `outbox` table notifies `orderly_outbox`); elsewhere there is one process per database
-/// and its own commits wake it.
-async fn notified_by_postgres(db: DatabaseConnection, wake: Arc<Notify>, shutdown: Shutdown) {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return;
-    }
-    let pool = db.get_postgres_connection_pool();
-    let mut backoff = Duration::from_millis(100);
-    while !shutdown.is_triggered() {
-        tokio::select! {
-            () = shutdown.requested() => return,
-            error = listen(pool, &wake) => {
-                tracing::warn!(%error, retry_in = ?backoff, "outbox notifications lost; the safety tick covers them");
-            }
-        }
-        tokio::select! {
-            () = shutdown.requested() => return,
-            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-        }
-    }
-}
-
-/// Wakes the relay on every notification until the connection fails; returns why.
-async fn listen(pool: &PgPool, wake: &Notify) -> sea_orm::sqlx::Error {
-    let mut listener = match PgListener::connect_with(pool).await {
-        Ok(listener) => listener,
-        Err(error) => return error,
-    };
-    if let Err(error) = listener.listen(outbox::NOTIFY_CHANNEL).await {
-        return error;
-    }
-    loop {
-        if let Err(error) = listener.recv().await {
-            return error;
-        }
-        wake.notify_one();
     }
 }
 

@@ -16,7 +16,8 @@ use std::{
     time::Duration,
 };
 
-use orderly_common::Shutdown;
+use orderly_common::{Shutdown, messaging::notifications};
+use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -71,6 +72,23 @@ impl Hub {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// On PostgreSQL, wakes this replica's streams on every order another replica decided (the
+/// `orders` table notifies `orderly_order_decided` with the order's id); returns at once on
+/// SQLite, where the only replica's consumer wakes them. Runs until `shutdown`.
+pub async fn decided_elsewhere(db: DatabaseConnection, hub: Hub, shutdown: Shutdown) {
+    let heard = |payload: &str| match Uuid::parse_str(payload) {
+        Ok(order_id) => hub.notify(order_id),
+        Err(_) => tracing::warn!(
+            payload,
+            "an order decision notification without an order id"
+        ),
+    };
+    notifications::listen(db, DECIDED_CHANNEL, "order decision", heard, shutdown).await;
+}
+
+/// Where the `orders` table announces decisions (migration `m0003_decisions_notify`).
+const DECIDED_CHANNEL: &str = "orderly_order_decided";
 
 /// One stream's interest in one order; dropping it (the stream ended or its client went away)
 /// removes the order's entry once no other stream watches it.
