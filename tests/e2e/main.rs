@@ -10,6 +10,7 @@ mod support;
 mod admin_api;
 mod admission;
 mod balancing;
+mod batch_locks;
 mod broker;
 mod dev;
 mod evolving;

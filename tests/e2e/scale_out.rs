@@ -27,7 +27,7 @@ const BATCH_GET_PRODUCTS: &str = "orderly.inventory.v1.InventoryService/BatchGet
 const CAUGHT_UP_WITHIN: Duration = Duration::from_secs(15);
 
 /// Every replica of `kind`: the first, then `kind#2`, `kind#3`.
-fn replicas(kind: &str) -> Vec<String> {
+pub fn replicas(kind: &str) -> Vec<String> {
     std::iter::once(kind.to_owned())
         .chain((2..=REPLICAS).map(|n| format!("{kind}#{n}")))
         .collect()
@@ -46,7 +46,7 @@ async fn total(system: &System, kind: &str, name: &str, labels: &[(&str, &str)])
 
 /// Brings every component to three replicas. Callees first, so that callers (and the replicas
 /// copied from them) name every replica of what they call.
-async fn scale_out(system: &mut System) {
+pub async fn scale_out(system: &mut System) {
     for kind in ["inventory", "payment", "notification"] {
         for _ in 1..REPLICAS {
             system.add_replica(kind).await;

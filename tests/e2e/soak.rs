@@ -1,13 +1,15 @@
 //! Row 11 of the failure-injection suite: a soak. Orders arrive at a steady rate for a bounded
 //! time while a random fault hits every few seconds (SIGKILL and restart, SIGSTOP/SIGCONT, a
 //! broker bounce); then everything heals, drains, and every invariant is checked across all
-//! orders, with each order's outcome equal to what a fault-free run decides (I10).
+//! orders, with each order's outcome equal to what a fault-free run decides (I10). It runs
+//! on one process of each component (SQLite) and on three replicas of each (PostgreSQL).
 //!
 //! `ORDERLY_SOAK_SECS` sets the length (short by default, for CI) and `ORDERLY_SOAK_SEED`
 //! replays a run; the seed and the figures are printed (`--no-capture` shows them).
 
 use std::{
     collections::BTreeMap,
+    rc::Rc,
     time::{Duration, Instant},
 };
 
@@ -15,10 +17,14 @@ use orderly_proto::order::v1::{OrderStatus, order_service_client::OrderServiceCl
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::sync::watch;
 
-use crate::support::{
-    Options, SERVICES, System, channel, invariants,
-    orders::{find, order_request, seed},
-    quiet,
+use crate::{
+    scale_out,
+    support::{
+        Options, SERVICES, System, channel, invariants,
+        orders::{find, order_request, seed},
+        postgres::Postgres,
+        quiet,
+    },
 };
 
 const DEFAULT_SECS: u64 = 20;
@@ -68,11 +74,36 @@ impl Kind {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn row_11_soak_with_a_random_fault_every_few_seconds() {
+    let system = System::start(Options::default()).await;
+    soak(system, &SERVICES.map(str::to_owned)).await;
+}
+
+/// The same soak over three replicas of every component on PostgreSQL: each fault hits one
+/// replica (or the broker) while the others carry on, and a killed or frozen replica's
+/// partitions, leases and calls move to the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn row_11_soak_with_three_replicas_of_everything() {
+    let postgres = Rc::new(Postgres::start());
+    let mut system = System::start(Options {
+        database_url: postgres.databases(),
+        ..Options::default()
+    })
+    .await;
+    scale_out::scale_out(&mut system).await;
+    let replicas: Vec<String> = SERVICES
+        .iter()
+        .flat_map(|kind| scale_out::replicas(kind))
+        .collect();
+    soak(system, &replicas).await;
+}
+
+/// Places orders steadily while a random fault hits one of `targets` (or the broker) every few
+/// seconds, then checks every outcome and invariant.
+async fn soak(mut system: System, targets: &[String]) {
     let seed_value = setting("ORDERLY_SOAK_SEED").unwrap_or_else(rand::random);
     let length = Duration::from_secs(setting("ORDERLY_SOAK_SECS").unwrap_or(DEFAULT_SECS));
     println!("soak: seed {seed_value}, {length:?} (replay with ORDERLY_SOAK_SEED={seed_value})");
     let mut rng = StdRng::seed_from_u64(seed_value);
-    let mut system = System::start(Options::default()).await;
     let initial = seed(
         &system,
         &[("mug", 1_299, 1_000_000), ("laptop", 149_900, 5_000)],
@@ -86,7 +117,7 @@ async fn row_11_soak_with_a_random_fault_every_few_seconds() {
     let mut faults: BTreeMap<String, usize> = BTreeMap::new();
     while started.elapsed() < length {
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
-        let fault = inject(&mut system, &mut rng).await;
+        let fault = inject(&mut system, targets, &mut rng).await;
         println!("soak: {:>5.1?} {fault}", started.elapsed());
         let kind = fault.split(' ').next().unwrap_or_default().to_owned();
         *faults.entry(kind).or_default() += 1;
@@ -143,9 +174,9 @@ async fn place_steadily(
     placed
 }
 
-/// One random fault, healed before returning; what it was.
-async fn inject(system: &mut System, rng: &mut StdRng) -> String {
-    let component = SERVICES[rng.random_range(0..SERVICES.len())];
+/// One random fault on one of `targets` or the broker, healed before returning; what it was.
+async fn inject(system: &mut System, targets: &[String], rng: &mut StdRng) -> String {
+    let component = targets[rng.random_range(0..targets.len())].as_str();
     let held = Duration::from_millis(rng.random_range(500..2_500));
     match rng.random_range(0..3) {
         0 => {

@@ -15,7 +15,7 @@ use orderly_proto::events::v1::{
     InventoryRejected, InventoryReserved, OrderPlaced, StockShortage, inventory_event, order_event,
     saga_event::Event as Outcome,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::store::reservations::{self, Reserved, Shortage};
 
@@ -48,6 +48,25 @@ impl Handler for Reactions {
                 event.envelope.event_type
             ))),
         }
+    }
+
+    async fn lock_in_order(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&Event],
+    ) -> Result<(), DbErr> {
+        let mut skus = Vec::new();
+        let mut confirmed = Vec::new();
+        for event in events {
+            match &event.payload {
+                Some(Payload::Order(order_event::Event::OrderPlaced(placed))) => {
+                    skus.extend(placed.lines.iter().map(|line| line.sku.clone()));
+                }
+                Some(Payload::Saga(Outcome::SagaConfirmed(_))) => confirmed.push(event.order_id),
+                _ => {}
+            }
+        }
+        reservations::lock_stock(txn, skus, confirmed).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! Stock is always split three ways (available + reserved + sold) and never goes negative.
 
 mod domain;
-mod events;
+pub mod events;
 mod grpc;
 mod store;
 

@@ -13,7 +13,7 @@ use orderly_proto::events::v1::{
     InventoryReserved, PaymentAuthorized, PaymentDeclined, inventory_event::Event as Reservation,
     payment_event, saga_event::Event as Outcome,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::store::payments::{self, Authorization};
 
@@ -46,6 +46,25 @@ impl Handler for Reactions {
                 event.envelope.event_type
             ))),
         }
+    }
+
+    async fn lock_in_order(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&Event],
+    ) -> Result<(), DbErr> {
+        let mut customers = Vec::new();
+        let mut confirmed = Vec::new();
+        for event in events {
+            match &event.payload {
+                Some(Payload::Inventory(Reservation::InventoryReserved(reserved))) => {
+                    customers.push(reserved.customer_id.clone());
+                }
+                Some(Payload::Saga(Outcome::SagaConfirmed(_))) => confirmed.push(event.order_id),
+                _ => {}
+            }
+        }
+        payments::lock_accounts(txn, customers, confirmed).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! every balance change. Money is integer minor units in the account's currency.
 
 mod domain;
-mod events;
+pub mod events;
 mod grpc;
 mod store;
 

@@ -6,7 +6,7 @@
 //! backoff and block the consumer, so nothing is skipped. An event this consumer does not
 //! understand (a type only a newer producer knows) is skipped and counted, not dead-lettered.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures::FutureExt;
 use rdkafka::{
@@ -14,7 +14,9 @@ use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::BorrowedMessage,
 };
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+};
 use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -53,6 +55,20 @@ pub trait Handler: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         event: &envelope::Event,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Takes the row locks a batch's `events` will need before any of them is applied, in one
+    /// order that every transaction shares (sorted by key). Transactions applying batches at
+    /// once (other replicas, other partitions) then queue for a row instead of each holding what
+    /// the other waits for until PostgreSQL's deadlock timeout aborts one. Called on PostgreSQL
+    /// for batches of two fresh events or more (SQLite has one writer at a time, and a single
+    /// event takes its locks in key order by itself). By default: nothing to lock.
+    fn lock_in_order(
+        &self,
+        _txn: &DatabaseTransaction,
+        _events: &[&envelope::Event],
+    ) -> impl Future<Output = Result<(), DbErr>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// Called once the transaction that applied `event` has committed: the place to tell
     /// in-process watchers, who must never see an effect that could still roll back.
@@ -260,6 +276,10 @@ impl<H: Handler> EventConsumer<H> {
                 return Err(BatchError::Transient(error));
             }
         };
+        if let Err(error) = self.lock_in_order(&txn, items, &fresh).await {
+            let _ = txn.rollback().await;
+            return Err(BatchError::Transient(error));
+        }
         let mut visited = 0;
         for item in items.iter_mut().filter(|item| item.is_pending()) {
             let Some(event) = &item.event else { continue };
@@ -296,6 +316,29 @@ impl<H: Handler> EventConsumer<H> {
         // Crash point for the failure tests: the effects are committed, the offsets not stored.
         crate::crash_point!("consumer.after_commit");
         Ok(())
+    }
+
+    /// Has the handler lock the rows of the batch's fresh events in key order, where that matters
+    /// (see [`Handler::lock_in_order`]).
+    async fn lock_in_order(
+        &self,
+        txn: &DatabaseTransaction,
+        items: &[Item],
+        fresh: &HashSet<Uuid>,
+    ) -> Result<(), DbErr> {
+        if txn.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let events: Vec<&envelope::Event> = items
+            .iter()
+            .filter(|item| item.is_pending())
+            .filter_map(|item| item.event.as_ref())
+            .filter(|event| fresh.contains(&event.event_id))
+            .collect();
+        if events.len() < 2 {
+            return Ok(());
+        }
+        self.handler.lock_in_order(txn, &events).await
     }
 }
 

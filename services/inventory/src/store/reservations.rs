@@ -4,8 +4,11 @@ pub mod items;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder,
-    QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
+    ActiveValue::Set,
+    Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder, QuerySelect,
+    TransactionTrait,
+    entity::prelude::*,
+    sea_query::{Expr, Query},
 };
 
 use crate::{domain::ReservationStatus, store::products};
@@ -110,6 +113,35 @@ pub async fn release(
     }
     txn.commit().await?;
     Ok(Some(reservation))
+}
+
+/// Locks, in sku order, the products named in `skus` and those the reservations of `orders`
+/// hold: the rows a batch reserving for the first and settling the second will update (see
+/// `Handler::lock_in_order`). One statement; PostgreSQL only (`FOR UPDATE`).
+pub async fn lock_stock(
+    txn: &DatabaseTransaction,
+    skus: impl IntoIterator<Item = String>,
+    orders: impl IntoIterator<Item = Uuid>,
+) -> Result<(), DbErr> {
+    let reserved = Query::select()
+        .column(items::Column::Sku)
+        .from(items::Entity)
+        .and_where(items::Column::OrderId.is_in(orders))
+        .to_owned();
+    products::Entity::find()
+        .select_only()
+        .column(products::Column::Sku)
+        .filter(
+            Condition::any()
+                .add(products::Column::Sku.is_in(skus))
+                .add(products::Column::Sku.in_subquery(reserved)),
+        )
+        .order_by_asc(products::Column::Sku)
+        .lock_exclusive()
+        .into_tuple::<String>()
+        .all(txn)
+        .await?;
+    Ok(())
 }
 
 /// A product an order asked for more of than is available.

@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder,
-    QuerySelect, TransactionTrait, entity::prelude::*, sea_query::Expr,
+    ActiveValue::Set,
+    Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryOrder, QuerySelect,
+    TransactionTrait,
+    entity::prelude::*,
+    sea_query::{Expr, Query},
 };
 
 use super::{
@@ -113,6 +116,35 @@ pub async fn refund(
     let refunded = find_by_order(&txn, order_id).await?;
     txn.commit().await?;
     Ok(refunded)
+}
+
+/// Locks, in customer order, the accounts of `customers` and of the payments of `orders`: the
+/// rows a batch authorizing for the first and capturing the second will update (see
+/// `Handler::lock_in_order`). One statement; PostgreSQL only (`FOR UPDATE`).
+pub async fn lock_accounts(
+    txn: &DatabaseTransaction,
+    customers: impl IntoIterator<Item = String>,
+    orders: impl IntoIterator<Item = Uuid>,
+) -> Result<(), DbErr> {
+    let paying = Query::select()
+        .column(Column::CustomerId)
+        .from(Entity)
+        .and_where(Column::OrderId.is_in(orders))
+        .to_owned();
+    accounts::Entity::find()
+        .select_only()
+        .column(accounts::Column::CustomerId)
+        .filter(
+            Condition::any()
+                .add(accounts::Column::CustomerId.is_in(customers))
+                .add(accounts::Column::CustomerId.in_subquery(paying)),
+        )
+        .order_by_asc(accounts::Column::CustomerId)
+        .lock_exclusive()
+        .into_tuple::<String>()
+        .all(txn)
+        .await?;
+    Ok(())
 }
 
 /// What authorizing an order's amount came to.
