@@ -66,6 +66,17 @@ pub struct SagaArgs {
     #[arg(long, env = "ORDERLY_COMPENSATION_MAX_ATTEMPTS", default_value_t = 10)]
     pub compensation_max_attempts: u32,
 
+    /// How often the replica running deadlines and compensations looks for ones nobody told it
+    /// of (at least 50), a safety net: it hears of them at once from its own consumer, and on
+    /// PostgreSQL from every replica's (LISTEN/NOTIFY)
+    #[arg(
+        long,
+        env = "ORDERLY_SAGA_RECHECK_MS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(50..)
+    )]
+    pub saga_recheck_ms: u64,
+
     /// Saga definition files (TOML, one version each; repeat for every version sagas in flight
     /// may still run under); without any, the shipped order saga
     #[arg(
@@ -145,6 +156,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
         },
+        recheck: Duration::from_millis(config.saga.saga_recheck_ms),
     };
     let operator = runtime::start(&mut started, settings, participants, &shutdown);
     let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition));

@@ -6,6 +6,7 @@ mod m0001_initial;
 mod m0002_saga_trace_parent;
 mod m0003_steps_by_status;
 mod m0004_saga_definition_version;
+mod m0005_compensations_notify;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_saga_definition_version::Migration),
             Box::new(orderly_migration_messaging::Leases),
             Box::new(orderly_migration_messaging::OutboxNotify),
+            Box::new(m0005_compensations_notify::Migration),
         ]
     }
 }

@@ -28,11 +28,9 @@ use crate::{
     store::{Store, Tables, sagas, steps},
 };
 
-/// How often open compensations (retrying, or waiting on a circuit breaker) are looked at.
+/// How often open compensations (retrying, or waiting on a circuit breaker) are looked at. With
+/// none open, the compensator sleeps until woken or `Settings::recheck` has passed.
 const TICK: Duration = Duration::from_millis(200);
-/// With none open the compensator sleeps until woken; this catches steps another replica's
-/// consumer opened.
-const IDLE_TICK: Duration = Duration::from_secs(1);
 
 pub struct Compensator<S, P> {
     pub db: S,
@@ -73,7 +71,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
             let tick = match lease.fence() {
                 None => Duration::MAX, // another replica runs them
                 Some(fence) => match self.round(&mut not_before, &fence).await {
-                    Ok(0) => IDLE_TICK,
+                    Ok(0) => self.settings.recheck,
                     Ok(_) => TICK,
                     Err(error) => {
                         tracing::warn!(%error, "compensation round failed");

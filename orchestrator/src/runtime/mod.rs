@@ -17,7 +17,7 @@ mod watch;
 
 use std::{sync::Arc, time::Duration};
 
-use orderly_common::{Shutdown, component::Started, lease::Lease};
+use orderly_common::{Shutdown, component::Started, lease::Lease, messaging::notifications};
 use orderly_saga::{Definition, RetryPolicy, StepIndex, Versions};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
@@ -30,6 +30,8 @@ use crate::store::sagas;
 
 /// The lease under which one replica at a time runs the deadline timer and the compensations.
 const LEASE: &str = "orchestrator.sagas";
+/// Notified on PostgreSQL when a saga step is opened for compensation (migration m0005).
+const COMPENSATION_OPENED: &str = "orderly_compensation_opened";
 
 /// What the runtime needs besides the database.
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct Settings {
     pub default_timeout: Duration,
     /// How compensations are retried when their step's definition sets no policy.
     pub default_retry: RetryPolicy,
+    /// How often the lease holder looks for deadlines and compensations nobody told it of.
+    pub recheck: Duration,
 }
 
 impl Settings {
@@ -139,6 +143,15 @@ pub fn start(
         started.health.clone(),
         started.stuck_after,
         lease.clone(),
+        shutdown.clone(),
+    ));
+    // Compensations another replica's consumer opens wake this compensator too (PostgreSQL).
+    let opened = compensations.clone();
+    started.spawn(notifications::listen(
+        started.db.clone(),
+        COMPENSATION_OPENED,
+        "compensation",
+        move |_| opened.notify_one(),
         shutdown.clone(),
     ));
     started.spawn(compensator.run(compensations, lease, shutdown.clone()));

@@ -31,14 +31,14 @@ use crate::{
     store::{Store, Tables, sagas},
 };
 
+/// Most sagas expired in one round. The timer sleeps unwoken at most `Settings::recheck`: that
+/// catches sagas another replica started (with a deadline nearer than the one it sleeps
+/// until), and a database that failed a read.
 const BATCH: u64 = 100;
-/// The longest the timer sleeps unwoken: it catches sagas another replica started (with a
-/// deadline nearer than the one it sleeps until), and a database that failed a read.
-const SAFETY_TICK: Duration = Duration::from_secs(1);
 
 /// When the timer looks at deadlines next, so that a consumer arming one can tell whether the
-/// timer must be woken for it. Most deadlines lie beyond the timer's next look (the safety tick
-/// is a second, deadlines tens of seconds), and waking it after every commit only to find
+/// timer must be woken for it. Most deadlines lie beyond the timer's next look (the recheck is
+/// a second by default, deadlines tens of seconds), and waking it after every commit only to find
 /// nothing due cost two queries per consumer batch.
 pub struct Alarm {
     /// Milliseconds since the epoch; `i64::MAX` while the timer is looking, so that a deadline
@@ -116,7 +116,7 @@ impl<S: Store> Timer<S> {
 
     /// Expires what is due; returns how long to sleep before the next deadline.
     async fn round(&self, fence: &Fence) -> Duration {
-        let mut sleep = SAFETY_TICK;
+        let mut sleep = self.settings.recheck;
         match expire_due(&self.db, &self.settings, fence).await {
             Ok((expired, compensating)) => {
                 if expired > 0 {

@@ -85,6 +85,7 @@ impl Orchestrator {
                 initial_backoff: Duration::ZERO,
                 max_backoff: Duration::ZERO,
             },
+            recheck: Duration::from_secs(1),
         };
         let executor = tokio::runtime::Builder::new_current_thread()
             .build()
