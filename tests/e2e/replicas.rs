@@ -99,7 +99,11 @@ async fn two_orchestrators_share_the_sagas_and_one_does_the_background_work() {
     // The holder looks for work nobody told it of only every ten minutes: compensations the
     // other replica's consumer opens must reach it by LISTEN/NOTIFY.
     let mut env = three_step_env(files.path(), shipping_addr);
-    env.push(("orchestrator", "ORDERLY_SAGA_RECHECK_MS", "600000".to_owned()));
+    env.push((
+        "orchestrator",
+        "ORDERLY_SAGA_RECHECK_MS",
+        "600000".to_owned(),
+    ));
     let mut system = System::start(Options {
         database_url: postgres.databases(),
         env,
