@@ -88,6 +88,21 @@ pub async fn wait_serving(addr: SocketAddr) {
 
 /// Polls the health service until it reports `wanted`; panics after `within`.
 pub async fn wait_health(addr: SocketAddr, wanted: ServingStatus, within: Duration) {
+    poll_health(addr, wanted, within, None).await;
+}
+
+/// Like [`wait_serving`] for a process this test started: if it exits first, or never serves,
+/// the failure shows the end of its output.
+async fn wait_process_serving(addr: SocketAddr, process: &mut process::Orderly) {
+    poll_health(addr, ServingStatus::Serving, STARTUP, Some(process)).await;
+}
+
+async fn poll_health(
+    addr: SocketAddr,
+    wanted: ServingStatus,
+    within: Duration,
+    mut process: Option<&mut process::Orderly>,
+) {
     let mut health = HealthClient::new(channel(addr));
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -100,10 +115,15 @@ pub async fn wait_health(addr: SocketAddr, wanted: ServingStatus, within: Durati
         if status.as_ref().is_ok_and(|status| *status == wanted) {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{addr} not {wanted:?} after {within:?}: {status:?}"
-        );
+        if let Some(process) = process.as_deref_mut() {
+            process.assert_running();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let output = process
+                .map(|process| process.last_words())
+                .unwrap_or_default();
+            panic!("{addr} not {wanted:?} after {within:?}: {status:?}\n{output}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -259,8 +279,8 @@ impl System {
                 process,
             });
         }
-        for component in &components {
-            wait_serving(component.addr).await;
+        for component in &mut components {
+            wait_process_serving(component.addr, &mut component.process).await;
         }
         Self {
             dir,
@@ -392,7 +412,7 @@ impl System {
         let dir = self.dir.path().to_owned();
         let component = self.component_mut(name);
         component.process = spawn_component(component.kind, &component.envs, &dir);
-        wait_serving(component.addr).await;
+        wait_process_serving(component.addr, &mut component.process).await;
     }
 
     /// Starts one more replica of `kind` (the same settings and database, its own ports) and
@@ -407,8 +427,8 @@ impl System {
         envs.push(("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()));
         envs.push(("ORDERLY_METRICS_ADDR".to_owned(), metrics.to_string()));
         let name = format!("{kind}#{}", replicas + 1);
-        let process = spawn_component(kind, &envs, &dir);
-        wait_serving(addr).await;
+        let mut process = spawn_component(kind, &envs, &dir);
+        wait_process_serving(addr, &mut process).await;
         self.components.push(Component {
             name: name.clone(),
             kind,

@@ -91,8 +91,12 @@ impl Postgres {
                 "UTF8",
             ],
         );
-        let options =
-            format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off");
+        // Room for fifteen replicas' pools (16 connections each, and one to listen): the
+        // default of 100 turned a replica away at start-up once their pools had grown.
+        let options = format!(
+            "-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c max_connections=300"
+        );
         let postgres = Self { dir, port, options };
         postgres.start_again();
         postgres

@@ -1,8 +1,9 @@
 //! `orderly` child processes that are killed when the test ends, pass or fail.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_orderly");
@@ -15,13 +16,25 @@ pub fn show_logs() -> bool {
 pub struct Orderly {
     child: Child,
     args: Vec<String>,
+    /// Where its output goes, when to a file.
+    log: Option<PathBuf>,
 }
 
 impl Orderly {
     /// Starts `orderly <args>` with a clean `ORDERLY_*` and `OTEL_*` environment plus `envs`
     /// (metrics are off unless `envs` sets `ORDERLY_METRICS_ADDR`).
+    /// Its output goes to a file in `data_dir`, so that a test whose process stopped can say
+    /// why (TEST_LOG=1 shows it live instead).
     pub fn spawn(args: &[&str], envs: &[(&str, &str)], data_dir: &Path) -> Self {
-        Self::spawn_logging(args, envs, data_dir, None)
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let log = (!show_logs()).then(|| {
+            let number = STARTED.fetch_add(1, Ordering::Relaxed);
+            data_dir.join(format!(
+                "orderly-{}-{number}.log",
+                args.first().unwrap_or(&"")
+            ))
+        });
+        Self::spawn_logging(args, envs, data_dir, log.as_deref())
     }
 
     /// Like [`Orderly::spawn`], with stdout and stderr written to `log` when given.
@@ -56,6 +69,7 @@ impl Orderly {
         Self {
             child,
             args: args.iter().map(|arg| arg.to_string()).collect(),
+            log: log.map(Path::to_owned),
         }
     }
 
@@ -104,10 +118,26 @@ impl Orderly {
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(
-                "orderly {:?} exited early with {status}; rerun with TEST_LOG=1",
-                self.args
+                "orderly {:?} exited early with {status}; {}",
+                self.args,
+                self.last_words()
             );
         }
+    }
+
+    /// The end of what the process wrote, for a failure message.
+    pub fn last_words(&self) -> String {
+        const TAIL: usize = 40;
+        let Some(text) = self
+            .log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+        else {
+            return "rerun with TEST_LOG=1 to see its output".to_owned();
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(TAIL)..].join("\n");
+        format!("its last {TAIL} lines:\n{tail}")
     }
 }
 
