@@ -142,7 +142,7 @@ async fn cross<H: Handler>(
         .expect("the crossing batch commits after waiting its turn");
 }
 
-async fn wait_for_a_lock_wait(db: &DatabaseConnection) {
+pub(crate) async fn wait_for_a_lock_wait(db: &DatabaseConnection) {
     for _ in 0..1000 {
         let waiting: Vec<(i64,)> = rows(
             db,
@@ -171,7 +171,7 @@ fn event(topic: &str, payload: Payload) -> Event {
     envelope::open(topic, &wrapped.encode_to_vec()).unwrap()
 }
 
-async fn rows<T: sea_orm::TryGetableMany>(db: &DatabaseConnection, sql: &str) -> Vec<T> {
+pub(crate) async fn rows<T: sea_orm::TryGetableMany>(db: &DatabaseConnection, sql: &str) -> Vec<T> {
     let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql);
     let rows = db.query_all_raw(statement).await.unwrap();
     rows.iter()

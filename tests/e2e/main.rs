@@ -18,6 +18,7 @@ mod faults_crash;
 mod faults_data;
 mod faults_network;
 mod grpcurl;
+mod lanes;
 mod migrate;
 mod observability;
 mod replicas;

@@ -12,6 +12,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 20;
 const FETCH_WAIT_MAX_MS: u32 = 500;
 const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
+const CONSUMER_LANES: u16 = 3;
 const REPLICATION_FACTOR: i32 = 1;
 /// A week, Kafka's own default, made explicit so that every cluster keeps the same.
 const RETENTION_HOURS: u64 = 7 * 24;
@@ -170,6 +171,15 @@ pub struct KafkaArgs {
     #[arg(long, env = "ORDERLY_KAFKA_TOPIC_PARTITIONS", value_delimiter = ',', value_parser = parse_topic_partitions)]
     pub kafka_topic_partitions: Vec<TopicPartitions>,
 
+    /// On PostgreSQL, how many of its partitions a consumer applies at once, each batch in its
+    /// own transaction: partition p goes to lane p mod N, so one partition's events stay in
+    /// order. Use a divisor of every topic's partition count: one order's events on different
+    /// topics then share a lane too. On SQLite, which has one writer at a time, a consumer
+    /// applies one batch at a time whatever this says
+    #[arg(long, env = "ORDERLY_CONSUMER_LANES", default_value_t = CONSUMER_LANES,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub consumer_lanes: u16,
+
     /// How long domain topics keep events, in hours
     #[arg(long, env = "ORDERLY_KAFKA_RETENTION_HOURS", default_value_t = RETENTION_HOURS)]
     pub kafka_retention_hours: u64,
@@ -250,6 +260,7 @@ impl KafkaArgs {
             kafka_linger_ms: LINGER_MS,
             kafka_partitions: PARTITIONS,
             kafka_topic_partitions: Vec::new(),
+            consumer_lanes: CONSUMER_LANES,
             kafka_retention_hours: RETENTION_HOURS,
             kafka_dead_letter_retention_hours: DEAD_LETTER_RETENTION_HOURS,
             kafka_replication_factor: REPLICATION_FACTOR,

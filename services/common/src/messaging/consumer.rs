@@ -1,14 +1,24 @@
 //! The consuming side of every service: decode, deduplicate through the inbox, apply the effects
 //! and their outgoing events, then store the offsets. Messages already fetched are applied in
 //! batches, one database transaction per batch, so a commit (and its fsync) is shared by many
-//! events while each event keeps its own inbox record, effects and span. Poison messages go to
+//! events while each event keeps its own inbox record, effects and span. On PostgreSQL the
+//! partitions are split into lanes (`--consumer-lanes`) that apply their batches at once, each
+//! in its own transaction, so one partition waiting for a lock or a commit does not hold up the
+//! others; a partition's events stay in order, in one lane. Poison messages go to
 //! the dead-letter topic with their origin and error; transient failures are retried with
 //! backoff and block the consumer, so nothing is skipped. An event this consumer does not
 //! understand (a type only a newer producer knows) is skipped and counted, not dead-lettered.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use futures::FutureExt;
+use futures::future;
 use rdkafka::{
     Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
@@ -17,7 +27,7 @@ use rdkafka::{
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -133,11 +143,16 @@ impl<H: Handler> EventConsumer<H> {
         rejoin: Arc<Notify>,
         shutdown: Shutdown,
     ) -> Result<(), KafkaError> {
+        let lanes = match self.db.get_database_backend() {
+            // One writer at a time: a second transaction would only wait for the first.
+            DbBackend::Sqlite => 1,
+            _ => usize::from(kafka.consumer_lanes.max(1)),
+        };
         loop {
             let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
             let consumer = Arc::new(kafka::consumer(kafka, self.name, &topics)?);
             self.member.set(Some(consumer.clone()));
-            let stop = self.consume(&consumer, &rejoin, &shutdown).await;
+            let stop = self.consume(&consumer, lanes, &rejoin, &shutdown).await;
             self.member.set(None);
             // Async: a broker that is down must not hold up shutdown (uncommitted offsets only
             // mean redelivery, which the inbox absorbs).
@@ -159,20 +174,50 @@ impl<H: Handler> EventConsumer<H> {
         }
     }
 
-    /// Handles batches of messages until shutdown or a rejoin request.
+    /// Handles batches of messages until shutdown or a rejoin request. Partition p's messages go
+    /// to lane p mod `lanes`; each lane applies its batches one at a time, in order, while the
+    /// other lanes apply theirs.
     async fn consume(
         &self,
         consumer: &StreamConsumer,
+        lanes: usize,
+        rejoin: &Notify,
+        shutdown: &Shutdown,
+    ) -> Stop {
+        // A lane queues at most one batch behind the one it applies.
+        let (queues, receivers): (Vec<_>, Vec<_>) =
+            (0..lanes).map(|_| mpsc::channel(MAX_BATCH)).unzip();
+        let stopping = AtomicBool::new(false);
+        let dispatching = async {
+            let stop = self.dispatch(consumer, queues, rejoin, shutdown).await;
+            stopping.store(true, Ordering::Relaxed);
+            stop
+        };
+        let applying = future::join_all(
+            receivers
+                .into_iter()
+                .map(|queue| self.lane(consumer, queue, &stopping, shutdown)),
+        );
+        let (stop, _) = future::join(dispatching, applying).await;
+        stop
+    }
+
+    /// Hands each message to its partition's lane until shutdown or a rejoin request; the lanes
+    /// see their queues close when it returns.
+    async fn dispatch<'c>(
+        &self,
+        consumer: &'c StreamConsumer,
+        lanes: Vec<mpsc::Sender<BorrowedMessage<'c>>>,
         rejoin: &Notify,
         shutdown: &Shutdown,
     ) -> Stop {
         loop {
-            let first = tokio::select! {
+            let message = tokio::select! {
                 () = shutdown.requested() => return Stop::Shutdown,
                 () = rejoin.notified() => return Stop::Rejoin,
                 message = consumer.recv() => message,
             };
-            let first = match first {
+            let message = match message {
                 Ok(message) => message,
                 Err(error) => {
                     // Mostly a broker that is away; librdkafka reconnects by itself.
@@ -181,17 +226,40 @@ impl<H: Handler> EventConsumer<H> {
                     continue;
                 }
             };
+            let lane = &lanes[lane_of(message.partition(), lanes.len())];
+            tokio::select! {
+                () = shutdown.requested() => return Stop::Shutdown,
+                () = rejoin.notified() => return Stop::Rejoin,
+                // A lane stops only for shutdown (while retrying a batch).
+                sent = lane.send(message) => if sent.is_err() { return Stop::Shutdown },
+            }
+        }
+    }
+
+    /// Applies the batches of one lane: whatever its queue holds, up to `MAX_BATCH`, without
+    /// waiting for more, then the offsets. Stops when the dispatcher does; what is still queued
+    /// then has no offset stored and comes back.
+    async fn lane<'c>(
+        &self,
+        consumer: &'c StreamConsumer,
+        mut queue: mpsc::Receiver<BorrowedMessage<'c>>,
+        stopping: &AtomicBool,
+        shutdown: &Shutdown,
+    ) {
+        while let Some(first) = queue.recv().await {
+            if stopping.load(Ordering::Relaxed) {
+                return;
+            }
             let mut batch = vec![first];
-            // Whatever else is already fetched, without waiting for more.
             while batch.len() < MAX_BATCH {
-                match consumer.recv().now_or_never() {
-                    Some(Ok(message)) => batch.push(message),
-                    Some(Err(_)) | None => break,
+                match queue.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
                 }
             }
             let Some(added_to_outbox) = self.process(&batch, shutdown).await else {
                 // Shutdown while retrying: the offsets stay unstored, the events come back.
-                return Stop::Shutdown;
+                return;
             };
             for message in &batch {
                 if let Err(error) = consumer.store_offset_from_message(message) {
@@ -340,6 +408,11 @@ impl<H: Handler> EventConsumer<H> {
         }
         self.handler.lock_in_order(txn, &events).await
     }
+}
+
+/// The lane of a partition's messages (librdkafka numbers partitions from 0).
+fn lane_of(partition: i32, lanes: usize) -> usize {
+    usize::try_from(partition).unwrap_or(0) % lanes
 }
 
 /// One message of a batch on its way through: its event, its span, and what became of it.
