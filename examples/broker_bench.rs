@@ -12,7 +12,7 @@ use orderly_common::{
     config::KafkaArgs,
     kafka::{self, EventProducer, topics},
 };
-use rdkafka::{consumer::StreamConsumer, message::OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use tokio_util::sync::CancellationToken;
 
 const LATENCY_SAMPLES: usize = 200;
@@ -78,7 +78,7 @@ async fn create_topic(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<()> {
     }
 }
 
-fn consumer(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<StreamConsumer> {
+fn consumer(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<kafka::GroupConsumer> {
     let group = format!("bench-{}", uuid::Uuid::new_v4());
     Ok(kafka::consumer(kafka, &group, &[topic])?)
 }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use orderly_common::{
     Shutdown,
     component::ComponentError,
-    config::{Callee, Callees, DependencyArgs, ServiceConfig, SqliteSync},
+    config::{Callee, Callees, DependencyArgs, ServiceConfig},
     db,
 };
 use sea_orm_migration::{MigratorTrait, sea_orm::DbErr};
@@ -23,7 +23,7 @@ pub struct Component {
     /// The components it calls (their endpoints are flags of its subcommand).
     pub calls: &'static [Callee],
     /// Brings its database (at a URL) up to date.
-    pub migrate: fn(String, SqliteSync) -> BoxFuture<'static, Result<(), DbErr>>,
+    pub migrate: fn(String, db::Pool) -> BoxFuture<'static, Result<(), DbErr>>,
     /// Runs it inside `orderly dev`, with defaults for everything `dev` does not set.
     pub run_in_dev: fn(InDev) -> BoxFuture<'static, Result<(), ComponentError>>,
 }
@@ -99,11 +99,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|component| component.name)
 }
 
-fn migrate<M: MigratorTrait>(
-    url: String,
-    sync: SqliteSync,
-) -> BoxFuture<'static, Result<(), DbErr>> {
-    Box::pin(async move { db::connect_and_migrate::<M>(&url, sync).await.map(drop) })
+fn migrate<M: MigratorTrait>(url: String, pool: db::Pool) -> BoxFuture<'static, Result<(), DbErr>> {
+    Box::pin(async move { db::connect_and_migrate::<M>(&url, pool).await.map(drop) })
 }
 
 fn order(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {

@@ -32,7 +32,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     for owner in owners {
         let url = args.database.url_for(owner.name);
-        (owner.migrate)(url, args.database.sqlite_sync)
+        (owner.migrate)(url, args.database.pool())
             .await
             .with_context(|| format!("migrating the {} database", owner.name))?;
         tracing::info!(component = owner.name, "database up to date");

@@ -11,11 +11,7 @@ use orderly_proto::{
     common::v1::Money,
     events::v1::{EventEnvelope, OrderLine, OrderPlaced, TraceContext, order_event},
 };
-use rdkafka::{
-    Message,
-    consumer::{Consumer, StreamConsumer},
-    message::Headers,
-};
+use rdkafka::{Message, consumer::Consumer, message::Headers};
 use uuid::Uuid;
 
 use crate::support::{STARTUP, free_port, process::Orderly};
@@ -80,7 +76,7 @@ async fn publish(producer: &EventProducer, envelopes: &[EventEnvelope]) {
 /// Reads `count` messages from the start of the orders topic with a fresh consumer group.
 async fn consume(kafka: &KafkaArgs, count: usize) -> Vec<(envelope::Event, Vec<(String, String)>)> {
     let group = format!("test-{}", Uuid::new_v4());
-    let consumer: StreamConsumer =
+    let consumer: kafka::GroupConsumer =
         kafka::consumer(kafka, &group, &[topics::ORDERS]).expect("consumer");
     let mut received = Vec::new();
     while received.len() < count {

@@ -472,7 +472,7 @@ async fn row_2_in_the_middle_of_a_consumer_batch() {
     );
     let db = orderly_common::db::connect(
         &orderly_common::db::sqlite_url(&system.dir.path().join("notification.db")),
-        orderly_common::config::SqliteSync::Full,
+        orderly_common::db::Pool::default(),
     )
     .await
     .unwrap();

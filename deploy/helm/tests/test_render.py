@@ -143,3 +143,23 @@ def test_topic_settings_reach_the_components():
     with pytest.raises(helm.HelmValuesError) as err:
         chart().validate_schema(values)
     assert "orders v1" in str(err.value)
+
+
+def test_default_pools_fit_postgres_and_lanes_divide_partitions():
+    """Every default pod's pool, and the listening connection of order and orchestrator pods,
+    fit in PostgreSQL's default max_connections (100): a pod turned away does not start. And
+    the consumer lanes divide every topic's partitions, so one order's events share a lane."""
+    docs = rendered_set("defaults")
+    data = settings_configmap(docs)["data"]
+    pool = int(data["ORDERLY_DATABASE_MAX_CONNECTIONS"])
+    pods = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["replicas"]
+        for d in of_kind(docs, "Deployment")
+    }
+    listening = pods["order"] + pods["orchestrator"]
+    assert sum(pods.values()) * pool + listening <= 100, (pods, pool)
+    lanes = int(data["ORDERLY_CONSUMER_LANES"])
+    partitions = [int(data["ORDERLY_KAFKA_PARTITIONS"])] + [
+        int(entry.split("=")[1]) for entry in data["ORDERLY_KAFKA_TOPIC_PARTITIONS"].split(",")
+    ]
+    assert all(count % lanes == 0 for count in partitions), (lanes, partitions)

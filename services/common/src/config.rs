@@ -93,6 +93,13 @@ pub struct DatabaseArgs {
     /// acknowledged writes; a process crash still loses nothing)
     #[arg(long, env = "ORDERLY_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_sync: SqliteSync,
+
+    /// Most connections a replica opens to PostgreSQL. Every replica of every component (plus
+    /// one listening connection each, for the order service and the orchestrator) must fit in
+    /// the server's max_connections: a replica turned away at start-up does not start
+    #[arg(long, env = "ORDERLY_DATABASE_MAX_CONNECTIONS", default_value_t = crate::db::MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
 }
 
 /// How SQLite makes a commit durable (its `synchronous` pragma, in WAL mode).
@@ -110,6 +117,15 @@ impl DatabaseArgs {
             database_url: None,
             data_dir,
             sqlite_sync: SqliteSync::Full,
+            database_max_connections: crate::db::MAX_CONNECTIONS,
+        }
+    }
+
+    /// How to open the pools.
+    pub fn pool(&self) -> crate::db::Pool {
+        crate::db::Pool {
+            sqlite_sync: self.sqlite_sync,
+            max_connections: self.database_max_connections,
         }
     }
 

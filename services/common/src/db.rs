@@ -16,9 +16,32 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// How a component's connection pool is opened (see [`crate::config::DatabaseArgs`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    /// Whether each SQLite commit reaches the disk before it returns.
+    pub sqlite_sync: SqliteSync,
+    /// Most connections open at once to PostgreSQL.
+    pub max_connections: u32,
+}
+
+/// Connections a PostgreSQL pool opens at most by default: five components in one process each
+/// fit in PostgreSQL's default of 100.
+pub const MAX_CONNECTIONS: u32 = 16;
+
+impl Default for Pool {
+    /// Durable, and the default pool size.
+    fn default() -> Self {
+        Self {
+            sqlite_sync: SqliteSync::Full,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// Opens a pool on `url`. For SQLite it creates the parent directory and turns on WAL so readers
-/// never block the writer; `sync` says whether each commit reaches the disk before it returns.
-pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, DbErr> {
+/// never block the writer.
+pub async fn connect(url: &str, pool: Pool) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options
         .sqlx_logging(false)
@@ -33,7 +56,7 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
                 DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
             })?;
         }
-        let synchronous = match sync {
+        let synchronous = match pool.sqlite_sync {
             SqliteSync::Full => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
             SqliteSync::Normal => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
         };
@@ -51,7 +74,7 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
                 .foreign_keys(true)
         });
     } else {
-        options.max_connections(16);
+        options.max_connections(pool.max_connections);
     }
     Database::connect(options).await
 }
@@ -59,9 +82,9 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
 /// Connects and brings the schema up to date with `M`'s migrations.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     url: &str,
-    sync: SqliteSync,
+    pool: Pool,
 ) -> Result<DatabaseConnection, DbErr> {
-    let db = connect(url, sync).await?;
+    let db = connect(url, pool).await?;
     // Replicas started together all migrate at start-up. PostgreSQL's CREATE ... IF NOT EXISTS
     // is not safe against a concurrent CREATE of the same name, so on PostgreSQL they take
     // turns: an advisory lock held by a transaction on one pooled connection while the

@@ -3,15 +3,18 @@
 
 use std::collections::BTreeSet;
 
-use orderly_common::{config::SqliteSync, db, group_commit::GroupCommit};
+use orderly_common::{db, group_commit::GroupCommit};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr, Statement};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_request_is_undone_alone_and_the_others_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&db::sqlite_url(&dir.path().join("g.db")), SqliteSync::Full)
-        .await
-        .unwrap();
+    let db = db::connect(
+        &db::sqlite_url(&dir.path().join("g.db")),
+        db::Pool::default(),
+    )
+    .await
+    .unwrap();
     db.execute_unprepared("create table items (id integer primary key, note text not null)")
         .await
         .unwrap();
@@ -73,7 +76,11 @@ async fn a_failing_request_is_undone_alone_and_the_others_commit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_database_fails_every_request() -> Result<(), DbErr> {
     let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&db::sqlite_url(&dir.path().join("g.db")), SqliteSync::Full).await?;
+    let db = db::connect(
+        &db::sqlite_url(&dir.path().join("g.db")),
+        db::Pool::default(),
+    )
+    .await?;
     let writer = GroupCommit::start(db.clone());
     db.close_by_ref().await?;
     let result = writer

@@ -3,20 +3,52 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{
+    ClientContext,
+    consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+};
 
 use super::{KafkaError, client_config};
 use crate::config::KafkaArgs;
+
+/// A member of a consumer group that counts the rebalances that took its partitions away.
+pub type GroupConsumer = StreamConsumer<Revocations>;
+
+/// Counts revocations: a message received before the latest one may belong to a partition that
+/// is now another member's, or that starts again from its committed offset, so whoever holds
+/// such a message drops it instead of applying it (it is delivered again).
+#[derive(Default)]
+pub struct Revocations(AtomicU64);
+
+impl Revocations {
+    /// How many revocations there have been so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl ClientContext for Revocations {}
+
+impl ConsumerContext for Revocations {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Revoke(_)) {
+            self.0.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
 
 pub fn consumer(
     args: &KafkaArgs,
     group_id: &str,
     topics: &[&str],
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = client_config(args)
+) -> Result<GroupConsumer, KafkaError> {
+    let consumer: GroupConsumer = client_config(args)
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -35,7 +67,7 @@ pub fn consumer(
         .set("topic.metadata.refresh.interval.ms", "5000")
         // Stored offsets reach the broker within a second, so a restart redelivers little.
         .set("auto.commit.interval.ms", "1000")
-        .create()?;
+        .create_with_context(Revocations::default())?;
     consumer.subscribe(topics)?;
     Ok(consumer)
 }
@@ -44,7 +76,7 @@ pub fn consumer(
 /// holds: each replica then watches and reports only its own partitions, so lag sums over
 /// replicas count each partition once, and only the replica that is stuck rejoins.
 #[derive(Clone, Default)]
-pub struct Member(Arc<Mutex<Option<Arc<StreamConsumer>>>>);
+pub struct Member(Arc<Mutex<Option<Arc<GroupConsumer>>>>);
 
 impl Member {
     /// The partitions held now, or `None` while there is no consumer (between a leave and a
@@ -64,7 +96,7 @@ impl Member {
     }
 
     /// Sets the consumer running now (`None` before closing it).
-    pub fn set(&self, consumer: Option<Arc<StreamConsumer>>) {
+    pub fn set(&self, consumer: Option<Arc<GroupConsumer>>) {
         if let Ok(mut current) = self.0.lock() {
             *current = consumer;
         }

@@ -9,7 +9,7 @@ mod producer;
 pub mod topics;
 
 pub use client::client_config;
-pub use consumer::{Member, consumer};
+pub use consumer::{GroupConsumer, Member, Revocations, consumer};
 pub use producer::{Delivery, EventProducer};
 
 /// What can go wrong talking to Kafka.

@@ -21,7 +21,7 @@ use std::{
 use futures::future;
 use rdkafka::{
     Message,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{CommitMode, Consumer},
     message::BorrowedMessage,
 };
 use sea_orm::{
@@ -35,7 +35,7 @@ use super::{Relay, dead_letter, inbox, outbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
-    kafka::{self, EventProducer, KafkaError, envelope},
+    kafka::{self, EventProducer, GroupConsumer, KafkaError, envelope},
     telemetry::propagation,
 };
 
@@ -179,7 +179,7 @@ impl<H: Handler> EventConsumer<H> {
     /// other lanes apply theirs.
     async fn consume(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &GroupConsumer,
         lanes: usize,
         rejoin: &Notify,
         shutdown: &Shutdown,
@@ -202,12 +202,12 @@ impl<H: Handler> EventConsumer<H> {
         stop
     }
 
-    /// Hands each message to its partition's lane until shutdown or a rejoin request; the lanes
-    /// see their queues close when it returns.
+    /// Hands each message to its partition's lane, with the count of revocations so far, until
+    /// shutdown or a rejoin request; the lanes see their queues close when it returns.
     async fn dispatch<'c>(
         &self,
-        consumer: &'c StreamConsumer,
-        lanes: Vec<mpsc::Sender<BorrowedMessage<'c>>>,
+        consumer: &'c GroupConsumer,
+        lanes: Vec<mpsc::Sender<Received<'c>>>,
         rejoin: &Notify,
         shutdown: &Shutdown,
     ) -> Stop {
@@ -227,22 +227,28 @@ impl<H: Handler> EventConsumer<H> {
                 }
             };
             let lane = &lanes[lane_of(message.partition(), lanes.len())];
+            let received = Received {
+                revocations: consumer.context().count(),
+                message,
+            };
             tokio::select! {
                 () = shutdown.requested() => return Stop::Shutdown,
                 () = rejoin.notified() => return Stop::Rejoin,
                 // A lane stops only for shutdown (while retrying a batch).
-                sent = lane.send(message) => if sent.is_err() { return Stop::Shutdown },
+                sent = lane.send(received) => if sent.is_err() { return Stop::Shutdown },
             }
         }
     }
 
     /// Applies the batches of one lane: whatever its queue holds, up to `MAX_BATCH`, without
     /// waiting for more, then the offsets. Stops when the dispatcher does; what is still queued
-    /// then has no offset stored and comes back.
+    /// then has no offset stored and comes back. A message received before a rebalance took
+    /// the partitions away is dropped, not applied: the partition starts again from its
+    /// committed offset, here or at another member, so applying it would apply it twice.
     async fn lane<'c>(
         &self,
-        consumer: &'c StreamConsumer,
-        mut queue: mpsc::Receiver<BorrowedMessage<'c>>,
+        consumer: &'c GroupConsumer,
+        mut queue: mpsc::Receiver<Received<'c>>,
         stopping: &AtomicBool,
         shutdown: &Shutdown,
     ) {
@@ -250,12 +256,21 @@ impl<H: Handler> EventConsumer<H> {
             if stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            let mut received = vec![first];
+            while received.len() < MAX_BATCH {
                 match queue.try_recv() {
-                    Ok(message) => batch.push(message),
+                    Ok(next) => received.push(next),
                     Err(_) => break,
                 }
+            }
+            let revocations = consumer.context().count();
+            let batch: Vec<BorrowedMessage<'c>> = received
+                .into_iter()
+                .filter(|received| received.revocations == revocations)
+                .map(|received| received.message)
+                .collect();
+            if batch.is_empty() {
+                continue;
             }
             let Some(added_to_outbox) = self.process(&batch, shutdown).await else {
                 // Shutdown while retrying: the offsets stay unstored, the events come back.
@@ -408,6 +423,12 @@ impl<H: Handler> EventConsumer<H> {
         }
         self.handler.lock_in_order(txn, &events).await
     }
+}
+
+/// A message on its way to a lane, with the consumer's revocation count when it was received.
+struct Received<'c> {
+    revocations: u64,
+    message: BorrowedMessage<'c>,
 }
 
 /// The lane of a partition's messages (librdkafka numbers partitions from 0).
