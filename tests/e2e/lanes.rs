@@ -6,9 +6,7 @@
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use futures::future::select_all;
-use orderly_proto::order::v1::{
-    GetOrderRequest, OrderStatus, order_service_client::OrderServiceClient,
-};
+use orderly_proto::order::v1::{OrderStatus, order_service_client::OrderServiceClient};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 
 use crate::{
@@ -79,18 +77,9 @@ async fn a_partition_waiting_for_a_row_lock_does_not_hold_up_the_others() {
         first_decided.last().map(|order| order.status()),
         Some(OrderStatus::Confirmed)
     );
-    let still = orders
-        .clone()
-        .get_order(GetOrderRequest {
-            order_id: waiting.order_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let now = quiet::all_orders(&system).await;
     assert_eq!(
-        still.status(),
+        find(&now, &waiting.order_id).status(),
         OrderStatus::Pending,
         "the order whose stock row is held was decided"
     );
