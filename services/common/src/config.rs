@@ -137,6 +137,28 @@ impl DatabaseArgs {
     }
 }
 
+/// A Kafka producer's `compression.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+    Snappy,
+    Gzip,
+}
+
+impl Compression {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+            Self::Snappy => "snappy",
+            Self::Gzip => "gzip",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SecurityProtocol {
     Plaintext,
@@ -175,6 +197,13 @@ pub struct KafkaArgs {
     /// How long the producer waits to fill a batch before sending it
     #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = LINGER_MS)]
     pub kafka_linger_ms: u32,
+
+    /// Codec of the batches this component produces. Orderly's events are a few hundred bytes
+    /// of protobuf, mostly ids, which no codec shrinks much, while compressing costs the
+    /// producer, the broker and every consumer CPU; compress when the link to Kafka is what
+    /// limits you
+    #[arg(long, env = "ORDERLY_KAFKA_COMPRESSION", value_enum, default_value_t = Compression::None)]
+    pub kafka_compression: Compression,
 
     /// Partitions of the domain topics this component creates (the most consumers of one
     /// group that share a topic's work); a dead-letter topic has one
@@ -274,6 +303,7 @@ impl KafkaArgs {
             kafka_bootstrap: bootstrap.into(),
             kafka_fetch_wait_max_ms: FETCH_WAIT_MAX_MS,
             kafka_linger_ms: LINGER_MS,
+            kafka_compression: Compression::None,
             kafka_partitions: PARTITIONS,
             kafka_topic_partitions: Vec::new(),
             consumer_lanes: CONSUMER_LANES,

@@ -58,7 +58,7 @@ impl EventProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", args.kafka_linger_ms.to_string())
-            .set("compression.type", "lz4")
+            .set("compression.type", args.kafka_compression.as_librdkafka())
             .create_with_context(Acknowledge {
                 released: stop.clone(),
             })?;
