@@ -27,7 +27,7 @@ const OUTAGE: Duration = Duration::from_secs(20);
 async fn row_5_postgres_stopped_for_20_seconds_then_restarted_loses_and_dead_letters_nothing() {
     let postgres = Rc::new(Postgres::start());
     let databases = postgres.clone();
-    let system = System::start(Options {
+    let mut system = System::start(Options {
         database_url: Box::new(move |_| Some(databases.fresh_database())),
         ..Options::default()
     })
@@ -60,8 +60,13 @@ async fn row_5_postgres_stopped_for_20_seconds_then_restarted_loses_and_dead_let
         .await
         .expect_err("no database, no order");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    // A replica restarted while the database is away waits for it instead of exiting.
+    system.kill("payment");
+    system.start_again("payment");
     tokio::time::sleep(OUTAGE).await; // the fault itself: the outage lasts this long
+    system.assert_running("payment");
     postgres.start_again();
+    system.serving("payment").await;
 
     let settled = quiet::settle(&system).await;
     assert_eq!(

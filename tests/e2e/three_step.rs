@@ -4,8 +4,11 @@
 //! but its saga definition files.
 
 use std::{
+    collections::BTreeSet,
     net::SocketAddr,
     path::{Path, PathBuf},
+    rc::Rc,
+    time::Duration,
 };
 
 use orderly_proto::{
@@ -16,6 +19,7 @@ use orderly_proto::{
 use crate::support::{
     Options, System, channel, free_port, invariants, loopback,
     orders::{find, order_request, place, seed},
+    postgres::Postgres,
     quiet,
     shipping::{self, Shipping},
 };
@@ -284,6 +288,107 @@ async fn three_step_upgrade_finishes_every_saga_under_the_version_it_started_wit
             shipping.shipment(&order.order_id).await.as_deref(),
             Some("BOOKED")
         );
+    }
+    invariants::check(&system, &initial, &orders).await;
+    shipping.stop().await;
+}
+
+/// A rolling upgrade with a surge: beside the running orchestrator, which knows version 1 only,
+/// a replica that also knows version 2 starts; both serve, on one PostgreSQL, until the old one
+/// is stopped and comes back upgraded. Sagas the new replica started run under version 2 (with
+/// shipping) even where the old one holds their partitions or the lease on compensations: it
+/// leaves them alone, and they finish once it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_step_rollout_with_old_and_new_orchestrators_side_by_side_finishes_every_saga() {
+    let files = tempfile::tempdir().unwrap();
+    let v1 = write(files.path(), "order-v1.toml", &definition(1, ""));
+    let v2 = write(
+        files.path(),
+        "order-v2.toml",
+        &definition(2, &shipping_step()),
+    );
+    let shipping_addr = loopback(free_port());
+    let postgres = Rc::new(Postgres::start());
+    let mut system = System::start(Options {
+        database_url: postgres.databases(),
+        env: vec![("orchestrator", "ORDERLY_SAGA_DEFINITIONS", paths(&[&v1]))],
+        ..Options::default()
+    })
+    .await;
+    let shipping = Shipping::start(&system.kafka, system.dir.path(), shipping_addr).await;
+    let initial = seed(
+        &system,
+        &[("mug", 1_299, 100)],
+        &[("alice", 1_000_000), ("bob", 100)],
+    )
+    .await;
+    let old = place(&system, order_request("alice", "mug", 1, "")).await;
+    poll_saga(&system, &old.order_id, |_| true).await;
+
+    // The surge: the new version starts beside the old one (which keeps its settings).
+    system.set_env(
+        "orchestrator",
+        "ORDERLY_SAGA_DEFINITIONS",
+        &paths(&[&v1, &v2]),
+    );
+    let participant = format!("shipping=http://{shipping_addr}");
+    system.set_env("orchestrator", "ORDERLY_PARTICIPANTS", &participant);
+    system.add_replica("orchestrator").await;
+    // Orders, every other one declined (compensated), until the new replica has started sagas
+    // of both kinds: it does once the group has given it partitions.
+    let mut placed = Vec::new();
+    let mut started_under_v2 = BTreeSet::new();
+    while started_under_v2.len() < 2 {
+        assert!(
+            placed.len() < 60,
+            "started under version 2: {started_under_v2:?}"
+        );
+        let customer = if placed.len() % 2 == 0 {
+            "alice"
+        } else {
+            "bob"
+        };
+        let order = place(&system, order_request(customer, "mug", 1, "")).await;
+        let saga = poll_saga(&system, &order.order_id, |_| true).await;
+        if saga.definition_version == 2 {
+            started_under_v2.insert(customer);
+        }
+        placed.push((customer, order));
+    }
+
+    // The rollout ends: the old replica drains and stops, and comes back as the new version.
+    system.stop("orchestrator");
+    let stopped = system
+        .wait_exit("orchestrator", Duration::from_secs(60))
+        .await;
+    assert!(stopped.is_some(), "the old orchestrator did not stop");
+    system.restart("orchestrator").await;
+    let orders = quiet::settle(&system).await;
+
+    settled(&orders, &old, OrderStatus::Confirmed);
+    for (customer, order) in &placed {
+        let finished = saga(&system, &order.order_id).await;
+        let steps = if finished.definition_version == 2 {
+            3
+        } else {
+            2
+        };
+        assert_eq!(finished.steps.len(), steps, "{finished:#?}");
+        if *customer == "bob" {
+            settled(&orders, order, OrderStatus::Rejected);
+            assert_eq!(
+                status(&finished, "reserve_inventory"),
+                StepStatus::StepCompensated
+            );
+        } else {
+            settled(&orders, order, OrderStatus::Confirmed);
+            if finished.definition_version == 2 {
+                assert_eq!(
+                    shipping.shipment(&order.order_id).await.as_deref(),
+                    Some("BOOKED")
+                );
+            }
+        }
     }
     invariants::check(&system, &initial, &orders).await;
     shipping.stop().await;

@@ -409,10 +409,26 @@ impl System {
 
     /// Starts a killed component again with the same settings and waits until it serves.
     pub async fn restart(&mut self, name: &str) {
+        self.start_again(name);
+        self.serving(name).await;
+    }
+
+    /// Starts a killed component again with the same settings, without waiting for it.
+    pub fn start_again(&mut self, name: &str) {
         let dir = self.dir.path().to_owned();
         let component = self.component_mut(name);
         component.process = spawn_component(component.kind, &component.envs, &dir);
+    }
+
+    /// Waits until a component serves, failing at once if its process exits.
+    pub async fn serving(&mut self, name: &str) {
+        let component = self.component_mut(name);
         wait_process_serving(component.addr, &mut component.process).await;
+    }
+
+    /// Fails, with its last words, if the component's process has exited.
+    pub fn assert_running(&mut self, name: &str) {
+        self.component_mut(name).process.assert_running();
     }
 
     /// Starts one more replica of `kind` (the same settings and database, its own ports) and

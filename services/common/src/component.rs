@@ -67,8 +67,8 @@ pub async fn start<M: MigratorTrait>(
     config: &ServiceConfig,
     shutdown: &Shutdown,
 ) -> Result<Started, ComponentError> {
-    let db = db::connect_and_migrate::<M>(&config.database.url_for(name), config.database.pool())
-        .await?;
+    let url = config.database.url_for(name);
+    let db = db::connect_and_migrate_when_up::<M>(&url, config.database.pool(), shutdown).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
     let producer = EventProducer::new(&config.kafka)?;
     let mut background = JoinSet::new();

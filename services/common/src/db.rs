@@ -5,11 +5,11 @@ use std::{path::Path, time::Duration};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    TransactionTrait,
+    RuntimeErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::config::SqliteSync;
+use crate::{config::SqliteSync, shutdown::Shutdown};
 
 /// The URL of a SQLite file, created on first use.
 pub fn sqlite_url(path: &Path) -> String {
@@ -103,6 +103,54 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
         turn.commit().await?;
     }
     Ok(db)
+}
+
+/// [`connect_and_migrate`], waiting out a database that is not there yet (not started, still
+/// starting, or out of connection slots) until `shutdown`: in a cluster the database and the
+/// components come up in any order, and a replica restarted while the database is away should
+/// come back with it. A wrong password or database name fails at once; a wrong address looks
+/// like a server not started yet, so each attempt logs what it got. A SQLite file is opened
+/// once: it has no server to wait for.
+pub async fn connect_and_migrate_when_up<M: MigratorTrait>(
+    url: &str,
+    pool: Pool,
+    shutdown: &Shutdown,
+) -> Result<DatabaseConnection, DbErr> {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match connect_and_migrate::<M>(url, pool).await {
+            Err(error) if sqlite_path(url).is_none() && may_come_up(&error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "database unavailable");
+                tokio::select! {
+                    () = shutdown.requested() => return Err(error),
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether `error` says the database cannot be reached or take a connection yet, rather than
+/// that it refused who we are or what we asked (narrower than [`is_unavailable`]).
+fn may_come_up(error: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    let (DbErr::Conn(RuntimeErr::SqlxError(error))
+    | DbErr::Exec(RuntimeErr::SqlxError(error))
+    | DbErr::Query(RuntimeErr::SqlxError(error))) = error
+    else {
+        return matches!(error, DbErr::ConnectionAcquire(_));
+    };
+    match error.as_ref() {
+        Error::Io(_) | Error::PoolTimedOut => true,
+        // PostgreSQL: connection exceptions (08), too many connections (53300), starting up or
+        // shutting down (57P01-57P03).
+        Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 /// The advisory lock key migrations take turns on (advisory locks are per database).
