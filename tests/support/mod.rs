@@ -45,16 +45,22 @@ fn test_ports() -> std::ops::Range<u16> {
 }
 
 /// A port nobody listens on right now, for a child process to bind. Each test process starts at a
-/// random place in [`test_ports`] and never hands out a port twice.
+/// random place in [`test_ports`] and never hands out a port twice; nor does any other test
+/// process while this one runs: nextest runs tests as concurrent processes, and a port whose
+/// component a test killed is free until the test starts it again, long enough for another
+/// test to take it. A lock file per port, held until this process exits, says it is taken.
 pub fn free_port() -> u16 {
     use std::{
         hash::{BuildHasher, RandomState},
         sync::{
-            OnceLock,
+            Mutex, OnceLock,
             atomic::{AtomicU32, Ordering},
         },
     };
     static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let locks = std::env::temp_dir().join("orderly-test-ports");
+    std::fs::create_dir_all(&locks).expect("port lock directory");
     let ports = test_ports();
     let span = u32::from(ports.end - ports.start);
     let next = NEXT.get_or_init(|| {
@@ -64,7 +70,12 @@ pub fn free_port() -> u16 {
     for _ in 0..span {
         let offset = next.fetch_add(1, Ordering::Relaxed) % span;
         let port = ports.start + u16::try_from(offset).expect("below span");
+        let lock = std::fs::File::create(locks.join(format!("{port}.lock"))).expect("port lock");
+        if lock.try_lock().is_err() {
+            continue; // another test process handed it out
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().expect("port locks").push(lock);
             return port;
         }
     }
