@@ -349,6 +349,11 @@ async fn payment(mut client: PaymentServiceClient<tonic::transport::Channel>) {
     );
     assert_invalid(client.deposit(deposit(None)).await, "amount");
     assert_invalid(client.open_account(open("dollars")).await, "currency");
+    assert_invalid(client.open_account(open("XYZ")).await, "currency");
+    // An error quotes a short prefix of what it refuses, not the whole input back.
+    let huge = "D".repeat(100_000);
+    let refused = client.open_account(open(&huge)).await.unwrap_err();
+    assert!(refused.message().len() < 200, "{}", refused.message());
     let bad_customer = OpenAccountRequest {
         customer_id: String::new(),
         currency: "USD".into(),

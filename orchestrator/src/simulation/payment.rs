@@ -106,13 +106,15 @@ impl Payments {
         }
     }
 
-    /// The RefundPayment RPC: idempotent; gives back held or captured money.
+    /// The RefundPayment RPC: idempotent; gives back held money, and refuses a captured
+    /// payment (its order was confirmed).
     pub fn refund(&mut self, order: OrderId, journal: &mut Journal) -> Result<(), RpcError> {
         let Some(payment) = self.payments.get_mut(&order) else {
             return Err(RpcError::NotFound);
         };
         match payment.status {
-            PaymentStatus::Authorized | PaymentStatus::Captured => {
+            PaymentStatus::Captured => Err(RpcError::FailedPrecondition),
+            PaymentStatus::Authorized => {
                 self.balances[payment.customer] += payment.amount;
                 payment.status = PaymentStatus::Refunded;
                 journal.effect(order, Effect::Refund);

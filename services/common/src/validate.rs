@@ -10,6 +10,21 @@ pub const MAX_ID_LEN: usize = 64;
 pub const MAX_NAME_LEN: usize = 200;
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
+/// How much of a refused input an error quotes: enough to recognise it, never an oversized
+/// payload echoed back.
+pub const QUOTED_CHARS: usize = 40;
+
+/// `value` as an error quotes it: escaped, and cut after [`QUOTED_CHARS`] characters with its
+/// length said.
+pub fn quoted(value: &str) -> String {
+    let mut chars = value.chars();
+    let prefix: String = chars.by_ref().take(QUOTED_CHARS).collect();
+    if chars.next().is_none() {
+        format!("{prefix:?}")
+    } else {
+        format!("{prefix:?}... ({} bytes)", value.len())
+    }
+}
 
 /// An identifier chosen by users (sku, customer id): 1-64 characters of letters, digits, `-`,
 /// `_`, `.` or `:`.
@@ -59,18 +74,34 @@ pub fn optional_text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiErro
     }
 }
 
-/// An ISO 4217 currency code: three uppercase letters.
+/// An ISO 4217 currency code in use (USD, EUR, JPY...): not a withdrawn code, nor one of the
+/// special codes for metals, testing or "no currency".
 pub fn currency<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(value)
-    } else if value.is_empty() {
-        Err(ApiError::invalid(field, "is required"))
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("{value:?} is not a currency code (three uppercase letters, e.g. USD)"),
-        ))
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
     }
+    let Some(code) = iso_currency::Currency::from_code(value) else {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{} is not an ISO 4217 currency code (e.g. USD)",
+                quoted(value)
+            ),
+        ));
+    };
+    if let Some(successor) = code.is_superseded() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{value} is withdrawn; use {}", successor.code()),
+        ));
+    }
+    if code.is_special() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{value} is a special ISO 4217 code, not a currency"),
+        ));
+    }
+    Ok(value)
 }
 
 /// A strictly positive amount of money with a valid currency; returns (minor units, currency).
@@ -103,7 +134,8 @@ pub fn uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
     if value.is_empty() {
         return Err(ApiError::invalid(field, "is required"));
     }
-    Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, format!("{value:?} is not a UUID")))
+    Uuid::parse_str(value)
+        .map_err(|_| ApiError::invalid(field, format!("{} is not a UUID", quoted(value))))
 }
 
 /// An optional UUID filter: empty means no filter.
@@ -220,11 +252,27 @@ mod tests {
     }
 
     #[test]
-    fn currency_must_be_three_uppercase_letters() {
-        assert!(currency("c", "USD").is_ok());
-        for bad in ["usd", "US", "USDX", "", "U$D"] {
+    fn currency_must_be_an_iso_4217_code_in_use() {
+        for good in ["USD", "EUR", "JPY", "CHF"] {
+            assert!(currency("c", good).is_ok(), "{good}");
+        }
+        for bad in ["usd", "US", "USDX", "", "U$D", "XYZ"] {
             assert!(currency("c", bad).is_err(), "{bad}");
         }
+        let withdrawn = currency("c", "SLL").unwrap_err().to_string();
+        assert!(withdrawn.contains("use SLE"), "{withdrawn}");
+        let special = currency("c", "XXX").unwrap_err().to_string();
+        assert!(special.contains("special"), "{special}");
+    }
+
+    #[test]
+    fn errors_quote_a_short_prefix_of_long_input() {
+        assert_eq!(quoted("mug"), "\"mug\"");
+        let huge = "A".repeat(100_000);
+        let message = currency("c", &huge).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("(100000 bytes)"), "{message}");
+        assert!(uuid("id", &huge).unwrap_err().to_string().len() < 200);
     }
 
     #[test]

@@ -82,9 +82,11 @@ impl PaymentService for PaymentApi {
                 .into());
             }
             Err(DepositRefused::WouldOverflow) => {
-                return Err(
-                    ApiError::invalid("amount.amount_minor", "the balance would overflow").into(),
-                );
+                return Err(ApiError::invalid(
+                    "amount.amount_minor",
+                    "the balance and the money held for orders would pass the largest amount",
+                )
+                .into());
             }
         };
         tracing::info!(customer_id, amount, currency, "deposit");
@@ -115,6 +117,12 @@ impl PaymentService for PaymentApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("payment for order", order_id.to_string()))?;
+        if payment.status == PaymentStatus::Captured.as_str() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "payment for order {order_id} is captured (the order was confirmed) and cannot be refunded"
+            ))
+            .into());
+        }
         tracing::info!(order_id = %order_id, status = payment.status, "refund requested");
         Ok(Response::new(RefundPaymentResponse {
             payment: Some(payment_message(payment)),

@@ -83,12 +83,12 @@ pub enum EnvelopeError {
         event_type: &'static str,
         topic: String,
     },
-    #[error("event_type {declared:?} does not match payload {actual}")]
+    #[error("event_type {declared} does not match payload {actual}")]
     TypeMismatch {
         declared: String,
         actual: &'static str,
     },
-    #[error("invalid {field}: {value:?} is not a UUID")]
+    #[error("invalid {field}: {value} is not a UUID")]
     BadId { field: &'static str, value: String },
 }
 
@@ -143,7 +143,7 @@ pub fn open(topic: &str, bytes: &[u8]) -> Result<Event, EnvelopeError> {
     match &payload {
         Some(payload) if envelope.event_type != event_type(payload) => {
             return Err(EnvelopeError::TypeMismatch {
-                declared: envelope.event_type.clone(),
+                declared: crate::validate::quoted(&envelope.event_type),
                 actual: event_type(payload),
             });
         }
@@ -170,7 +170,7 @@ pub fn open(topic: &str, bytes: &[u8]) -> Result<Event, EnvelopeError> {
 fn parse_id(field: &'static str, value: &str) -> Result<Uuid, EnvelopeError> {
     Uuid::parse_str(value).map_err(|_| EnvelopeError::BadId {
         field,
-        value: value.to_owned(),
+        value: crate::validate::quoted(value),
     })
 }
 

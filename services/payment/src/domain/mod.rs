@@ -42,12 +42,12 @@ impl PaymentStatus {
     }
 
     /// How refunding a payment in this status moves money, as (balance change, held change)
-    /// for `amount`; `None` when there is nothing to give back.
+    /// for `amount`; `None` when it moves none: nothing to give back, or a captured payment,
+    /// whose order was confirmed and stays so (I11).
     pub fn refund_movement(self, amount: i64) -> Option<(i64, i64)> {
         match self {
             Self::Authorized => Some((amount, -amount)),
-            Self::Captured => Some((amount, 0)),
-            Self::Refunded | Self::Declined => None,
+            Self::Captured | Self::Refunded | Self::Declined => None,
         }
     }
 }
@@ -79,12 +79,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refunds_return_held_or_captured_money_once() {
+    fn refunds_return_held_money_once_and_never_captured_money() {
         assert_eq!(
             PaymentStatus::Authorized.refund_movement(500),
             Some((500, -500))
         );
-        assert_eq!(PaymentStatus::Captured.refund_movement(500), Some((500, 0)));
+        assert_eq!(PaymentStatus::Captured.refund_movement(500), None);
         assert_eq!(PaymentStatus::Refunded.refund_movement(500), None);
         assert_eq!(PaymentStatus::Declined.refund_movement(500), None);
     }

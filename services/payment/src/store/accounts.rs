@@ -80,7 +80,13 @@ pub async fn deposit(
         .col_expr(Column::UpdatedAt, Expr::value(orderly_common::time::now()))
         .filter(Column::CustomerId.eq(customer_id))
         .filter(Column::Currency.eq(currency))
-        .filter(Column::BalanceMinor.lte(i64::MAX - amount_minor))
+        // Balance and held money together stay within i64, so that a refund (held money back
+        // into the balance) always fits: past it SQLite turns the column into a REAL.
+        .filter(
+            Expr::col(Column::BalanceMinor)
+                .add(Expr::col(Column::HeldMinor))
+                .lte(i64::MAX - amount_minor),
+        )
         .exec(&txn)
         .await?;
     let Some(account) = find(&txn, customer_id).await? else {
