@@ -159,7 +159,8 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         recheck: Duration::from_millis(config.saga.saga_recheck_ms),
     };
     let operator = runtime::start(&mut started, settings, participants, &shutdown);
-    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition));
+    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition))
+        .max_decoding_message_size(config.service.server.max_message_bytes());
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

@@ -1,8 +1,12 @@
-//! Limits on what a request can do to money: a deposit may not leave the account without room to
-//! take back the money held for its orders, so a refund can never overflow (past i64, SQLite
-//! would turn the balance into a REAL and every read of the account would fail).
+//! Limits on what a request can do: a deposit may not leave the account without room to take
+//! back the money held for its orders, so a refund can never overflow (past i64, SQLite would
+//! turn the balance into a REAL and every read of the account would fail); a message past the
+//! size limit is refused before it is decoded.
 
 use orderly_proto::{
+    inventory::v1::{
+        GetProductRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
+    },
     order::v1::OrderStatus,
     payment::v1::{
         Account, DepositRequest, GetAccountRequest, payment_service_client::PaymentServiceClient,
@@ -85,4 +89,32 @@ async fn a_deposit_must_leave_room_to_refund_the_money_held_for_orders() {
         (i64::MAX - 1_299, 0)
     );
     invariants::check(&system, &initial, &orders).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_past_the_message_limit_is_refused_and_writes_nothing() {
+    let system = System::start(Options {
+        broker: false,
+        ..Options::default()
+    })
+    .await;
+    let mut inventory = InventoryServiceClient::new(channel(system.addr("inventory")));
+    let huge = UpsertProductRequest {
+        sku: "mug".into(),
+        name: "m".repeat(2 * 1024 * 1024),
+        unit_price: usd(1_299),
+    };
+    let refused = inventory.upsert_product(huge).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(
+        refused.message().contains("the limit is: 1048576"),
+        "{refused:?}"
+    );
+    let read = GetProductRequest { sku: "mug".into() };
+    let missing = inventory.get_product(read).await.unwrap_err();
+    assert_eq!(
+        missing.code(),
+        Code::NotFound,
+        "nothing written: {missing:?}"
+    );
 }

@@ -8,6 +8,9 @@ use clap::{Args, ValueEnum};
 // Defaults shared by the flags and by configs built in code (`orderly dev`, tests).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
 const CONCURRENCY_LIMIT: usize = 1024;
+/// A request is a few kilobytes at most (an order of 100 lines is under 10 KB); a megabyte
+/// leaves room and keeps one request from costing a server much memory.
+const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
 const SHUTDOWN_GRACE_SECS: u64 = 20;
 const FETCH_WAIT_MAX_MS: u32 = 500;
 const LINGER_MS: u32 = 2;
@@ -37,6 +40,12 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDERLY_CONCURRENCY_LIMIT", default_value_t = CONCURRENCY_LIMIT)]
     pub concurrency_limit: usize,
 
+    /// Largest request message a server accepts, in bytes; a bigger one is refused with
+    /// OUT_OF_RANGE before it is decoded
+    #[arg(long, env = "ORDERLY_MAX_MESSAGE_BYTES", default_value_t = MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u32).range(1024..=64 * 1024 * 1024))]
+    pub max_message_bytes: u32,
+
     /// On SIGTERM, how long in-flight work may take to drain before the process exits
     #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
@@ -53,9 +62,15 @@ impl ServerArgs {
             listen_addr: Some(listen_addr),
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             concurrency_limit: CONCURRENCY_LIMIT,
+            max_message_bytes: MAX_MESSAGE_BYTES,
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
             stuck_after_ms: STUCK_AFTER_MS,
         }
+    }
+
+    /// `--max-message-bytes`, as tonic takes it.
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX)
     }
 
     pub fn listen_addr_or(&self, default_port: u16) -> SocketAddr {

@@ -59,7 +59,8 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         events::TOPICS.iter(),
         events::Notifier { sink },
     );
-    let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()));
+    let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()))
+        .max_decoding_message_size(config.service.server.max_message_bytes());
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

@@ -119,7 +119,8 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         payment,
         known_customers: place::known_customers(),
     };
-    let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers));
+    let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers))
+        .max_decoding_message_size(config.service.server.max_message_bytes());
     started
         .serve(SERVICE_NAME, Routes::new(api), &config.service)
         .await

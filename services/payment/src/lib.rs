@@ -24,6 +24,7 @@ pub type Config = orderly_common::config::ServiceConfig;
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
     let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
-    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone()));
+    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone()))
+        .max_decoding_message_size(config.server.max_message_bytes());
     started.serve(SERVICE_NAME, Routes::new(api), config).await
 }
