@@ -70,6 +70,25 @@ pub(crate) fn three_step_env(
     ]
 }
 
+/// The shipped saga as version 1 and, with shipping added, as version 2, written in `dir`.
+fn two_versions(dir: &Path) -> (PathBuf, PathBuf) {
+    let v1 = write(dir, "order-v1.toml", &definition(1, ""));
+    let v2 = write(dir, "order-v2.toml", &definition(2, &shipping_step()));
+    (v1, v2)
+}
+
+/// The orchestrator's next start (or next replica) knows `versions` and the shipping
+/// participant at `shipping`.
+fn upgrade(system: &mut System, versions: [&PathBuf; 2], shipping: SocketAddr) {
+    system.set_env(
+        "orchestrator",
+        "ORDERLY_SAGA_DEFINITIONS",
+        &paths(&versions),
+    );
+    let participant = format!("shipping=http://{shipping}");
+    system.set_env("orchestrator", "ORDERLY_PARTICIPANTS", &participant);
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("definition written");
@@ -212,12 +231,7 @@ async fn three_step_saga_confirms_compensates_in_reverse_and_times_out_per_step(
 #[tokio::test(flavor = "multi_thread")]
 async fn three_step_upgrade_finishes_every_saga_under_the_version_it_started_with() {
     let files = tempfile::tempdir().unwrap();
-    let v1 = write(files.path(), "order-v1.toml", &definition(1, ""));
-    let v2 = write(
-        files.path(),
-        "order-v2.toml",
-        &definition(2, &shipping_step()),
-    );
+    let (v1, v2) = two_versions(files.path());
     let shipping_addr = loopback(free_port());
     let mut system = System::start(Options {
         env: vec![("orchestrator", "ORDERLY_SAGA_DEFINITIONS", paths(&[&v1]))],
@@ -253,13 +267,7 @@ async fn three_step_upgrade_finishes_every_saga_under_the_version_it_started_wit
 
     // The deploy: the orchestrator now knows version 2, which adds shipping.
     system.kill("orchestrator");
-    system.set_env(
-        "orchestrator",
-        "ORDERLY_SAGA_DEFINITIONS",
-        &paths(&[&v1, &v2]),
-    );
-    let participant = format!("shipping=http://{shipping_addr}");
-    system.set_env("orchestrator", "ORDERLY_PARTICIPANTS", &participant);
+    upgrade(&mut system, [&v1, &v2], shipping_addr);
     system.restart("orchestrator").await;
     system.kill("payment");
     let kafka = system.kafka.clone();
@@ -301,12 +309,7 @@ async fn three_step_upgrade_finishes_every_saga_under_the_version_it_started_wit
 #[tokio::test(flavor = "multi_thread")]
 async fn three_step_rollout_with_old_and_new_orchestrators_side_by_side_finishes_every_saga() {
     let files = tempfile::tempdir().unwrap();
-    let v1 = write(files.path(), "order-v1.toml", &definition(1, ""));
-    let v2 = write(
-        files.path(),
-        "order-v2.toml",
-        &definition(2, &shipping_step()),
-    );
+    let (v1, v2) = two_versions(files.path());
     let shipping_addr = loopback(free_port());
     let postgres = Rc::new(Postgres::start());
     let mut system = System::start(Options {
@@ -326,13 +329,7 @@ async fn three_step_rollout_with_old_and_new_orchestrators_side_by_side_finishes
     poll_saga(&system, &old.order_id, |_| true).await;
 
     // The surge: the new version starts beside the old one (which keeps its settings).
-    system.set_env(
-        "orchestrator",
-        "ORDERLY_SAGA_DEFINITIONS",
-        &paths(&[&v1, &v2]),
-    );
-    let participant = format!("shipping=http://{shipping_addr}");
-    system.set_env("orchestrator", "ORDERLY_PARTICIPANTS", &participant);
+    upgrade(&mut system, [&v1, &v2], shipping_addr);
     system.add_replica("orchestrator").await;
     // Orders, every other one declined (compensated), until the new replica has started sagas
     // of both kinds: it does once the group has given it partitions.
