@@ -166,11 +166,16 @@ start_postgres() {
             k=$((k + 1))
         done
     done
-    local inventory=() payment=()
+    local inventory=() payment=() orchestrator=()
     for ((replica = 1; replica <= replicas; replica++)); do
         inventory+=("http://127.0.0.1:${ports[inventory-$replica]}")
         payment+=("http://127.0.0.1:${ports[payment-$replica]}")
+        orchestrator+=("http://127.0.0.1:${ports[orchestrator-$replica]}")
     done
+    # Inventory and payment ask the orchestrator before undoing a step (in the environment, so
+    # an older ORDERLY_BIN without the setting still starts).
+    export ORDERLY_ORCHESTRATOR_ENDPOINT
+    ORDERLY_ORCHESTRATOR_ENDPOINT=$(IFS=,; echo "${orchestrator[*]}")
     # As a deployment does (the chart's migration job), before any replica starts.
     for name in inventory payment order notification orchestrator; do
         "$orderly" migrate "$name" --database-url "postgres://postgres@127.0.0.1:$p_pg/orderly_$name" \

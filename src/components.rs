@@ -11,6 +11,7 @@ use orderly_common::{
     component::ComponentError,
     config::{Callee, Callees, DependencyArgs, ServiceConfig},
     db,
+    grpc::AsksOrchestrator,
 };
 use sea_orm_migration::{MigratorTrait, sea_orm::DbErr};
 
@@ -59,7 +60,7 @@ pub const ALL: [Component; 5] = [
         name: orderly_inventory::NAME,
         default_port: orderly_inventory::DEFAULT_PORT,
         api: orderly_proto::inventory::v1::inventory_service_server::SERVICE_NAME,
-        calls: &[],
+        calls: <AsksOrchestrator as Callees>::CALLEES,
         migrate: migrate::<orderly_inventory::Migrator>,
         run_in_dev: inventory,
     },
@@ -67,7 +68,7 @@ pub const ALL: [Component; 5] = [
         name: orderly_payment::NAME,
         default_port: orderly_payment::DEFAULT_PORT,
         api: orderly_proto::payment::v1::payment_service_server::SERVICE_NAME,
-        calls: &[],
+        calls: <AsksOrchestrator as Callees>::CALLEES,
         migrate: migrate::<orderly_payment::Migrator>,
         run_in_dev: payment,
     },
@@ -117,11 +118,23 @@ fn order(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
 }
 
 fn inventory(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
-    Box::pin(async move { orderly_inventory::run(&dev.service, dev.shutdown).await })
+    Box::pin(async move {
+        let config = orderly_inventory::Config {
+            dependencies: dev.dependencies(),
+            service: dev.service,
+        };
+        orderly_inventory::run(&config, dev.shutdown).await
+    })
 }
 
 fn payment(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
-    Box::pin(async move { orderly_payment::run(&dev.service, dev.shutdown).await })
+    Box::pin(async move {
+        let config = orderly_payment::Config {
+            dependencies: dev.dependencies(),
+            service: dev.service,
+        };
+        orderly_payment::run(&config, dev.shutdown).await
+    })
 }
 
 fn notification(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {

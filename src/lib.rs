@@ -14,7 +14,6 @@ use clap::{Parser, Subcommand};
 use orderly_broker::BrokerArgs;
 use orderly_common::{
     Shutdown,
-    config::ServiceConfig,
     telemetry::{self, LogFormat},
 };
 
@@ -51,9 +50,9 @@ pub enum Command {
     /// Run the order service
     Order(orderly_order::Config),
     /// Run the inventory service
-    Inventory(ServiceConfig),
+    Inventory(orderly_inventory::Config),
     /// Run the payment service
-    Payment(ServiceConfig),
+    Payment(orderly_payment::Config),
     /// Run the notification service
     Notification(orderly_notification::Config),
     /// Run the saga orchestrator

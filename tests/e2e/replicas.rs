@@ -112,6 +112,8 @@ async fn two_orchestrators_share_the_sagas_and_one_does_the_background_work() {
     .await;
     let shipping = Shipping::start(&system.kafka, system.dir.path(), shipping_addr).await;
     let second = system.add_replica("orchestrator").await;
+    // Inventory and payment ask either replica before they undo a step.
+    system.point_callers_at_every("orchestrator").await;
     let replicas = ["orchestrator", second.as_str()];
     let initial = seed(
         &system,

@@ -331,6 +331,8 @@ async fn three_step_rollout_with_old_and_new_orchestrators_side_by_side_finishes
     // The surge: the new version starts beside the old one (which keeps its settings).
     upgrade(&mut system, [&v1, &v2], shipping_addr);
     system.add_replica("orchestrator").await;
+    // Inventory and payment ask whichever replica answers before they undo a step.
+    system.point_callers_at_every("orchestrator").await;
     // Orders, every other one declined (compensated), until the new replica has started sagas
     // of both kinds: it does once the group has given it partitions.
     let mut placed = Vec::new();

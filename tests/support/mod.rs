@@ -411,6 +411,30 @@ impl System {
         component.process = spawn_component(component.kind, &component.envs, &dir);
     }
 
+    /// Points every process that calls `kind` at every replica of `kind` (as a headless Service
+    /// does in a cluster), restarting each with the new list.
+    pub async fn point_callers_at_every(&mut self, kind: &str) {
+        let key = format!("ORDERLY_{}_ENDPOINT", kind.to_uppercase());
+        let every = (self.components.iter())
+            .filter(|c| c.kind == kind)
+            .map(|c| format!("http://{}", c.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let calls_it = |c: &&Component| {
+            orderly::components::find(c.kind)
+                .is_some_and(|found| found.calls.iter().any(|callee| callee.name == kind))
+        };
+        let callers: Vec<String> = (self.components.iter())
+            .filter(calls_it)
+            .map(|c| c.name.clone())
+            .collect();
+        for caller in callers {
+            self.kill(&caller);
+            self.set_env(&caller, &key, &every);
+            self.restart(&caller).await;
+        }
+    }
+
     /// Sets `key=value` in a component's environment for its next start.
     pub fn set_env(&mut self, name: &str, key: &str, value: &str) {
         let component = self.component_mut(name);

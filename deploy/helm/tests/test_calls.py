@@ -1,5 +1,6 @@
-"""order and orchestrator reach inventory and payment at this release's own Services, and the
-NetworkPolicies allow exactly those calls. Who calls whom comes from the binary: a component
+"""order and orchestrator reach inventory and payment at this release's own Services, inventory
+and payment reach the orchestrator (before undoing a step), and the NetworkPolicies allow exactly
+those calls. Who calls whom comes from the binary: a component
 calls X when `orderly <component> --help` lists ORDERLY_X_ENDPOINT."""
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def calls() -> dict[str, set[str]]:
 
 def test_the_binary_says_who_calls_whom():
     """Guards the --help parsing: an empty map would make the checks below vacuous."""
-    assert calls() == {"order": {"inventory", "payment"}, "orchestrator": {"inventory", "payment"}}
+    assert calls() == {
+        "order": {"inventory", "payment"},
+        "orchestrator": {"inventory", "payment"},
+        "inventory": {"orchestrator"},
+        "payment": {"orchestrator"},
+    }
 
 
 def _component(doc) -> str:

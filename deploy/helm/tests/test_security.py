@@ -98,7 +98,7 @@ def _grpc_sources(spec) -> list:
     return rule.get("from")
 
 
-def test_payment_and_inventory_only_take_calls_from_order_and_orchestrator():
+def test_each_component_takes_calls_only_from_its_callers():
     pols = _policies(load_values("all-on.yaml"))
     assert set(pols) == set(COMPONENTS)
     ops = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
@@ -112,6 +112,14 @@ def test_payment_and_inventory_only_take_calls_from_order_and_orchestrator():
     for caller in ("order", "orchestrator"):
         egress_ports = {r["ports"][0]["port"] for r in pols[caller]["egress"] if "to" in r}
         assert {50052, 50053} <= egress_ports, f"{caller} cannot reach its callees"
+    peers = _grpc_sources(pols["orchestrator"])
+    assert peers is not None, "the orchestrator is open to every pod"
+    callers = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                     for p in peers if "podSelector" in p)
+    assert callers == ["inventory", "payment"]
+    for participant in ("inventory", "payment"):
+        egress_ports = {r["ports"][0]["port"] for r in pols[participant]["egress"] if "to" in r}
+        assert 50055 in egress_ports, f"{participant} cannot ask the orchestrator"
     assert all(any(p["port"] == 53 for r in s["egress"] for p in r["ports"]) for s in pols.values())
 
 

@@ -29,6 +29,7 @@ pub const GRPC_REQUESTS: &str = "orderly_grpc_requests_total";
 pub const GRPC_REQUEST_DURATION: &str = "orderly_grpc_request_duration_seconds";
 pub const HEALTH_SERVING: &str = "orderly_health_serving";
 pub const LEASE_HELD: &str = "orderly_lease_held";
+pub const UNDOS_REFUSED: &str = "orderly_undos_refused_total";
 
 /// Latency buckets from 1 ms to 60 s: hops take milliseconds, sagas up to their deadline.
 const BUCKETS: [f64; 16] = [
@@ -119,6 +120,10 @@ fn describe() {
     describe_gauge!(
         LEASE_HELD,
         "1 in the replica that holds the lease (and does its background work), 0 in the others"
+    );
+    describe_counter!(
+        UNDOS_REFUSED,
+        "Releases and refunds refused because the order's saga was not rolling back"
     );
 }
 

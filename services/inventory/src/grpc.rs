@@ -2,6 +2,7 @@
 
 use orderly_common::{
     ApiError,
+    grpc::RollbackCheck,
     time::to_proto,
     validate::{self, Page},
 };
@@ -32,11 +33,12 @@ pub const MAX_BATCH_SKUS: usize = 100;
 
 pub struct InventoryApi {
     db: DatabaseConnection,
+    rollback: RollbackCheck,
 }
 
 impl InventoryApi {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, rollback: RollbackCheck) -> Self {
+        Self { db, rollback }
     }
 }
 
@@ -155,16 +157,28 @@ impl InventoryService for InventoryApi {
         let request = request.into_inner();
         let order_id = validate::uuid("order_id", &request.order_id)?;
         let reason = validate::optional_text("reason", &request.reason)?;
-        let reservation = reservations::release(&self.db, order_id, reason)
+        let not_found = || ApiError::not_found("reservation for order", order_id.to_string());
+        let current = reservations::find(&self.db, order_id)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("reservation for order", order_id.to_string()))?;
-        if reservation.header.status == ReservationStatus::Committed.as_str() {
+            .ok_or_else(not_found)?;
+        if current.header.status == ReservationStatus::Committed.as_str() {
             return Err(ApiError::FailedPrecondition(format!(
                 "reservation for order {order_id} is committed (the order was confirmed) and cannot be released"
             ))
             .into());
         }
+        if current.header.status == ReservationStatus::Reserved.as_str() {
+            self.rollback
+                .allows(order_id, "release its reservation")
+                .await?;
+        }
+        // Only a held reservation is released: one committed since (impossible once its saga
+        // rolls back) or released since is answered as it is.
+        let reservation = reservations::release(&self.db, order_id, reason)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(not_found)?;
         tracing::info!(order_id = %order_id, reason, "reservation released");
         Ok(Response::new(ReleaseReservationResponse {
             reservation: Some(reservation_message(reservation)),

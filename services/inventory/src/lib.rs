@@ -6,9 +6,12 @@ pub mod events;
 mod grpc;
 mod store;
 
+use clap::Args;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
+    config::{DependencyArgs, ServiceConfig},
+    grpc::AsksOrchestrator,
 };
 use orderly_proto::inventory::v1::inventory_service_server::{
     InventoryServiceServer, SERVICE_NAME,
@@ -20,13 +23,24 @@ pub use orderly_migration_inventory::Migrator;
 pub const NAME: &str = "inventory";
 pub const DEFAULT_PORT: u16 = 50052;
 
-pub type Config = orderly_common::config::ServiceConfig;
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+    // The orchestrator, asked before a step of a saga is undone (I11).
+    #[command(flatten)]
+    pub dependencies: DependencyArgs<AsksOrchestrator>,
+}
 
 /// Runs the inventory service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
+    let rollback = config.dependencies.rollback_check(NAME)?;
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
-    let api = InventoryServiceServer::new(grpc::InventoryApi::new(started.db.clone()))
-        .max_decoding_message_size(config.server.max_message_bytes());
-    started.serve(SERVICE_NAME, Routes::new(api), config).await
+    let api = InventoryServiceServer::new(grpc::InventoryApi::new(started.db.clone(), rollback))
+        .max_decoding_message_size(config.service.server.max_message_bytes());
+    started
+        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .await
 }

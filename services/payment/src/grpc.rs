@@ -2,6 +2,7 @@
 
 use orderly_common::{
     ApiError,
+    grpc::RollbackCheck,
     time::to_proto,
     validate::{self, Page},
 };
@@ -27,11 +28,12 @@ use crate::{
 
 pub struct PaymentApi {
     db: DatabaseConnection,
+    rollback: RollbackCheck,
 }
 
 impl PaymentApi {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, rollback: RollbackCheck) -> Self {
+        Self { db, rollback }
     }
 }
 
@@ -113,16 +115,26 @@ impl PaymentService for PaymentApi {
         let request = request.into_inner();
         let order_id = validate::uuid("order_id", &request.order_id)?;
         let reason = validate::optional_text("reason", &request.reason)?;
-        let payment = payments::refund(&self.db, order_id, reason)
+        let not_found = || ApiError::not_found("payment for order", order_id.to_string());
+        let current = payments::find_by_order(&self.db, order_id)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("payment for order", order_id.to_string()))?;
-        if payment.status == PaymentStatus::Captured.as_str() {
+            .ok_or_else(not_found)?;
+        if current.status == PaymentStatus::Captured.as_str() {
             return Err(ApiError::FailedPrecondition(format!(
                 "payment for order {order_id} is captured (the order was confirmed) and cannot be refunded"
             ))
             .into());
         }
+        if current.status == PaymentStatus::Authorized.as_str() {
+            self.rollback.allows(order_id, "refund its payment").await?;
+        }
+        // Only an authorized payment moves: one captured since (impossible once its saga rolls
+        // back) or refunded since is answered as it is.
+        let payment = payments::refund(&self.db, order_id, reason)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(not_found)?;
         tracing::info!(order_id = %order_id, status = payment.status, "refund requested");
         Ok(Response::new(RefundPaymentResponse {
             payment: Some(payment_message(payment)),

@@ -6,9 +6,12 @@ pub mod events;
 mod grpc;
 mod store;
 
+use clap::Args;
 use orderly_common::{
     Shutdown,
     component::{self, ComponentError},
+    config::{DependencyArgs, ServiceConfig},
+    grpc::AsksOrchestrator,
 };
 use orderly_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -18,13 +21,24 @@ pub use orderly_migration_payment::Migrator;
 pub const NAME: &str = "payment";
 pub const DEFAULT_PORT: u16 = 50053;
 
-pub type Config = orderly_common::config::ServiceConfig;
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+    // The orchestrator, asked before a step of a saga is undone (I11).
+    #[command(flatten)]
+    pub dependencies: DependencyArgs<AsksOrchestrator>,
+}
 
 /// Runs the payment service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let mut started = component::start::<Migrator>(NAME, DEFAULT_PORT, config, &shutdown).await?;
+    let rollback = config.dependencies.rollback_check(NAME)?;
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
-    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone()))
-        .max_decoding_message_size(config.server.max_message_bytes());
-    started.serve(SERVICE_NAME, Routes::new(api), config).await
+    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone(), rollback))
+        .max_decoding_message_size(config.service.server.max_message_bytes());
+    started
+        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .await
 }

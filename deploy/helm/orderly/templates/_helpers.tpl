@@ -108,7 +108,8 @@ seccompProfile:
      `orderly <caller> --help` lists ORDERLY_<CALLEE>_ENDPOINT. JSON list of the callees of
      .component (empty for components that call no one). */}}
 {{- define "orderly.callees" -}}
-{{- $calls := dict "order" (list "inventory" "payment") "orchestrator" (list "inventory" "payment") -}}
+{{- $participant := list "orchestrator" -}}
+{{- $calls := dict "order" (list "inventory" "payment") "orchestrator" (list "inventory" "payment") "inventory" $participant "payment" $participant -}}
 {{- get $calls .component | default list | toJson -}}
 {{- end }}
 

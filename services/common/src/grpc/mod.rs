@@ -5,8 +5,10 @@ mod balance;
 mod breaker;
 mod client;
 mod metrics_layer;
+mod rollback;
 mod server;
 
 pub use client::{Client, InvalidEndpoint, TracedChannel};
 pub use metrics_layer::code_name;
+pub use rollback::{AsksOrchestrator, RollbackCheck};
 pub use server::{GrpcServer, bind};
