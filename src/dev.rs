@@ -10,17 +10,21 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Args;
 use orderly_broker::BrokerArgs;
+use orderly_common::auth::Role;
 use orderly_common::{
     Shutdown,
     component::ComponentError,
     config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
 };
 use tokio::task::JoinSet;
+
+/// Long enough to seed the demo data.
+const SEED_TOKEN_TTL: Duration = Duration::from_secs(600);
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     components::{self, Component, InDev},
-    seed,
+    secure, seed,
 };
 
 #[derive(Args, Clone, Debug)]
@@ -61,6 +65,12 @@ pub struct DevArgs {
     /// Skip creating the demo products and customer accounts
     #[arg(long)]
     pub no_seed: bool,
+
+    /// TLS on every server, mutual between the components, and callers authenticated with
+    /// tokens (`orderly token`), from a throwaway CA and token issuer kept under
+    /// <data-dir>/secure/ (clients trust <data-dir>/secure/ca.pem: `grpcurl -cacert`)
+    #[arg(long, env = "ORDERLY_SECURE")]
+    pub secure: bool,
 }
 
 impl Default for DevArgs {
@@ -109,15 +119,33 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         wait_for_broker(&bootstrap, &mut broker).await?;
     }
     let endpoints = endpoints(&args);
+    let authority = args
+        .secure
+        .then(|| secure::Authority::open(&args.data_dir.join("secure")))
+        .transpose()?;
+    let dial = match &authority {
+        Some(authority) => {
+            // dev seeds its demo data as the catalogue and finance would.
+            let roles = [Role::Catalog, Role::Finance];
+            let token = (authority.token_issuer()?).token("orderly-dev", &roles, SEED_TOKEN_TTL)?;
+            seed::Dial::secure(&authority.ca(), &token)?
+        }
+        None => seed::Dial::default(),
+    };
     let addrs: Vec<(&'static str, SocketAddr)> = endpoints
         .iter()
         .map(|endpoint| (endpoint.component.name, endpoint.addr))
         .collect();
     let mut services: JoinSet<(&'static str, Result<(), ComponentError>)> = JoinSet::new();
     for endpoint in &endpoints {
+        let mut server = ServerArgs::on(endpoint.addr);
+        if let Some(authority) = &authority {
+            server.tls = authority.issue(endpoint.component.name)?.into();
+            server.auth.auth_jwks = Some(authority.jwks());
+        }
         let in_dev = InDev {
             service: ServiceConfig {
-                server: ServerArgs::on(endpoint.addr),
+                server,
                 database: DatabaseArgs {
                     sqlite_sync: args.sqlite_sync,
                     ..DatabaseArgs::in_dir(args.data_dir.clone())
@@ -136,7 +164,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     tokio::select! {
         biased;
         () = shutdown.requested() => {}
-        ready = seed::wait_until_serving(endpoints.iter().map(|e| e.addr), Duration::from_secs(60)) => {
+        ready = seed::wait_until_serving(endpoints.iter().map(|e| e.addr), Duration::from_secs(60), &dial) => {
             ready.context("waiting for the servers to start")?;
         }
         Some(failed) = services.join_next() => return stopped_early(failed),
@@ -154,7 +182,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         else {
             bail!("dev runs inventory and payment");
         };
-        seed::demo_data(inventory, payment)
+        seed::demo_data(inventory, payment, &dial)
             .await
             .context("seeding demo data")?;
     }
@@ -263,9 +291,23 @@ fn print_table(args: &DevArgs, endpoints: &[Endpoint], bootstrap: &str) {
         "kafka (embedded)"
     };
     println!("  {:<14} {:<22} {}", "broker", bootstrap, broker);
-    println!(
-        "\nTry: grpcurl -plaintext localhost:{} list",
-        args.order_port
-    );
+    if args.secure {
+        let ca = data_dir.join("secure").join("ca.pem");
+        let port = args.order_port;
+        let data = args.data_dir.display();
+        println!(
+            "\nTLS on, callers need a token. Try:\n  grpcurl -cacert {} localhost:{port} list\n  \
+             TOKEN=$(orderly token --data-dir {data} --subject alice --role customer)\n  \
+             grpcurl -cacert {} -H \"authorization: Bearer $TOKEN\" -d '{{\"customer_id\": \"alice\"}}' \
+             localhost:{port} orderly.order.v1.OrderService/ListOrders",
+            ca.display(),
+            ca.display()
+        );
+    } else {
+        println!(
+            "\nTry: grpcurl -plaintext localhost:{} list",
+            args.order_port
+        );
+    }
     println!("Stop with Ctrl-C.\n");
 }

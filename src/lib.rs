@@ -5,6 +5,7 @@ pub mod components;
 mod dev;
 mod migrate;
 mod saga;
+pub mod secure;
 mod seed;
 
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// List the components: name, default port, API and the components each calls
     Components,
+    /// Print a token signed by the issuer of `orderly dev --secure` (for grpcurl's
+    /// `-H 'authorization: Bearer <token>'`)
+    Token(secure::TokenArgs),
     /// Check saga definition files (TOML, one version each) as the orchestrator would, and
     /// print each version's steps
     Saga {
@@ -96,7 +100,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let serves_metrics = !matches!(
         command,
-        Command::Migrate(_) | Command::Broker(_) | Command::Components | Command::Saga { .. }
+        Command::Migrate(_)
+            | Command::Broker(_)
+            | Command::Components
+            | Command::Token(_)
+            | Command::Saga { .. }
     );
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)
@@ -119,6 +127,7 @@ fn process_name(command: &Command) -> String {
         Command::Orchestrator(_) => orderly_orchestrator::NAME,
         Command::Migrate(_) => "migrate",
         Command::Components => "components",
+        Command::Token(_) => "token",
         Command::Saga { .. } => "saga",
     };
     telemetry::service_name(component)
@@ -154,5 +163,6 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Saga { files } => saga::check(&files),
+        Command::Token(args) => secure::print_token(&args),
     }
 }

@@ -2,7 +2,9 @@
 //! demo catalogue and customers through the public APIs (only what does not exist yet, so a
 //! restart keeps whatever you changed).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::Context;
 
 use orderly_proto::{
     common::v1::Money,
@@ -15,7 +17,12 @@ use orderly_proto::{
         payment_service_client::PaymentServiceClient,
     },
 };
-use tonic::{Code, transport::Channel};
+use tonic::{
+    Code, Request,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig},
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -39,20 +46,65 @@ fn usd(amount_minor: i64) -> Option<Money> {
     })
 }
 
-fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("a socket address forms a valid URI")
-        .connect_lazy()
+/// How `orderly dev` reaches its own servers: in plaintext, or over TLS trusting its CA with a
+/// token of its own.
+#[derive(Clone, Default)]
+pub struct Dial {
+    ca: Option<Certificate>,
+    bearer: Bearer,
+}
+
+/// Sends `authorization: Bearer <token>` with every request, when there is a token.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl Dial {
+    /// Over TLS, trusting the CA certificate at `ca`, sending `token`.
+    pub fn secure(ca: &Path, token: &str) -> anyhow::Result<Self> {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .context("a token is ASCII")?;
+        Ok(Self {
+            ca: Some(Certificate::from_pem(pem)),
+            bearer: Bearer(Some(bearer)),
+        })
+    }
+
+    fn channel(&self, addr: SocketAddr) -> anyhow::Result<InterceptedService<Channel, Bearer>> {
+        let channel = match &self.ca {
+            None => Channel::from_shared(format!("http://{addr}"))?.connect_lazy(),
+            Some(ca) => {
+                let tls = ClientTlsConfig::new().ca_certificate(ca.clone());
+                Channel::from_shared(format!("https://{addr}"))?
+                    .tls_config(tls)?
+                    .connect_lazy()
+            }
+        };
+        Ok(InterceptedService::new(channel, self.bearer.clone()))
+    }
 }
 
 /// Polls `grpc.health.v1.Health/Check` on every address until all answer SERVING.
 pub async fn wait_until_serving(
     addrs: impl Iterator<Item = SocketAddr>,
     within: Duration,
+    dial: &Dial,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     for addr in addrs {
-        let mut health = HealthClient::new(channel(addr));
+        let mut health = HealthClient::new(dial.channel(addr)?);
         loop {
             let answer = health
                 .check(HealthCheckRequest {
@@ -71,8 +123,12 @@ pub async fn wait_until_serving(
     Ok(())
 }
 
-pub async fn demo_data(inventory: SocketAddr, payment: SocketAddr) -> Result<(), tonic::Status> {
-    let mut inventory = InventoryServiceClient::new(channel(inventory));
+pub async fn demo_data(
+    inventory: SocketAddr,
+    payment: SocketAddr,
+    dial: &Dial,
+) -> anyhow::Result<()> {
+    let mut inventory = InventoryServiceClient::new(dial.channel(inventory)?);
     for (sku, name, price, stock) in PRODUCTS {
         let exists = inventory
             .get_product(GetProductRequest {
@@ -82,7 +138,7 @@ pub async fn demo_data(inventory: SocketAddr, payment: SocketAddr) -> Result<(),
         match exists {
             Ok(_) => continue,
             Err(status) if status.code() == Code::NotFound => {}
-            Err(status) => return Err(status),
+            Err(status) => return Err(status.into()),
         }
         inventory
             .upsert_product(UpsertProductRequest {
@@ -99,7 +155,7 @@ pub async fn demo_data(inventory: SocketAddr, payment: SocketAddr) -> Result<(),
             .await?;
         tracing::info!(sku, stock, "demo product created");
     }
-    let mut payment = PaymentServiceClient::new(channel(payment));
+    let mut payment = PaymentServiceClient::new(dial.channel(payment)?);
     for (customer_id, deposit) in CUSTOMERS {
         let exists = payment
             .get_account(GetAccountRequest {
@@ -109,7 +165,7 @@ pub async fn demo_data(inventory: SocketAddr, payment: SocketAddr) -> Result<(),
         match exists {
             Ok(_) => continue,
             Err(status) if status.code() == Code::NotFound => {}
-            Err(status) => return Err(status),
+            Err(status) => return Err(status.into()),
         }
         payment
             .open_account(OpenAccountRequest {

@@ -1,6 +1,7 @@
 //! The saga orchestrator: follows every event of each order's saga, decides its outcome, runs
 //! compensations, and shows each saga's state, steps and history through SagaService.
 
+mod access;
 mod core;
 mod grpc;
 mod runtime;
@@ -134,19 +135,20 @@ impl SagaArgs {
     }
 }
 
-/// Runs the orchestrator until `shutdown`. A saga definition that breaks a rule, or names a
-/// participant with no endpoint, stops it before it starts.
+/// Runs the orchestrator until `shutdown`. A saga definition that breaks a rule stops it before
+/// it starts, one that names a participant with no endpoint as it starts.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
     let versions = config.saga.versions()?;
-    let mut clients = config.dependencies.clients(NAME)?;
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    let tls = started.tls.as_ref();
+    let mut clients = config.dependencies.clients(NAME, tls)?;
     for (name, url) in &config.saga.participants {
-        let client = Client::new(NAME, name, url, config.dependencies.timeout())?;
+        let client = Client::new(NAME, name, url, config.dependencies.timeout(), tls)?;
         clients.push((name.clone(), client));
     }
     let participants = runtime::Participants::new(clients, &versions)
         .map_err(|error| ComponentError::Setting(error.to_string()))?;
-    let mut started =
-        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let definition = versions.latest().name().to_owned();
     let settings = runtime::Settings {
         versions,
@@ -162,6 +164,11 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition))
         .max_decoding_message_size(config.service.server.max_message_bytes());
     started
-        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .serve(
+            SERVICE_NAME,
+            Routes::new(api),
+            access::RULES,
+            &config.service,
+        )
         .await
 }

@@ -82,7 +82,7 @@ async fn exercise_every_api(services: &System) {
     read_only_services(services).await;
 }
 
-async fn inventory(mut client: InventoryServiceClient<tonic::transport::Channel>) {
+async fn inventory(mut client: InventoryServiceClient<crate::support::TestChannel>) {
     let created = client
         .upsert_product(UpsertProductRequest {
             sku: "mug".into(),
@@ -294,7 +294,7 @@ async fn inventory(mut client: InventoryServiceClient<tonic::transport::Channel>
     assert!(reservations.reservations.is_empty());
 }
 
-async fn payment(mut client: PaymentServiceClient<tonic::transport::Channel>) {
+async fn payment(mut client: PaymentServiceClient<crate::support::TestChannel>) {
     let open = |currency: &str| OpenAccountRequest {
         customer_id: "alice".into(),
         currency: currency.into(),

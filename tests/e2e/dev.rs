@@ -4,12 +4,14 @@
 
 use std::net::SocketAddr;
 
+use orderly::secure::Authority;
+use orderly_common::auth::Role;
 use orderly_proto::{
     inventory::v1::{GetProductRequest, inventory_service_client::InventoryServiceClient},
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
 };
 
-use crate::support::{SERVICES, channel, free_port, loopback, process::Orderly, wait_serving};
+use crate::support::{SERVICES, channel, free_port, loopback, process::Orderly, tls, wait_serving};
 
 /// A running `orderly dev` on free ports.
 pub struct Dev {
@@ -52,6 +54,23 @@ impl Dev {
         args.extend(flags.iter().map(String::as_str));
         let mut process = Orderly::spawn_logging(&args, envs, data_dir, log);
         let endpoints: Vec<_> = SERVICES.iter().copied().zip(ports.map(loopback)).collect();
+        if envs.contains(&("ORDERLY_SECURE", "true")) {
+            // The token key is the last file dev makes in the directory.
+            let secure = data_dir.join("secure");
+            let deadline = tokio::time::Instant::now() + crate::support::STARTUP;
+            while !secure.join("token-key.pem").exists() {
+                process.assert_running();
+                assert!(tokio::time::Instant::now() < deadline, "no token issuer");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let every = [Role::Customer, Role::Catalog, Role::Finance, Role::Operator];
+            let issuer = Authority::open(&secure).unwrap().token_issuer().unwrap();
+            let hour = std::time::Duration::from_secs(3600);
+            let token = issuer.token("test-operator", &every, hour).unwrap();
+            for (_, addr) in &endpoints {
+                tls::secured(*addr, &secure.join("ca.pem"), Some(&token));
+            }
+        }
         for (_, addr) in &endpoints {
             wait_serving(*addr).await;
         }
@@ -175,4 +194,38 @@ async fn dev_runs_everything_seeds_demo_data_and_shuts_down_cleanly() {
         49,
         "the confirmed mug stays sold across the restart"
     );
+}
+
+/// `orderly dev --secure`: every server speaks TLS only, the demo data is seeded over TLS, and
+/// the CA stays in the data directory, so a restart keeps the one clients were told to trust.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_secure_serves_tls_only_with_a_ca_kept_in_the_data_directory() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let dir = tempfile::tempdir().unwrap();
+    let secure = [("ORDERLY_SECURE", "true")];
+    let mut dev = Dev::start_with_env(dir.path(), &secure, None).await;
+    wait_for_seed(&mut dev).await;
+    assert_eq!(demo_stock(&dev).await, 50);
+    for (component, addr) in &dev.endpoints {
+        let plaintext = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let answer = HealthClient::new(plaintext).check(request).await;
+        assert!(answer.is_err(), "{component} answered in plaintext");
+    }
+    let ca = std::fs::read(dir.path().join("secure").join("ca.pem")).unwrap();
+    assert!(
+        dev.process.terminate(),
+        "orderly dev must exit 0 on SIGTERM"
+    );
+
+    let mut dev =
+        Dev::start_with_ports(dir.path(), dev.ports(), dev.broker_port, &secure, None).await;
+    wait_for_seed(&mut dev).await;
+    let kept = std::fs::read(dir.path().join("secure").join("ca.pem")).unwrap();
+    assert_eq!(ca, kept, "the CA survives a restart");
+    first_order_is_confirmed(&dev).await;
 }

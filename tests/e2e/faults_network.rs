@@ -59,7 +59,7 @@ async fn saga(system: &System, order_id: &str) -> Saga {
         .unwrap_or_else(|| panic!("no saga for order {order_id}"))
 }
 
-fn sagas(system: &System) -> SagaServiceClient<tonic::transport::Channel> {
+fn sagas(system: &System) -> SagaServiceClient<crate::support::TestChannel> {
     SagaServiceClient::new(channel(system.addr("orchestrator")))
 }
 

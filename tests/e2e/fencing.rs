@@ -16,10 +16,10 @@ use orderly_proto::{
     },
     saga::v1::{GetSagaRequest, saga_service_client::SagaServiceClient},
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::support::{
-    Options, System, channel, invariants,
+    Options, System, TestChannel, channel, invariants,
     orders::{order_request, place, seed},
     quiet,
 };
@@ -133,7 +133,7 @@ async fn until_the_orchestrator_knows(system: &System, order: &Order) {
 }
 
 async fn until_payment_is(
-    payment: &mut PaymentServiceClient<Channel>,
+    payment: &mut PaymentServiceClient<TestChannel>,
     order: &Order,
     wanted: PaymentStatus,
 ) {
@@ -158,7 +158,7 @@ async fn until_payment_is(
 }
 
 async fn until_reservation_is(
-    inventory: &mut InventoryServiceClient<Channel>,
+    inventory: &mut InventoryServiceClient<TestChannel>,
     order: &Order,
     wanted: ReservationStatus,
 ) {

@@ -12,15 +12,15 @@ use orderly_proto::{
         Account, DepositRequest, GetAccountRequest, payment_service_client::PaymentServiceClient,
     },
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::support::{
-    Options, System, channel, invariants,
+    Options, System, TestChannel, channel, invariants,
     orders::{order_request, place, seed, usd},
     quiet,
 };
 
-async fn account(payment: &mut PaymentServiceClient<Channel>) -> Account {
+async fn account(payment: &mut PaymentServiceClient<TestChannel>) -> Account {
     let request = GetAccountRequest {
         customer_id: "alice".into(),
     };

@@ -9,6 +9,7 @@ mod support;
 
 mod admin_api;
 mod admission;
+mod auth;
 mod balancing;
 mod batch_locks;
 mod broker;
@@ -29,4 +30,5 @@ mod scale_out;
 mod shutdown;
 mod soak;
 mod three_step;
+mod tls;
 mod watch;

@@ -158,7 +158,7 @@ async fn spans_buffered_at_shutdown_are_flushed_and_json_logs_carry_order_and_tr
 }
 
 async fn place_one(
-    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    orders: &mut OrderServiceClient<crate::support::TestChannel>,
     sku: &str,
 ) -> String {
     orders
@@ -172,7 +172,7 @@ async fn place_one(
 }
 
 async fn decided(
-    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    orders: &mut OrderServiceClient<crate::support::TestChannel>,
     order_id: &str,
 ) -> OrderStatus {
     orders::decided(orders, order_id, WAIT).await.status()

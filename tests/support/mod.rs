@@ -12,10 +12,14 @@ pub mod prometheus;
 pub mod proxy;
 pub mod quiet;
 pub mod shipping;
+pub mod tls;
 pub mod topic;
 
 use std::{net::SocketAddr, time::Duration};
 
+use orderly_common::auth::Role;
+
+pub use tls::TestChannel;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -86,10 +90,20 @@ pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-pub fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
+/// A channel to `addr`, over TLS and with a token when the component there wants them ([`tls`]).
+pub fn channel(addr: SocketAddr) -> TestChannel {
+    let Some((config, bearer)) = tls::client_config(addr) else {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("a socket address forms a valid URI")
+            .connect_lazy();
+        return TestChannel::new(channel, tls::Bearer::default());
+    };
+    let channel = Channel::from_shared(format!("https://{addr}"))
         .expect("a socket address forms a valid URI")
-        .connect_lazy()
+        .tls_config(config)
+        .expect("a TLS client configuration")
+        .connect_lazy();
+    TestChannel::new(channel, bearer)
 }
 
 /// Polls the health service until it reports SERVING; panics after `STARTUP`.
@@ -166,6 +180,12 @@ pub struct Options {
     /// Put a fault proxy ([`System::broker_proxy`]) between every component and the broker:
     /// the broker advertises the proxy's address and the components bootstrap through it.
     pub broker_proxy: bool,
+    /// TLS on every component, mutual between them: a CA and a certificate per component
+    /// (`orderly::secure`) in `<dir>/secure`, files looked at every second.
+    pub tls: bool,
+    /// With `tls`: every RPC needs a caller; the harness's own calls carry a token with every
+    /// role (`test-operator`).
+    pub auth: bool,
 }
 
 impl Default for Options {
@@ -176,6 +196,8 @@ impl Default for Options {
             saga_deadline_ms: 30_000,
             env: Vec::new(),
             broker_proxy: false,
+            tls: false,
+            auth: false,
         }
     }
 }
@@ -200,6 +222,8 @@ pub struct System {
     broker_args: Vec<String>,
     components: Vec<Component>,
     broker_proxy: Option<proxy::Proxy>,
+    /// The harness's token, with every role (when auth is on).
+    pub token: Option<String>,
 }
 
 impl System {
@@ -240,6 +264,18 @@ impl System {
                 .map(|(_, a)| *a)
                 .expect("a service")
         };
+        let authority = (options.tls || options.auth).then(|| {
+            orderly::secure::Authority::open(&dir.path().join("secure")).expect("a test CA")
+        });
+        let token = authority
+            .as_ref()
+            .filter(|_| options.auth)
+            .map(|authority| {
+                let issuer = authority.token_issuer().expect("a test token issuer");
+                let every = [Role::Customer, Role::Catalog, Role::Finance, Role::Operator];
+                (issuer.token("test-operator", &every, Duration::from_secs(3600)))
+                    .expect("a test token")
+            });
         let mut components = Vec::new();
         for (name, addr) in &addrs {
             let metrics = loopback(free_port());
@@ -250,6 +286,22 @@ impl System {
                 // Stuck consumers rejoin (and health says so) within the tests' patience.
                 ("ORDERLY_STUCK_AFTER_MS".to_owned(), "10000".to_owned()),
             ];
+            if let Some(authority) = &authority {
+                let files = authority.issue(name).expect("a test certificate");
+                tls::secured(*addr, &files.ca, token.as_deref());
+                if token.is_some() {
+                    let jwks = authority.jwks().display().to_string();
+                    envs.push(("ORDERLY_AUTH_JWKS".to_owned(), jwks));
+                }
+                for (key, path) in [
+                    ("ORDERLY_TLS_CERT", &files.cert),
+                    ("ORDERLY_TLS_KEY", &files.key),
+                    ("ORDERLY_TLS_CA", &files.ca),
+                ] {
+                    envs.push((key.to_owned(), path.display().to_string()));
+                }
+                envs.push(("ORDERLY_TLS_RELOAD_SECS".to_owned(), "1".to_owned()));
+            }
             if let Some(proxy) = &broker_proxy {
                 // Later entries win: every Kafka connection goes through the proxy.
                 envs.push((
@@ -300,6 +352,7 @@ impl System {
             broker_args,
             components,
             broker_proxy,
+            token,
         }
     }
 
@@ -477,6 +530,9 @@ impl System {
         envs.retain(|(key, _)| key != "ORDERLY_LISTEN_ADDR" && key != "ORDERLY_METRICS_ADDR");
         envs.push(("ORDERLY_LISTEN_ADDR".to_owned(), addr.to_string()));
         envs.push(("ORDERLY_METRICS_ADDR".to_owned(), metrics.to_string()));
+        if let Some((_, ca)) = envs.iter().find(|(key, _)| key == "ORDERLY_TLS_CA") {
+            tls::secured(addr, std::path::Path::new(ca), self.token.as_deref());
+        }
         let name = format!("{kind}#{}", replicas + 1);
         let mut process = spawn_component(kind, &envs, &dir);
         wait_process_serving(addr, &mut process).await;

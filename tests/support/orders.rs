@@ -105,7 +105,7 @@ pub fn find<'a>(orders: &'a [Order], id: &str) -> &'a Order {
 
 /// Polls `order_id` until the saga decided it; panics after `within`.
 pub async fn decided(
-    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    orders: &mut OrderServiceClient<crate::support::TestChannel>,
     order_id: &str,
     within: std::time::Duration,
 ) -> Order {
@@ -133,7 +133,7 @@ pub async fn decided(
 
 /// Opens a WatchOrder stream on `order_id`; panics if the server refuses it.
 pub async fn watch(
-    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    orders: &mut OrderServiceClient<crate::support::TestChannel>,
     order_id: &str,
 ) -> tonic::Streaming<WatchOrderResponse> {
     orders
@@ -185,7 +185,7 @@ pub async fn rest_of_watch(
 /// Watches `order_id` until its stream ends with the decision (no polling); returns every order
 /// the stream sent, the decided one last. Panics after `within`.
 pub async fn watch_decided(
-    orders: &mut OrderServiceClient<tonic::transport::Channel>,
+    orders: &mut OrderServiceClient<crate::support::TestChannel>,
     order_id: &str,
     within: std::time::Duration,
 ) -> Vec<Order> {

@@ -43,6 +43,14 @@ pub const TOPIC: &str = "orderly.shipping.v1";
 const SERVICE: &str = "orderly.test.shipping.v1.Shipping";
 /// The compensation RPC, as a saga definition names it.
 pub const CANCEL: &str = "/orderly.test.shipping.v1.Shipping/CancelShipment";
+/// Only the orchestrator cancels a shipment (a compensation), when auth is on.
+const RULES: orderly_common::auth::Rules = &[(
+    "CancelShipment",
+    orderly_common::auth::Access {
+        roles: &[],
+        components: &["orchestrator"],
+    },
+)];
 
 /// The running participant. [`Shipping::stop`] it while the broker still runs: its consumer
 /// leaves its group on the way out, and the test's runtime waits for that.
@@ -70,7 +78,7 @@ impl Shipping {
         started.consume("shipping", [topics::PAYMENTS], Booking);
         let routes = Routes::new(Server { db: db.clone() });
         let served = tokio::spawn(async move {
-            let _ = started.serve(SERVICE, routes, &config).await;
+            let _ = started.serve(SERVICE, routes, RULES, &config).await;
         });
         crate::support::wait_serving(addr).await;
         Self {

@@ -41,7 +41,7 @@ def test_renders_every_component(name):
 def test_optional_parts_follow_their_switches():
     kinds = lambda name: sorted({d["kind"] for d in rendered_set(name)})
     assert kinds("all-on") == [
-        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job", "NetworkPolicy",
+        "Certificate", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job", "NetworkPolicy",
         "PodDisruptionBudget", "Service", "ServiceMonitor",
     ]  # serviceAccount.create is false there: an existing account is used
     assert kinds("minimal") == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]

@@ -45,8 +45,8 @@ def test_no_key_can_hold_a_secret_value():
     for _, node in _objects(SCHEMA):
         names |= set(node.get("properties", {}))
     risky = {n for n in names if re.search(r"pass|secret|token|url|credential|dsn", n, re.I)}
-    # Only references: a Secret's name, or the key inside it.
-    assert risky <= {"existingSecret", "passwordKey", "caSecret", "imagePullSecrets"}, risky
+    # Only references: a Secret's name (or a map of names), or the key inside it.
+    assert risky <= {"existingSecret", "existingSecrets", "passwordKey", "caSecret", "imagePullSecrets"}, risky
 
 
 def test_kafka_bootstrap_is_required():

@@ -54,14 +54,20 @@ def test_every_container_is_locked_down(good):
 
 
 def test_probes_use_grpc_health_on_the_served_port(good):
+    """The gRPC port, or with TLS (which the kubelet's probes cannot speak) the plaintext
+    health port the binary serves beside it."""
     name, docs = good
     for d in of_kind(docs, "Deployment"):
         (c,) = d["spec"]["template"]["spec"]["containers"]
-        grpc_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
-        listen = next(e["value"] for e in c["env"] if e["name"] == "ORDERLY_LISTEN_ADDR")
-        assert listen == f"0.0.0.0:{grpc_port}", "the server must listen where it is probed"
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert env["ORDERLY_LISTEN_ADDR"] == f"0.0.0.0:{ports['grpc']}", "the server must listen where it is called"
+        probed = ports["grpc"]
+        if "ORDERLY_TLS_CERT" in env:
+            probed = ports["health"]
+            assert env["ORDERLY_HEALTH_LISTEN_ADDR"] == f"0.0.0.0:{probed}", "health must listen where it is probed"
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert c[probe]["grpc"]["port"] == grpc_port, f"{d['metadata']['name']} {probe}"
+            assert c[probe]["grpc"]["port"] == probed, f"{d['metadata']['name']} {probe}"
             assert c[probe]["grpc"].get("service", "") == ""  # overall health
 
 

@@ -11,6 +11,7 @@ use tonic::service::Routes;
 
 use crate::{
     Shutdown,
+    auth::{AuthLayer, Rules, Verifier},
     config::{KafkaArgs, ServiceConfig},
     db,
     grpc::{self, GrpcServer},
@@ -18,6 +19,7 @@ use crate::{
     kafka::{EventProducer, topics},
     lease::{self, Lease},
     messaging::{EventConsumer, Handler, Relay, inbox, watch},
+    tls::Tls,
 };
 
 /// How long processed event ids are remembered; redeliveries arrive within minutes.
@@ -36,6 +38,10 @@ pub enum ComponentError {
     Kafka(#[from] crate::kafka::KafkaError),
     #[error(transparent)]
     Config(#[from] crate::grpc::InvalidEndpoint),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::TokenError),
     #[error("{0}")]
     Setting(String),
 }
@@ -45,6 +51,10 @@ pub struct Started {
     pub name: &'static str,
     pub db: DatabaseConnection,
     pub listener: TcpListener,
+    /// The TLS its server and its clients use, if on.
+    pub tls: Option<Tls>,
+    /// Checks callers' tokens, if auth is on.
+    verifier: Option<Verifier>,
     pub producer: EventProducer,
     /// Wake it after committing outbox rows.
     pub relay: Relay,
@@ -67,6 +77,9 @@ pub async fn start<M: MigratorTrait>(
     config: &ServiceConfig,
     shutdown: &Shutdown,
 ) -> Result<Started, ComponentError> {
+    let tls = Tls::start(name, &config.server.tls)?;
+    let reload_every = Duration::from_secs(config.server.tls.tls_reload_secs);
+    let verifier = Verifier::start(&config.server.auth, reload_every)?;
     let url = config.database.url_for(name);
     let db = db::connect_and_migrate_when_up::<M>(&url, config.database.pool(), shutdown).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
@@ -84,6 +97,14 @@ pub async fn start<M: MigratorTrait>(
         let _ = relay_task.await;
     });
     let health = Health::new(name);
+    if let Some(addr) = config.server.health_listen_addr {
+        let probes = grpc::bind(addr).await?;
+        background.spawn(grpc::serve_health_alone(
+            probes,
+            health.clone(),
+            shutdown.clone(),
+        ));
+    }
     let stuck_after = config.server.stuck_after();
     background.spawn(watch::outbox(
         watch::Outbox {
@@ -106,6 +127,8 @@ pub async fn start<M: MigratorTrait>(
         name,
         db,
         listener,
+        tls,
+        verifier,
         producer,
         relay,
         health,
@@ -178,16 +201,28 @@ impl Started {
         self.background.spawn(task);
     }
 
-    /// Serves `routes` until shutdown, then waits for consumers and the relay to finish and
-    /// flushes the producer.
+    /// Serves `routes` (whose callers `rules` names, when auth is on) until shutdown, then waits
+    /// for consumers and the relay to finish and flushes the producer.
     pub async fn serve(
         mut self,
         service_name: &'static str,
         routes: Routes,
+        rules: Rules,
         config: &ServiceConfig,
     ) -> Result<(), ComponentError> {
-        let served = GrpcServer::new(self.name, service_name, routes, self.health.clone())
-            .serve(self.listener, &config.server, self.shutdown.clone())
+        let auth = AuthLayer::new(
+            self.verifier.clone(),
+            service_name,
+            rules,
+            config.server.auth.reflection,
+        );
+        let served = GrpcServer::new(self.name, service_name, routes, self.health.clone(), auth)
+            .serve(
+                self.listener,
+                self.tls.clone(),
+                &config.server,
+                self.shutdown.clone(),
+            )
             .await;
         self.shutdown.trigger();
         // Consumers and the relay stop at their next step; one stuck on an unreachable broker

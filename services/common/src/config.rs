@@ -5,6 +5,8 @@ use std::{marker::PhantomData, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+use crate::{auth::AuthArgs, tls::TlsArgs};
+
 // Defaults shared by the flags and by configs built in code (`orderly dev`, tests).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
 const CONCURRENCY_LIMIT: usize = 1024;
@@ -54,6 +56,17 @@ pub struct ServerArgs {
     /// the oldest unpublished outbox event has waited this long
     #[arg(long, env = "ORDERLY_STUCK_AFTER_MS", default_value_t = STUCK_AFTER_MS)]
     pub stuck_after_ms: u64,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Also serve grpc.health.v1, and nothing else, in plaintext on this address: for probes
+    /// that cannot speak TLS (Kubernetes' gRPC probes)
+    #[arg(long, env = "ORDERLY_HEALTH_LISTEN_ADDR")]
+    pub health_listen_addr: Option<SocketAddr>,
 }
 
 impl ServerArgs {
@@ -65,6 +78,9 @@ impl ServerArgs {
             max_message_bytes: MAX_MESSAGE_BYTES,
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
             stuck_after_ms: STUCK_AFTER_MS,
+            tls: TlsArgs::default(),
+            auth: AuthArgs::default(),
+            health_listen_addr: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! server stack, databases and Kafka. Services hold their domain; this crate holds the rest,
 //! once.
 
+pub mod auth;
 pub mod component;
 pub mod config;
 pub mod db;
@@ -14,9 +15,11 @@ pub mod kafka;
 pub mod lease;
 pub mod messaging;
 pub mod metrics;
+pub mod reload;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod validate;
 
 pub use error::ApiError;

@@ -30,6 +30,8 @@ pub const GRPC_REQUEST_DURATION: &str = "orderly_grpc_request_duration_seconds";
 pub const HEALTH_SERVING: &str = "orderly_health_serving";
 pub const LEASE_HELD: &str = "orderly_lease_held";
 pub const UNDOS_REFUSED: &str = "orderly_undos_refused_total";
+pub const TLS_HANDSHAKES_FAILED: &str = "orderly_tls_handshakes_failed_total";
+pub const AUTH_REFUSED: &str = "orderly_auth_refused_total";
 
 /// Latency buckets from 1 ms to 60 s: hops take milliseconds, sagas up to their deadline.
 const BUCKETS: [f64; 16] = [
@@ -124,6 +126,14 @@ fn describe() {
     describe_counter!(
         UNDOS_REFUSED,
         "Releases and refunds refused because the order's saga was not rolling back"
+    );
+    describe_counter!(
+        TLS_HANDSHAKES_FAILED,
+        "Connections refused in the TLS handshake (plaintext, a certificate of another CA, none in time)"
+    );
+    describe_counter!(
+        AUTH_REFUSED,
+        "Requests refused for their caller, by method and code (UNAUTHENTICATED, PERMISSION_DENIED)"
     );
 }
 

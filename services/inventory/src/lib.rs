@@ -1,6 +1,7 @@
 //! The inventory service: products with their price and stock, and the reservations orders hold.
 //! Stock is always split three ways (available + reserved + sold) and never goes negative.
 
+mod access;
 mod domain;
 pub mod events;
 mod grpc;
@@ -34,13 +35,18 @@ pub struct Config {
 
 /// Runs the inventory service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let rollback = config.dependencies.rollback_check(NAME)?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    let rollback = (config.dependencies).rollback_check(NAME, started.tls.as_ref())?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
     let api = InventoryServiceServer::new(grpc::InventoryApi::new(started.db.clone(), rollback))
         .max_decoding_message_size(config.service.server.max_message_bytes());
     started
-        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .serve(
+            SERVICE_NAME,
+            Routes::new(api),
+            access::RULES,
+            &config.service,
+        )
         .await
 }

@@ -2,6 +2,7 @@
 
 use orderly_common::{
     ApiError,
+    auth::scope_to_caller,
     time::to_proto,
     validate::{self, Page},
 };
@@ -30,14 +31,16 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
+        let asked = validate::optional_identifier("customer_id", &request.get_ref().customer_id)?;
+        let customer_id = scope_to_caller(&request, asked)?;
         let request = request.into_inner();
         let order_id = validate::optional_uuid("order_id", &request.order_id)?;
-        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page.after_uuid("page")?;
-        let rows = notifications::list(&self.db, order_id, customer_id, after, page.size)
-            .await
-            .map_err(ApiError::from)?;
+        let rows =
+            notifications::list(&self.db, order_id, customer_id.as_deref(), after, page.size)
+                .await
+                .map_err(ApiError::from)?;
         Ok(Response::new(ListNotificationsResponse {
             next_page_token: page.next_uuid_token(rows.iter().map(|row| row.id)),
             notifications: rows.into_iter().map(notification_message).collect(),

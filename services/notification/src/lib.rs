@@ -1,6 +1,7 @@
 //! The notification service: tells customers the outcome of their orders, once per outcome, and
 //! remembers what it sent.
 
+mod access;
 mod events;
 mod grpc;
 mod sink;
@@ -62,6 +63,11 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     let api = NotificationServiceServer::new(grpc::NotificationApi::new(started.db.clone()))
         .max_decoding_message_size(config.service.server.max_message_bytes());
     started
-        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .serve(
+            SERVICE_NAME,
+            Routes::new(api),
+            access::RULES,
+            &config.service,
+        )
         .await
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use futures::Stream;
 use orderly_common::{
     ApiError,
+    auth::{Caller, scope_to_caller},
     time::to_proto,
     validate::{self, Page},
 };
@@ -51,6 +52,7 @@ type Updates = Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + S
 #[tonic::async_trait]
 impl OrderService for OrderApi {
     async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
+        Caller::check_acts_for(&request, &request.get_ref().customer_id)?;
         let order = self.placer.place(request.into_inner()).await?;
         Ok(Response::new(PlaceOrderResponse {
             order: Some(order_message(order)),
@@ -63,14 +65,16 @@ impl OrderService for OrderApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
+        Caller::check_acts_for(&request, &order.header.customer_id)?;
         Ok(Response::new(GetOrderResponse {
             order: Some(order_message(order)),
         }))
     }
 
     async fn list_orders(&self, request: Request<ListOrdersRequest>) -> Reply<ListOrdersResponse> {
+        let asked = validate::optional_identifier("customer_id", &request.get_ref().customer_id)?;
+        let customer_id = scope_to_caller(&request, asked)?;
         let request = request.into_inner();
-        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
         let status = match ProtoStatus::try_from(request.status) {
             Ok(status) => OrderStatus::from_proto(status),
             Err(_) => {
@@ -83,7 +87,7 @@ impl OrderService for OrderApi {
         };
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page.after_uuid("page")?;
-        let rows = orders::list(&self.db, customer_id, status, after, page.size)
+        let rows = orders::list(&self.db, customer_id.as_deref(), status, after, page.size)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(ListOrdersResponse {
@@ -104,6 +108,7 @@ impl OrderService for OrderApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
+        Caller::check_acts_for(&request, &order.header.customer_id)?;
         let db = self.db.clone();
         let read = move || {
             let db = db.clone();

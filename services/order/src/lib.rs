@@ -2,6 +2,7 @@
 //! server-side prices and surfaces each order's state: PENDING, then CONFIRMED or REJECTED,
 //! to a poll (GetOrder) or as a stream that ends with the decision (WatchOrder).
 
+mod access;
 mod admission;
 mod domain;
 mod events;
@@ -77,14 +78,14 @@ pub struct Config {
 
 /// Runs the order service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let clients = config.dependencies.clients(NAME)?;
+    let mut started =
+        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    let clients = config.dependencies.clients(NAME, started.tls.as_ref())?;
     let Ok([(_, inventory), (_, payment)]) = <[_; 2]>::try_from(clients) else {
         return Err(ComponentError::Setting(
             "order calls inventory and payment".into(),
         ));
     };
-    let mut started =
-        component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let watchers = watch::Watchers {
         hub: watch::Hub::default(),
         recheck: Duration::from_millis(config.watch_recheck_ms),
@@ -122,6 +123,11 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers))
         .max_decoding_message_size(config.service.server.max_message_bytes());
     started
-        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .serve(
+            SERVICE_NAME,
+            Routes::new(api),
+            access::RULES,
+            &config.service,
+        )
         .await
 }

@@ -2,6 +2,7 @@
 
 use orderly_common::{
     ApiError,
+    auth::{Caller, scope_to_caller},
     grpc::RollbackCheck,
     time::to_proto,
     validate::{self, Page},
@@ -99,6 +100,7 @@ impl PaymentService for PaymentApi {
 
     async fn get_account(&self, request: Request<GetAccountRequest>) -> Reply<GetAccountResponse> {
         let customer_id = validate::identifier("customer_id", &request.get_ref().customer_id)?;
+        Caller::check_acts_for(&request, customer_id)?;
         let account = accounts::find(&self.db, customer_id)
             .await
             .map_err(ApiError::from)?
@@ -145,12 +147,13 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<ListPaymentsRequest>,
     ) -> Reply<ListPaymentsResponse> {
+        let asked = validate::optional_identifier("customer_id", &request.get_ref().customer_id)?;
+        let customer_id = scope_to_caller(&request, asked)?;
         let request = request.into_inner();
-        let customer_id = validate::optional_identifier("customer_id", &request.customer_id)?;
         let order_id = validate::optional_uuid("order_id", &request.order_id)?;
         let page = Page::from_request("page", request.page.as_ref())?;
         let after = page.after_uuid("page")?;
-        let rows = payments::list(&self.db, customer_id, order_id, after, page.size)
+        let rows = payments::list(&self.db, customer_id.as_deref(), order_id, after, page.size)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(ListPaymentsResponse {

@@ -1,6 +1,7 @@
 //! The payment service: customer accounts, payments against them, and a ledger that explains
 //! every balance change. Money is integer minor units in the account's currency.
 
+mod access;
 mod domain;
 pub mod events;
 mod grpc;
@@ -32,13 +33,18 @@ pub struct Config {
 
 /// Runs the payment service until `shutdown`.
 pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentError> {
-    let rollback = config.dependencies.rollback_check(NAME)?;
     let mut started =
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
+    let rollback = (config.dependencies).rollback_check(NAME, started.tls.as_ref())?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
     let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone(), rollback))
         .max_decoding_message_size(config.service.server.max_message_bytes());
     started
-        .serve(SERVICE_NAME, Routes::new(api), &config.service)
+        .serve(
+            SERVICE_NAME,
+            Routes::new(api),
+            access::RULES,
+            &config.service,
+        )
         .await
 }

@@ -189,3 +189,21 @@ seccompProfile:
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end }}
+
+{{/* The Secret with a component's TLS files (tls.crt, tls.key, ca.crt): tls.existingSecrets
+     names it, else <component name>-tls, which tls.certManager's Certificate writes. */}}
+{{- define "orderly.tlsSecretName" -}}
+{{- $own := get .root.Values.tls.existingSecrets .component -}}
+{{- default (printf "%s-tls" (include "orderly.componentName" .)) $own -}}
+{{- end }}
+
+{{/* Seconds in a duration of hours, minutes and seconds ("2160h", "1h30m"; the schema allows
+     no other units), so the chart can compare two of them. */}}
+{{- define "orderly.durationSeconds" -}}
+{{- $unit := dict "h" 3600 "m" 60 "s" 1 -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+[hms]" . -1 -}}
+{{- $total = add $total (mul (regexFind "[0-9]+" . | atoi) (get $unit (regexFind "[hms]" .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end }}

@@ -42,6 +42,7 @@ use tower::{
 };
 
 use super::{InvalidEndpoint, breaker::Breaker};
+use crate::tls::TlsConnector;
 
 /// How often `dns:///` names are looked up again: a new replica gets calls, and a removed one
 /// stops getting them, within this long (the chart's preStop sleep covers it).
@@ -164,6 +165,7 @@ pub fn channel(
     name: &str,
     spec: &str,
     timeout: Duration,
+    tls: Option<TlsConnector>,
 ) -> Result<(Balanced, Replicas), InvalidEndpoint> {
     let targets = parse(name, spec)?;
     let replicas = Replicas::default();
@@ -171,6 +173,7 @@ pub fn channel(
     let connect = Connect {
         dependency: name.to_owned(),
         timeout,
+        tls,
         replicas: replicas.clone(),
         changes,
     };
@@ -196,17 +199,22 @@ pub fn channel(
 struct Connect {
     dependency: String,
     timeout: Duration,
+    /// Connections over TLS, when the component has it.
+    tls: Option<TlsConnector>,
     replicas: Replicas,
     changes: mpsc::UnboundedSender<ReplicaChange>,
 }
 
 impl Connect {
     fn insert(&self, url: &str) -> Result<(), ()> {
-        let channel = Endpoint::from_shared(url.to_owned())
+        let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|_| ())?
             .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .connect_lazy();
+            .connect_timeout(self.timeout);
+        let channel = match &self.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+            None => endpoint.connect_lazy(),
+        };
         let replica = Replica {
             url: url.to_owned(),
             channel,
@@ -374,7 +382,7 @@ pub(super) mod tests {
         let (a, to_a) = health_replica().await;
         let (b, to_b) = health_replica().await;
         let spec = format!("http://{a},http://{b}");
-        let (channel, replicas) = channel("health", &spec, Duration::from_secs(5)).unwrap();
+        let (channel, replicas) = channel("health", &spec, Duration::from_secs(5), None).unwrap();
         assert!(!replicas.none_known());
         for _ in 0..40 {
             HealthClient::new(channel.clone())
@@ -392,7 +400,7 @@ pub(super) mod tests {
     async fn a_name_brings_in_every_address_it_resolves_to() {
         let (a, to_a) = health_replica().await;
         let spec = format!("dns:///localhost:{}", a.port());
-        let (channel, replicas) = channel("health", &spec, Duration::from_secs(5)).unwrap();
+        let (channel, replicas) = channel("health", &spec, Duration::from_secs(5), None).unwrap();
         // The lookup runs in the background; until it answers, no replica is known.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while replicas.none_known() {

@@ -17,7 +17,10 @@ use super::{
     balance::{self, Balanced, Replicas},
     breaker::Breaker,
 };
-use crate::telemetry::propagation;
+use crate::{
+    telemetry::propagation,
+    tls::{Tls, TlsConnector},
+};
 
 const ATTEMPTS: u32 = 3;
 const FAILURES_TO_OPEN: u32 = 5;
@@ -44,14 +47,23 @@ pub struct Client {
 impl Client {
     /// `caller` calls dependency `name` at `endpoint`: a URL like `http://127.0.0.1:50052`, a
     /// comma-separated list of them, or `dns:///host:port` for every address of a name (see
-    /// [`super::balance`]). Connects on first use; must be called within a tokio runtime.
+    /// [`super::balance`]); over `tls` when given, the dependency proving it is `name`.
+    /// Connects on first use; must be called within a tokio runtime.
     pub fn new(
         caller: &'static str,
         name: &str,
         endpoint: &str,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> Result<Self, InvalidEndpoint> {
-        let (channel, replicas) = balance::channel(name, endpoint, timeout)?;
+        let invalid = || InvalidEndpoint {
+            name: name.to_owned(),
+            endpoint: endpoint.to_owned(),
+        };
+        let tls = tls
+            .map(|tls| TlsConnector::new(tls.clone(), name).map_err(|_| invalid()))
+            .transpose()?;
+        let (channel, replicas) = balance::channel(name, endpoint, timeout, tls)?;
         Ok(Self {
             caller,
             name: name.into(),
@@ -150,11 +162,15 @@ impl Interceptor for InjectTraceContext {
 }
 
 impl<C: crate::config::Callees> crate::config::DependencyArgs<C> {
-    /// `caller`'s client for each callee, by name.
-    pub fn clients(&self, caller: &'static str) -> Result<Vec<(String, Client)>, InvalidEndpoint> {
+    /// `caller`'s client for each callee, by name (over `tls` when given).
+    pub fn clients(
+        &self,
+        caller: &'static str,
+        tls: Option<&Tls>,
+    ) -> Result<Vec<(String, Client)>, InvalidEndpoint> {
         self.endpoints()
             .map(|(name, endpoint)| {
-                let client = Client::new(caller, name, endpoint, self.timeout())?;
+                let client = Client::new(caller, name, endpoint, self.timeout(), tls)?;
                 Ok((name.to_owned(), client))
             })
             .collect()
@@ -199,6 +215,7 @@ mod tests {
             "stock",
             "http://127.0.0.1:1",
             Duration::from_secs(1),
+            None,
         )
         .expect("valid endpoint");
         let calls = AtomicU32::new(0);
@@ -249,7 +266,8 @@ mod tests {
     async fn a_connection_reset_is_retried() {
         for read_first in [false, true] {
             let (endpoint, accepted) = resetting_dependency(read_first).await;
-            let client = Client::new("test", "stock", &endpoint, Duration::from_secs(1)).unwrap();
+            let client =
+                Client::new("test", "stock", &endpoint, Duration::from_secs(1), None).unwrap();
             let reply = client
                 .idempotent("grpc.health.v1.Health/Check", |channel| async move {
                     HealthClient::new(channel)
@@ -268,7 +286,8 @@ mod tests {
         let (live, answered) = super::super::balance::tests::health_replica().await;
         let (dead, resets) = resetting_dependency(false).await;
         let endpoints = format!("http://{live},{dead}");
-        let client = Client::new("test", "health", &endpoints, Duration::from_secs(1)).unwrap();
+        let client =
+            Client::new("test", "health", &endpoints, Duration::from_secs(1), None).unwrap();
         for _ in 0..30 {
             client
                 .idempotent("grpc.health.v1.Health/Check", |channel| async move {

@@ -11,4 +11,4 @@ mod server;
 pub use client::{Client, InvalidEndpoint, TracedChannel};
 pub use metrics_layer::code_name;
 pub use rollback::{AsksOrchestrator, RollbackCheck};
-pub use server::{GrpcServer, bind};
+pub use server::{GrpcServer, bind, serve_health_alone};

@@ -14,6 +14,7 @@ use super::{Client, InvalidEndpoint};
 use crate::{
     config::{Callee, Callees, DependencyArgs},
     metrics::UNDOS_REFUSED,
+    tls::Tls,
 };
 
 /// What a participant calls to check an undo: the orchestrator.
@@ -78,10 +79,14 @@ impl RollbackCheck {
 }
 
 impl DependencyArgs<AsksOrchestrator> {
-    /// `caller`'s check, asking the orchestrator at its endpoint.
-    pub fn rollback_check(&self, caller: &'static str) -> Result<RollbackCheck, InvalidEndpoint> {
+    /// `caller`'s check, asking the orchestrator at its endpoint (over `tls` when given).
+    pub fn rollback_check(
+        &self,
+        caller: &'static str,
+        tls: Option<&Tls>,
+    ) -> Result<RollbackCheck, InvalidEndpoint> {
         let (_, orchestrator) =
-            (self.clients(caller)?.pop()).expect("AsksOrchestrator declares one callee");
+            (self.clients(caller, tls)?.pop()).expect("AsksOrchestrator declares one callee");
         Ok(RollbackCheck::new(orchestrator))
     }
 }

@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use futures::future::BoxFuture;
+
 use tokio::net::TcpListener;
 use tonic::{
     codegen::http,
@@ -14,7 +16,14 @@ use tonic::{
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use super::metrics_layer::RequestMetricsLayer;
-use crate::{Shutdown, config::ServerArgs, health::Health, telemetry::propagation};
+use crate::{
+    Shutdown,
+    auth::AuthLayer,
+    config::ServerArgs,
+    health::Health,
+    telemetry::propagation,
+    tls::{Tls, incoming},
+};
 
 /// Binds a listener, with an error that names the address (a port in use is the usual cause).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -29,6 +38,7 @@ pub struct GrpcServer {
     service_name: &'static str,
     routes: Routes,
     health: Health,
+    auth: AuthLayer,
 }
 
 impl GrpcServer {
@@ -39,12 +49,14 @@ impl GrpcServer {
         service_name: &'static str,
         routes: Routes,
         health: Health,
+        auth: AuthLayer,
     ) -> Self {
         Self {
             component,
             service_name,
             routes,
             health,
+            auth,
         }
     }
 
@@ -53,6 +65,7 @@ impl GrpcServer {
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<Tls>,
         args: &ServerArgs,
         shutdown: Shutdown,
     ) -> Result<(), tonic::transport::Error> {
@@ -89,7 +102,7 @@ impl GrpcServer {
         // future, which ends when the response headers are ready: it bounds a server stream's
         // start (WatchOrder's first read), never the stream itself, so a stream lives until it
         // ends by itself. A client's `grpc-timeout` is applied the same way.
-        let server = Server::builder()
+        let router = Server::builder()
             .timeout(args.request_timeout())
             .load_shed(true)
             .trace_fn(move |request| request_span(component, request))
@@ -97,11 +110,18 @@ impl GrpcServer {
             // requests over one HTTP/2 connection is as welcome as many clients.
             .layer(GlobalConcurrencyLimitLayer::new(args.concurrency_limit))
             .layer(RequestMetricsLayer)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
+            // Inside the metrics: refused requests are counted with their code too.
+            .layer(self.auth)
+            .add_routes(routes);
+        let server: BoxFuture<'_, Result<(), tonic::transport::Error>> = match tls {
+            Some(tls) => {
+                Box::pin(router.serve_with_incoming_shutdown(incoming(listener, tls), draining))
+            }
+            None => Box::pin(router.serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 draining,
-            );
+            )),
+        };
         let grace_over = async {
             shutdown.requested().await;
             tokio::time::sleep(grace).await;
@@ -113,6 +133,21 @@ impl GrpcServer {
                 Ok(())
             }
         }
+    }
+}
+
+/// grpc.health.v1 alone, in plaintext, until shutdown (see `--health-listen-addr`).
+pub async fn serve_health_alone(listener: TcpListener, health: Health, shutdown: Shutdown) {
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, "health served in plaintext for probes");
+    let served = Server::builder()
+        .add_service(health.service())
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+            shutdown.requested().await;
+        })
+        .await;
+    if let Err(error) = served {
+        tracing::warn!(%error, "the plaintext health server stopped");
     }
 }
 
