@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use futures::future::BoxFuture;
 use orderly_common::{
     Shutdown,
+    auth::Rules,
     component::ComponentError,
     config::{Callee, Callees, DependencyArgs, ServiceConfig},
     db,
@@ -23,6 +24,8 @@ pub struct Component {
     pub api: &'static str,
     /// The components it calls (their endpoints are flags of its subcommand).
     pub calls: &'static [Callee],
+    /// Who may call each RPC of its API, when auth is on.
+    pub access: Rules,
     /// Brings its database (at a URL) up to date.
     pub migrate: fn(String, db::Pool) -> BoxFuture<'static, Result<(), DbErr>>,
     /// Runs it inside `orderly dev`, with defaults for everything `dev` does not set.
@@ -53,6 +56,7 @@ pub const ALL: [Component; 5] = [
         default_port: orderly_order::DEFAULT_PORT,
         api: orderly_proto::order::v1::order_service_server::SERVICE_NAME,
         calls: <orderly_order::Calls as Callees>::CALLEES,
+        access: orderly_order::access::RULES,
         migrate: migrate::<orderly_order::Migrator>,
         run_in_dev: order,
     },
@@ -61,6 +65,7 @@ pub const ALL: [Component; 5] = [
         default_port: orderly_inventory::DEFAULT_PORT,
         api: orderly_proto::inventory::v1::inventory_service_server::SERVICE_NAME,
         calls: <AsksOrchestrator as Callees>::CALLEES,
+        access: orderly_inventory::access::RULES,
         migrate: migrate::<orderly_inventory::Migrator>,
         run_in_dev: inventory,
     },
@@ -69,6 +74,7 @@ pub const ALL: [Component; 5] = [
         default_port: orderly_payment::DEFAULT_PORT,
         api: orderly_proto::payment::v1::payment_service_server::SERVICE_NAME,
         calls: <AsksOrchestrator as Callees>::CALLEES,
+        access: orderly_payment::access::RULES,
         migrate: migrate::<orderly_payment::Migrator>,
         run_in_dev: payment,
     },
@@ -77,6 +83,7 @@ pub const ALL: [Component; 5] = [
         default_port: orderly_notification::DEFAULT_PORT,
         api: orderly_proto::notification::v1::notification_service_server::SERVICE_NAME,
         calls: &[],
+        access: orderly_notification::access::RULES,
         migrate: migrate::<orderly_notification::Migrator>,
         run_in_dev: notification,
     },
@@ -85,6 +92,7 @@ pub const ALL: [Component; 5] = [
         default_port: orderly_orchestrator::DEFAULT_PORT,
         api: orderly_proto::saga::v1::saga_service_server::SERVICE_NAME,
         calls: <orderly_orchestrator::Calls as Callees>::CALLEES,
+        access: orderly_orchestrator::access::RULES,
         migrate: migrate::<orderly_orchestrator::Migrator>,
         run_in_dev: orchestrator,
     },
@@ -172,5 +180,27 @@ pub fn print() {
             calls.join(", ")
         );
         println!("{}", line.trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_of_every_component_has_a_rule() {
+        for component in &ALL {
+            let found = orderly_common::auth::mismatches(component.access, component.api);
+            assert!(found.is_empty(), "{}: {found:?}", component.name);
+        }
+    }
+
+    #[test]
+    fn certificates_can_name_every_component() {
+        let mut names: Vec<&str> = names().collect();
+        let mut known = orderly_common::auth::COMPONENTS.to_vec();
+        names.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(names, known);
     }
 }

@@ -1,7 +1,7 @@
 //! The saga orchestrator: follows every event of each order's saga, decides its outcome, runs
 //! compensations, and shows each saga's state, steps and history through SagaService.
 
-mod access;
+pub mod access;
 mod core;
 mod grpc;
 mod runtime;

@@ -169,3 +169,101 @@ fn order_id_in(output: &str) -> Option<String> {
     let (id, _) = after.split_once('"')?;
     Some(id.to_owned())
 }
+
+/// The README's secure walk-through, line by line, against `orderly dev --secure` (its data
+/// directory is `orderly-data` in the directory the lines run in, as in the README): the default
+/// ports are swapped for the test's, `orderly` is this build, and `NAME=$(...)` lines set what
+/// later lines use. A line after a comment naming an error code must fail with that code.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_secure_walkthrough_works_verbatim() {
+    if !grpcurl_installed() {
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("<!-- secure walkthrough")
+        .expect("README has a secure walkthrough block");
+    let end = readme
+        .find("<!-- /secure walkthrough -->")
+        .expect("the secure walkthrough block ends");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("orderly-data");
+    std::fs::create_dir(&data).unwrap();
+    let dev = Dev::start_with_env(&data, &[("ORDERLY_SECURE", "true")], None).await;
+    let bin_dir = std::path::Path::new(crate::support::process::BIN)
+        .parent()
+        .expect("the binary's directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let mut expected_error = None;
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut commands = 0;
+    for line in readme[start..end].lines().map(str::trim) {
+        if line.starts_with('#') {
+            expected_error = [
+                ("UNAUTHENTICATED", "Unauthenticated"),
+                ("PERMISSION_DENIED", "PermissionDenied"),
+            ]
+            .into_iter()
+            .find(|(name, _)| line.contains(name))
+            .map(|(_, code)| code);
+            continue;
+        }
+        if line.is_empty() || line.starts_with("```") || line.starts_with("<!--") {
+            continue;
+        }
+        if line.starts_with("cargo run") {
+            continue; // the test started it
+        }
+        let mut command = line.to_owned();
+        for (default_port, (_, addr)) in (50051..).zip(&dev.endpoints) {
+            command = command.replace(
+                &format!("localhost:{default_port}"),
+                &format!("localhost:{}", addr.port()),
+            );
+        }
+        let run = |command: &str, vars: &[(String, String)]| {
+            Command::new("bash")
+                .args(["-c", command])
+                .current_dir(dir.path())
+                .env("PATH", &path)
+                .envs(vars.iter().map(|(name, value)| (name, value)))
+                .output()
+                .expect("bash runs")
+        };
+        // `NAME=$(command)`: what later lines use.
+        if let Some((name, rest)) = command.split_once("=$(") {
+            let output = run(rest.strip_suffix(')').expect("NAME=$(command)"), &vars);
+            assert!(output.status.success(), "{line}");
+            let value = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+            vars.push((name.to_owned(), value));
+            commands += 1;
+            continue;
+        }
+        let output = run(&command, &vars);
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        match expected_error.take() {
+            None => assert!(output.status.success(), "{line}\n{printed}"),
+            Some(code) => {
+                assert!(!output.status.success(), "should fail: {line}");
+                assert!(
+                    printed.contains(&format!("Code: {code}")),
+                    "{line}\n{printed}"
+                );
+            }
+        }
+        commands += 1;
+    }
+    assert!(
+        commands >= 8,
+        "only {commands} lines in the secure walkthrough"
+    );
+}

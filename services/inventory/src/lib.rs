@@ -1,7 +1,7 @@
 //! The inventory service: products with their price and stock, and the reservations orders hold.
 //! Stock is always split three ways (available + reserved + sold) and never goes negative.
 
-mod access;
+pub mod access;
 mod domain;
 pub mod events;
 mod grpc;

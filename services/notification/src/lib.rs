@@ -1,7 +1,7 @@
 //! The notification service: tells customers the outcome of their orders, once per outcome, and
 //! remembers what it sent.
 
-mod access;
+pub mod access;
 mod events;
 mod grpc;
 mod sink;

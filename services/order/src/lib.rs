@@ -2,7 +2,7 @@
 //! server-side prices and surfaces each order's state: PENDING, then CONFIRMED or REJECTED,
 //! to a poll (GetOrder) or as a stream that ends with the decision (WatchOrder).
 
-mod access;
+pub mod access;
 mod admission;
 mod domain;
 mod events;

@@ -1,7 +1,7 @@
 //! The payment service: customer accounts, payments against them, and a ledger that explains
 //! every balance change. Money is integer minor units in the account's currency.
 
-mod access;
+pub mod access;
 mod domain;
 pub mod events;
 mod grpc;

@@ -70,6 +70,24 @@ pub struct Access {
     pub components: &'static [&'static str],
 }
 
+impl Access {
+    /// Tokens with any of `roles`.
+    pub const fn roles(roles: &'static [Role]) -> Self {
+        Self {
+            roles,
+            components: &[],
+        }
+    }
+
+    /// These components' certificates, and nothing else.
+    pub const fn components(components: &'static [&'static str]) -> Self {
+        Self {
+            roles: &[],
+            components,
+        }
+    }
+}
+
 /// Each RPC of a service by method name (`PlaceOrder`), and who may call it.
 pub type Rules = &'static [(&'static str, Access)];
 
