@@ -110,13 +110,7 @@ async fn readme_walkthrough_works_verbatim() {
         if !line.starts_with("grpcurl ") {
             continue;
         }
-        let mut command = line.to_owned();
-        for (default_port, (_, addr)) in (50051..).zip(&dev.endpoints) {
-            command = command.replace(
-                &format!("localhost:{default_port}"),
-                &format!("localhost:{}", addr.port()),
-            );
-        }
+        let mut command = on_test_ports(line, &dev);
         const ORDER_ID: &str = r#""order_id": "...""#;
         if command.contains(ORDER_ID) {
             let id = last_order_id
@@ -145,16 +139,7 @@ async fn readme_walkthrough_works_verbatim() {
                 "{line}\n{printed}"
             );
         }
-        match expected_error.take() {
-            None => assert!(output.status.success(), "{line}\n{printed}"),
-            Some(code) => {
-                assert!(!output.status.success(), "should fail: {line}");
-                assert!(
-                    printed.contains(&format!("Code: {code}")),
-                    "{line}\n{printed}"
-                );
-            }
-        }
+        assert_outcome(line, &output, expected_error.take());
         commands += 1;
     }
     assert!(
@@ -219,13 +204,7 @@ async fn readme_secure_walkthrough_works_verbatim() {
         if line.starts_with("cargo run") {
             continue; // the test started it
         }
-        let mut command = line.to_owned();
-        for (default_port, (_, addr)) in (50051..).zip(&dev.endpoints) {
-            command = command.replace(
-                &format!("localhost:{default_port}"),
-                &format!("localhost:{}", addr.port()),
-            );
-        }
+        let command = on_test_ports(line, &dev);
         let run = |command: &str, vars: &[(String, String)]| {
             Command::new("bash")
                 .args(["-c", command])
@@ -245,25 +224,40 @@ async fn readme_secure_walkthrough_works_verbatim() {
             continue;
         }
         let output = run(&command, &vars);
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        match expected_error.take() {
-            None => assert!(output.status.success(), "{line}\n{printed}"),
-            Some(code) => {
-                assert!(!output.status.success(), "should fail: {line}");
-                assert!(
-                    printed.contains(&format!("Code: {code}")),
-                    "{line}\n{printed}"
-                );
-            }
-        }
+        assert_outcome(line, &output, expected_error.take());
         commands += 1;
     }
     assert!(
         commands >= 8,
         "only {commands} lines in the secure walkthrough"
     );
+}
+
+/// `line` with the default ports (50051 for order, ...) swapped for `dev`'s.
+fn on_test_ports(line: &str, dev: &Dev) -> String {
+    let mut command = line.to_owned();
+    for (default_port, (_, addr)) in (50051..).zip(&dev.endpoints) {
+        command = command.replace(
+            &format!("localhost:{default_port}"),
+            &format!("localhost:{}", addr.port()),
+        );
+    }
+    command
+}
+
+/// A walk-through line succeeded, or failed with the code the comment above it named.
+fn assert_outcome(line: &str, output: &std::process::Output, expected_error: Option<&str>) {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match expected_error {
+        None => assert!(output.status.success(), "{line}\n{printed}"),
+        Some(code) => {
+            assert!(!output.status.success(), "should fail: {line}");
+            let says = format!("Code: {code}");
+            assert!(printed.contains(&says), "{line}\n{printed}");
+        }
+    }
 }

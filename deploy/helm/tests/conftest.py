@@ -81,6 +81,31 @@ def settings_configmap(docs) -> dict:
     return cm
 
 
+def component_of(doc) -> str:
+    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def pods(docs) -> dict[str, tuple[dict, dict]]:
+    """component -> (pod spec, its one container) of every Deployment."""
+    out = {}
+    for d in of_kind(docs, "Deployment"):
+        spec = d["spec"]["template"]["spec"]
+        (c,) = spec["containers"]
+        out[component_of(d)] = (spec, c)
+    return out
+
+
+def volume(spec, name: str) -> dict | None:
+    """The pod's volume called `name`, if any."""
+    found = [v for v in spec["volumes"] if v["name"] == name]
+    return found[0] if found else None
+
+
+def env_values(container) -> dict[str, str | None]:
+    """name -> value of the container's env (None for one taken from a Secret or ConfigMap)."""
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
 def pod_specs(docs) -> list[tuple[str, dict]]:
     """(Kind/name, pod spec) of every workload: Deployments and the migration Job."""
     return [

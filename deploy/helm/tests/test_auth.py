@@ -11,6 +11,7 @@ import helm_python as helm
 import pytest
 
 from conftest import (
+    component_of, env_values, pods, volume,
     COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, help_text, load_values,
     manifests, of_kind, render, rendered_set,
 )
@@ -28,29 +29,6 @@ def _with_auth(**auth) -> dict:
 
 
 SECRET_JWKS = _with_auth(jwks={"existingSecret": "orderly-jwks"})
-
-
-def _component(doc) -> str:
-    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
-
-
-def _pods(docs) -> dict[str, tuple[dict, dict]]:
-    """component -> (pod spec, its one container) of every Deployment."""
-    out = {}
-    for d in of_kind(docs, "Deployment"):
-        spec = d["spec"]["template"]["spec"]
-        (c,) = spec["containers"]
-        out[_component(d)] = (spec, c)
-    return out
-
-
-def _auth_volume(spec) -> dict | None:
-    found = [v for v in spec["volumes"] if v["name"] == "auth"]
-    return found[0] if found else None
-
-
-def _env(c) -> dict[str, str | None]:
-    return {e["name"]: e.get("value") for e in c["env"]}
 
 
 def _uses_auth(name: str) -> bool:
@@ -78,12 +56,12 @@ def test_without_auth_nothing_of_it_renders(good):
     name, docs = good
     if _uses_auth(name):
         return
-    for component, (spec, c) in _pods(docs).items():
+    for component, (spec, c) in pods(docs).items():
         where = f"{name}: {component}"
-        env = _env(c)
+        env = env_values(c)
         assert not [n for n in env if n.startswith("ORDERLY_AUTH_")], where
         assert "ORDERLY_REFLECTION" not in env, where
-        assert _auth_volume(spec) is None, where
+        assert volume(spec, "auth") is None, where
         assert AUTH_DIR not in {m["mountPath"] for m in c["volumeMounts"]}, where
 
 
@@ -104,14 +82,14 @@ def test_every_component_mounts_the_jwks_and_gets_the_settings(jwks, source):
     key the binary is pointed at, and the settings at the chart's defaults, which are the
     binary's."""
     docs = manifests(render(_with_auth(jwks=jwks)))
-    pods = _pods(docs)
-    assert set(pods) == set(COMPONENTS)
+    by_component = pods(docs)
+    assert set(by_component) == set(COMPONENTS)
     key = jwks.get("key", "jwks.json")
-    for component, (spec, c) in pods.items():
-        assert _auth_volume(spec) == {"name": "auth", **source}, component
+    for component, (spec, c) in by_component.items():
+        assert volume(spec, "auth") == {"name": "auth", **source}, component
         (mount,) = [m for m in c["volumeMounts"] if m["name"] == "auth"]
         assert mount == {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}, component
-        env = _env(c)
+        env = env_values(c)
         assert {n: env.get(n) for n in AUTH_ENV} == {
             "ORDERLY_AUTH_JWKS": f"{AUTH_DIR}/{key}",
             "ORDERLY_AUTH_ISSUER": "orderly",
@@ -120,14 +98,14 @@ def test_every_component_mounts_the_jwks_and_gets_the_settings(jwks, source):
             "ORDERLY_REFLECTION": "open",
         }, component
         # The file the binary reads is the one the volume projects.
-        (item,) = _auth_volume(spec)[next(iter(source))]["items"]
+        (item,) = volume(spec, "auth")[next(iter(source))]["items"]
         assert env["ORDERLY_AUTH_JWKS"] == f"{mount['mountPath']}/{item['path']}", component
         assert "ORDERLY_TLS_CERT" in env, f"{component}: auth without TLS"
 
 
 def test_all_on_sets_its_own_auth_settings():
-    for component, (spec, c) in _pods(rendered_set("all-on")).items():
-        env = _env(c)
+    for component, (spec, c) in pods(rendered_set("all-on")).items():
+        env = env_values(c)
         assert {n: env.get(n) for n in AUTH_ENV} == {
             "ORDERLY_AUTH_JWKS": f"{AUTH_DIR}/keys.json",
             "ORDERLY_AUTH_ISSUER": "https://id.example.com",
@@ -135,7 +113,7 @@ def test_all_on_sets_its_own_auth_settings():
             "ORDERLY_AUTH_LEEWAY_SECS": "30",
             "ORDERLY_REFLECTION": "authenticated",
         }, component
-        assert _auth_volume(spec)["secret"]["secretName"] == "orderly-jwks", component
+        assert volume(spec, "auth")["secret"]["secretName"] == "orderly-jwks", component
 
 
 def test_migrations_get_no_auth():
@@ -144,7 +122,7 @@ def test_migrations_get_no_auth():
     for docs in (manifests(render(SECRET_JWKS)), rendered_set("all-on")):
         (job,) = of_kind(docs, "Job")
         spec = job["spec"]["template"]["spec"]
-        assert _auth_volume(spec) is None
+        assert volume(spec, "auth") is None
         for c in spec["containers"]:
             assert not [e for e in c["env"] if e["name"].startswith("ORDERLY_AUTH_")]
 
@@ -216,8 +194,8 @@ def test_auth_settings_that_cannot_work_are_refused(values, message):
 def test_what_is_refused_with_auth_on_is_fine_without_it():
     # auth off: its JWKS sources are not read, and TLS is not needed.
     docs = manifests(render({**REQUIRED, "auth": {"jwks": {"existingSecret": "a", "configMap": "b"}}}))
-    for component, (spec, c) in _pods(docs).items():
-        assert _auth_volume(spec) is None, component
+    for component, (spec, c) in pods(docs).items():
+        assert volume(spec, "auth") is None, component
 
 
 BAD = {

@@ -12,6 +12,7 @@ import helm_python as helm
 import pytest
 
 from conftest import (
+    component_of, env_values, pods, volume,
     COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, headless_services,
     help_text, load_values, manifests, of_kind, render, rendered_set, services,
 )
@@ -25,29 +26,6 @@ TLS_ENV = {
 ISSUER = {"name": "orderly-ca"}
 TLS_ON = {**REQUIRED, "tls": {"enabled": True}}
 CERT_MANAGER = {**REQUIRED, "tls": {"enabled": True, "certManager": {"enabled": True, "issuerRef": ISSUER}}}
-
-
-def _component(doc) -> str:
-    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
-
-
-def _pods(docs) -> dict[str, tuple[dict, dict]]:
-    """component -> (pod spec, its one container) of every Deployment."""
-    out = {}
-    for d in of_kind(docs, "Deployment"):
-        spec = d["spec"]["template"]["spec"]
-        (c,) = spec["containers"]
-        out[_component(d)] = (spec, c)
-    return out
-
-
-def _tls_volume(spec) -> dict | None:
-    found = [v for v in spec["volumes"] if v["name"] == "tls"]
-    return found[0] if found else None
-
-
-def _env(c) -> dict[str, str | None]:
-    return {e["name"]: e.get("value") for e in c["env"]}
 
 
 def _uses_tls(name: str) -> bool:
@@ -67,12 +45,12 @@ def test_without_tls_nothing_of_it_renders(good):
     if _uses_tls(name):
         return
     assert not of_kind(docs, "Certificate"), name
-    for component, (spec, c) in _pods(docs).items():
+    for component, (spec, c) in pods(docs).items():
         where = f"{name}: {component}"
-        env = _env(c)
+        env = env_values(c)
         assert not [n for n in env if n.startswith("ORDERLY_TLS_")], where
         assert "ORDERLY_HEALTH_LISTEN_ADDR" not in env, where
-        assert _tls_volume(spec) is None, where
+        assert volume(spec, "tls") is None, where
         assert TLS_DIR not in {m["mountPath"] for m in c["volumeMounts"]}, where
         assert "health" not in {p["name"] for p in c["ports"]}, where
         grpc_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
@@ -88,16 +66,16 @@ def test_every_component_mounts_its_own_secret(values):
     whole (a subPath would never see a renewal) and read-only, with the three keys named."""
     overrides = {"payment": "payment-certs"} if values == "one existing Secret" else {}
     docs = manifests(render({**REQUIRED, "tls": {"enabled": True, "existingSecrets": overrides}}))
-    pods = _pods(docs)
-    assert set(pods) == set(COMPONENTS)
-    for component, (spec, c) in pods.items():
-        volume = _tls_volume(spec)
-        assert volume, component
+    by_component = pods(docs)
+    assert set(by_component) == set(COMPONENTS)
+    for component, (spec, c) in by_component.items():
+        mounted = volume(spec, "tls")
+        assert mounted, component
         want = overrides.get(component, f"{RELEASE}-orderly-{component}-tls")
-        assert volume["secret"]["secretName"] == want, component
-        assert {i["key"]: i["path"] for i in volume["secret"]["items"]} == {
+        assert mounted["secret"]["secretName"] == want, component
+        assert {i["key"]: i["path"] for i in mounted["secret"]["items"]} == {
             "tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"}, component
-        assert volume["secret"]["defaultMode"] == 0o440, "the key readable by the pod's group only"
+        assert mounted["secret"]["defaultMode"] == 0o440, "the key readable by the pod's group only"
         (mount,) = [m for m in c["volumeMounts"] if m["name"] == "tls"]
         assert mount == {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}, component
     assert not of_kind(docs, "Certificate"), "no Certificate without certManager.enabled"
@@ -106,14 +84,14 @@ def test_every_component_mounts_its_own_secret(values):
 @pytest.mark.parametrize("name, health_port, reload", [("tls-on", 8086, "10"), ("all-on", 8087, "30")])
 def test_components_get_the_tls_settings_and_probes_ask_the_health_port(name, health_port, reload):
     docs = manifests(render(TLS_ON)) if name == "tls-on" else rendered_set(name)
-    pods = _pods(docs)
-    assert set(pods) == set(COMPONENTS)
-    for component, (spec, c) in pods.items():
-        env = _env(c)
+    by_component = pods(docs)
+    assert set(by_component) == set(COMPONENTS)
+    for component, (spec, c) in by_component.items():
+        env = env_values(c)
         assert {n: env.get(n) for n in TLS_ENV} == TLS_ENV, component
         assert env["ORDERLY_TLS_RELOAD_SECS"] == reload, component
-        # Every file the binary is pointed at is one the Secret volume projects.
-        items = {f"{TLS_DIR}/{i['path']}" for i in _tls_volume(spec)["secret"]["items"]}
+        # Every file the binary is pointed at is one the Secret mounted projects.
+        items = {f"{TLS_DIR}/{i['path']}" for i in volume(spec, "tls")["secret"]["items"]}
         assert set(TLS_ENV.values()) == items, component
         listen = env["ORDERLY_HEALTH_LISTEN_ADDR"]
         assert listen == f"0.0.0.0:{health_port}", component
@@ -149,7 +127,7 @@ def test_network_policies_are_the_same_with_tls():
     assert policies(with_tls) == policies(plain)
     for p in of_kind(rendered_set("all-on"), "NetworkPolicy"):
         ports = {port["port"] for r in p["spec"]["ingress"] for port in r["ports"]}
-        assert ports <= {"grpc", "metrics"}, f"{_component(p)} opens {ports}"
+        assert ports <= {"grpc", "metrics"}, f"{component_of(p)} opens {ports}"
 
 
 def test_chart_defaults_are_the_binarys():
@@ -174,11 +152,11 @@ def test_notes_show_grpcurl_over_tls():
 
 def test_cert_manager_issues_one_certificate_per_component():
     docs = rendered_set("all-on")
-    certs = {_component(c): c for c in of_kind(docs, "Certificate")}
+    certs = {component_of(c): c for c in of_kind(docs, "Certificate")}
     assert set(certs) == set(COMPONENTS)
-    mounted = {component: _tls_volume(spec)["secret"]["secretName"]
-               for component, (spec, _) in _pods(docs).items()}
-    by_component = lambda found: {_component(s): s["metadata"]["name"] for s in found}
+    mounted = {component: volume(spec, "tls")["secret"]["secretName"]
+               for component, (spec, _) in pods(docs).items()}
+    by_component = lambda found: {component_of(s): s["metadata"]["name"] for s in found}
     svc, headless = by_component(services(docs)), by_component(headless_services(docs))
     for component, cert in certs.items():
         assert cert["apiVersion"] == "cert-manager.io/v1"
@@ -207,7 +185,7 @@ def test_dns_names_are_not_repeated_when_the_release_is_named_orderly():
     certs = of_kind(manifests(rendered), "Certificate")
     assert len(certs) == len(COMPONENTS)
     for cert in certs:
-        component = _component(cert)
+        component = component_of(cert)
         assert cert["spec"]["dnsNames"] == [
             f"orderly-{component}", f"orderly-{component}.orderly.svc",
             f"orderly-{component}-headless", f"orderly-{component}-headless.orderly.svc",
