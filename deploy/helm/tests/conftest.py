@@ -81,6 +81,13 @@ def settings_configmap(docs) -> dict:
     return cm
 
 
+def schema_error(values: dict) -> str:
+    """The message of the schema's refusal of `values` (fails if they are accepted)."""
+    with pytest.raises(helm.HelmValuesError) as err:
+        chart().validate_schema(values)
+    return str(err.value)
+
+
 def component_of(doc) -> str:
     return doc["metadata"]["labels"]["app.kubernetes.io/component"]
 
