@@ -465,7 +465,7 @@ impl System {
     }
 
     /// Points every process that calls `kind` at every replica of `kind` (as a headless Service
-    /// does in a cluster), restarting each with the new list.
+    /// does in a cluster), restarting each (SIGTERM, then start) with the new list.
     pub async fn point_callers_at_every(&mut self, kind: &str) {
         let key = format!("ORDERLY_{}_ENDPOINT", kind.to_uppercase());
         let every = (self.components.iter())
@@ -482,7 +482,11 @@ impl System {
             .map(|c| c.name.clone())
             .collect();
         for caller in callers {
-            self.kill(&caller);
+            // Stopped cleanly, as a rollout does: a SIGKILL here could leave a published event
+            // unmarked in its outbox, which the next publisher sends again.
+            self.stop(&caller);
+            let stopped = self.wait_exit(&caller, Duration::from_secs(30)).await;
+            assert!(stopped.is_some(), "{caller} did not stop within 30 s");
             self.set_env(&caller, &key, &every);
             self.restart(&caller).await;
         }
