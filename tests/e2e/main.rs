@@ -24,6 +24,7 @@ mod lanes;
 mod limits;
 mod migrate;
 mod observability;
+mod rate_limits;
 mod replicas;
 mod saga;
 mod scale_out;

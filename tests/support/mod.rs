@@ -230,6 +230,7 @@ impl System {
     pub async fn start(mut options: Options) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orderly-test-")
+            .disable_cleanup(std::env::var_os("KEEP_TEST_DIRS").is_some())
             .tempdir()
             .expect("temp dir");
         let kafka_port = free_port();

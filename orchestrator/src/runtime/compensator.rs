@@ -6,7 +6,13 @@
 //! keeps that order. Pending compensations are read from the database, so they resume after a
 //! restart.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use futures::{StreamExt, stream};
 
 use metrics::counter;
 use orderly_common::{
@@ -39,8 +45,35 @@ pub struct Compensator<S, P> {
     pub settings: Settings,
 }
 
-/// When each failing compensation (order, step name) may be tried again.
-pub type NotBefore = HashMap<(Uuid, String), Instant>;
+/// How many orders are rolled back at once. Each compensation waits on a participant (which
+/// asks this orchestrator whether the saga rolls back) and on a commit: taken one at a time,
+/// a burst of rejected orders queues behind that round trip.
+const ORDERS_AT_ONCE: usize = 32;
+
+/// When each failing compensation (order, step name) may be tried again; shared by the orders
+/// a round rolls back at once (the lock is never held across an await).
+#[derive(Default)]
+pub struct NotBefore(Mutex<HashMap<(Uuid, String), Instant>>);
+
+impl NotBefore {
+    fn entries(&self) -> MutexGuard<'_, HashMap<(Uuid, String), Instant>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn backing_off(&self, key: &(Uuid, String)) -> bool {
+        self.entries()
+            .get(key)
+            .is_some_and(|at| Instant::now() < *at)
+    }
+
+    fn retry_at(&self, key: (Uuid, String), at: Instant) {
+        self.entries().insert(key, at);
+    }
+
+    fn clear(&self, key: &(Uuid, String)) {
+        self.entries().remove(key);
+    }
+}
 
 /// One open compensation, with what its definition says about it.
 struct Open<'a> {
@@ -66,11 +99,11 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
     pub async fn run(self, wake: Arc<Notify>, mut lease: Lease, shutdown: Shutdown) {
         // When each failing compensation may be tried again (in memory: after a restart, or a
         // takeover, every open compensation is simply tried at once).
-        let mut not_before: NotBefore = HashMap::new();
+        let not_before = NotBefore::default();
         loop {
             let tick = match lease.fence() {
                 None => Duration::MAX, // another replica runs them
-                Some(fence) => match self.round(&mut not_before, &fence).await {
+                Some(fence) => match self.round(&not_before, &fence).await {
                     Ok(0) => self.settings.recheck,
                     Ok(_) => TICK,
                     Err(error) => {
@@ -88,18 +121,38 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
         }
     }
 
-    /// Attempts every open compensation that is due; returns how many are open (parked sagas'
-    /// wait for an operator, who wakes the compensator, and do not count).
-    async fn round(&self, not_before: &mut NotBefore, fence: &Fence) -> Result<usize, DbErr> {
+    /// Attempts every open compensation that is due, several orders at once and each order's
+    /// in the order the core opened them; returns how many are open (parked sagas' wait for an
+    /// operator, who wakes the compensator, and do not count).
+    async fn round(&self, not_before: &NotBefore, fence: &Fence) -> Result<usize, DbErr> {
         let open = self.db.compensating().await?;
+        let mut by_order: HashMap<Uuid, Vec<steps::Model>> = HashMap::new();
+        for row in open {
+            by_order.entry(row.order_id).or_default().push(row);
+        }
+        // Every order's attempt runs to its end (none is dropped halfway when another fails).
+        let counted: Vec<Result<usize, DbErr>> = stream::iter(by_order.into_values())
+            .map(|rows| self.roll_back(rows, not_before, fence))
+            .buffer_unordered(ORDERS_AT_ONCE)
+            .collect()
+            .await;
+        counted.into_iter().sum()
+    }
+
+    /// Attempts one order's open compensations that are due, in turn; returns how many are open.
+    async fn roll_back(
+        &self,
+        rows: Vec<steps::Model>,
+        not_before: &NotBefore,
+        fence: &Fence,
+    ) -> Result<usize, DbErr> {
         let mut count = 0;
-        for row in &open {
-            let key = (row.order_id, row.name.clone());
-            if not_before.get(&key).is_some_and(|at| Instant::now() < *at) {
-                count += 1; // backing off: tried again at a later tick
+        for row in rows {
+            if not_before.backing_off(&(row.order_id, row.name.clone())) {
+                count += 1; // tried again at a later tick
                 continue;
             }
-            count += usize::from(self.try_now(row, not_before, fence).await?);
+            count += usize::from(self.try_now(&row, not_before, fence).await?);
         }
         Ok(count)
     }
@@ -110,7 +163,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
     pub async fn try_now(
         &self,
         row: &steps::Model,
-        not_before: &mut NotBefore,
+        not_before: &NotBefore,
         fence: &Fence,
     ) -> Result<bool, DbErr> {
         let Some(saga) = self.db.saga(row.order_id).await? else {
@@ -161,7 +214,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
     async fn attempt(
         &self,
         open: &Open<'_>,
-        not_before: &mut NotBefore,
+        not_before: &NotBefore,
         fence: &Fence,
     ) -> Result<(), DbErr> {
         let (order_id, step, name) = (open.row.order_id, open.step, open.name().to_owned());
@@ -169,7 +222,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
         match self.compensate(open).await {
             Ok(detail) => {
                 orderly_common::crash_point!("compensator.after_rpc");
-                not_before.remove(&key);
+                not_before.clear(&key);
                 counter!(names::COMPENSATION_ATTEMPTS, "step" => name.clone(), "result" => "ok")
                     .increment(1);
                 self.record(order_id, core::Event::Compensated(step), detail, fence)
@@ -183,7 +236,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
                 tracing::warn!(order_id = %order_id, step = name, attempts, %error, "compensation failed");
                 let policy = self.settings.retry(open.definition, step);
                 if attempts >= policy.max_attempts {
-                    not_before.remove(&key);
+                    not_before.clear(&key);
                     let failing = core::Event::CompensationFailing {
                         step,
                         reason: error.clone(),
@@ -197,7 +250,7 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
                     .await?;
                     counter!(names::SAGAS_PARKED).increment(1);
                 } else {
-                    not_before.insert(key, Instant::now() + policy.backoff(attempts));
+                    not_before.retry_at(key, Instant::now() + policy.backoff(attempts));
                 }
             }
         }

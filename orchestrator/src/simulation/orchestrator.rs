@@ -194,9 +194,8 @@ impl Orchestrator {
             let Some(row) = self.store.step(uuid(order), &name).await? else {
                 return Ok(false);
             };
-            let mut not_before = NotBefore::new();
             compensator
-                .try_now(&row, &mut not_before, &self.fence)
+                .try_now(&row, &NotBefore::default(), &self.fence)
                 .await
         });
         if let Err(error) = tried

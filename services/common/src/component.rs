@@ -11,7 +11,7 @@ use tonic::service::Routes;
 
 use crate::{
     Shutdown,
-    auth::{AuthLayer, Rules, Verifier},
+    auth::{AuthLayer, RateLimits, Rules, Verifier},
     config::{KafkaArgs, ServiceConfig},
     db,
     grpc::{self, GrpcServer},
@@ -215,6 +215,10 @@ impl Started {
             service_name,
             rules,
             config.server.auth.reflection,
+            RateLimits::new(
+                config.server.auth.rate_limit_per_sec,
+                config.server.auth.rate_limit_burst,
+            ),
         );
         let served = GrpcServer::new(self.name, service_name, routes, self.health.clone(), auth)
             .serve(

@@ -32,6 +32,7 @@ pub const LEASE_HELD: &str = "orderly_lease_held";
 pub const UNDOS_REFUSED: &str = "orderly_undos_refused_total";
 pub const TLS_HANDSHAKES_FAILED: &str = "orderly_tls_handshakes_failed_total";
 pub const AUTH_REFUSED: &str = "orderly_auth_refused_total";
+pub const RATE_LIMITED: &str = "orderly_rate_limited_total";
 
 /// Latency buckets from 1 ms to 60 s: hops take milliseconds, sagas up to their deadline.
 const BUCKETS: [f64; 16] = [
@@ -130,6 +131,10 @@ fn describe() {
     describe_counter!(
         TLS_HANDSHAKES_FAILED,
         "Connections refused in the TLS handshake (plaintext, a certificate of another CA, none in time)"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused because their caller was over its rate limit, by method"
     );
     describe_counter!(
         AUTH_REFUSED,

@@ -17,7 +17,7 @@ use tonic::{
 };
 use tower::{Layer, Service};
 
-use super::{Access, COMPONENTS, Caller, Principal, Reflection, Role, Rules, Verifier};
+use super::{Access, COMPONENTS, Caller, Principal, RateLimits, Reflection, Role, Rules, Verifier};
 use crate::tls::identity;
 
 /// Who may call a server's RPCs; lets everything through when auth is off.
@@ -32,16 +32,18 @@ struct Gate {
     prefix: String,
     rules: Rules,
     reflection: Reflection,
+    limits: Option<RateLimits>,
 }
 
 impl AuthLayer {
-    /// `rules` for the API called `service` (its fully-qualified name); no checks without a
-    /// `verifier` (auth off).
+    /// `rules` for the API called `service` (its fully-qualified name), each caller within
+    /// `limits`; no checks without a `verifier` (auth off).
     pub fn new(
         verifier: Option<Verifier>,
         service: &str,
         rules: Rules,
         reflection: Reflection,
+        limits: Option<RateLimits>,
     ) -> Self {
         let gate = verifier.map(|verifier| {
             Arc::new(Gate {
@@ -49,6 +51,7 @@ impl AuthLayer {
                 prefix: format!("/{service}/"),
                 rules,
                 reflection,
+                limits,
             })
         });
         Self { gate }
@@ -118,6 +121,9 @@ impl Gate {
             Ok(principal) => principal,
             Err(why) => return Err(refuse(path, None, Status::unauthenticated(why))),
         };
+        if let Some(limits) = &self.limits {
+            limits.admit(path.trim_start_matches('/'), &principal)?;
+        }
         if reflection {
             return Ok(Some(Caller {
                 principal,

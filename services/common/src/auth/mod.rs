@@ -8,6 +8,7 @@
 
 mod caller;
 pub mod layer;
+mod limits;
 mod tokens;
 
 use std::{fmt, path::PathBuf};
@@ -20,6 +21,7 @@ use crate::metrics::AUTH_REFUSED;
 
 pub use caller::{Caller, scope_to_caller};
 pub use layer::AuthLayer;
+pub use limits::RateLimits;
 pub use tokens::{Claims, TokenError, Verifier};
 
 /// Every component whose certificate can speak for it (the binary's component table checks it
@@ -150,7 +152,20 @@ pub struct AuthArgs {
     /// Whether reflection answers callers without credentials
     #[arg(long, env = "ORDERLY_REFLECTION", value_enum, default_value_t = Reflection::Open)]
     pub reflection: Reflection,
+
+    /// Requests a second each token subject may send (its bucket refills at this rate); past
+    /// it, RESOURCE_EXHAUSTED with a retry hint. 0: no limit. Components are never limited
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_PER_SEC", default_value_t = RATE_LIMIT_PER_SEC)]
+    pub rate_limit_per_sec: u32,
+
+    /// Requests a token subject may send at once, above its rate
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_BURST", default_value_t = RATE_LIMIT_BURST)]
+    pub rate_limit_burst: u32,
 }
+
+/// Generous for a person or a script acting for one; a bulk importer gets its own setting.
+const RATE_LIMIT_PER_SEC: u32 = 50;
+const RATE_LIMIT_BURST: u32 = 100;
 
 /// Off: anyone reaching the port may call anything.
 impl Default for AuthArgs {
@@ -161,6 +176,8 @@ impl Default for AuthArgs {
             auth_audience: "orderly".to_owned(),
             auth_leeway_secs: 60,
             reflection: Reflection::Open,
+            rate_limit_per_sec: RATE_LIMIT_PER_SEC,
+            rate_limit_burst: RATE_LIMIT_BURST,
         }
     }
 }

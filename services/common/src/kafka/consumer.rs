@@ -2,7 +2,7 @@
 //! them only after the event's effect is committed to the database (at-least-once delivery).
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -10,7 +10,7 @@ use std::{
 };
 
 use rdkafka::{
-    ClientContext,
+    ClientContext, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer},
 };
 
@@ -23,13 +23,22 @@ pub type GroupConsumer = StreamConsumer<Revocations>;
 /// Counts revocations: a message received before the latest one may belong to a partition that
 /// is now another member's, or that starts again from its committed offset, so whoever holds
 /// such a message drops it instead of applying it (it is delivered again).
-#[derive(Default)]
-pub struct Revocations(AtomicU64);
+pub struct Revocations {
+    group: String,
+    count: AtomicU64,
+}
 
 impl Revocations {
+    fn new(group: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            count: AtomicU64::new(0),
+        }
+    }
+
     /// How many revocations there have been so far.
     pub fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
 }
 
@@ -37,8 +46,16 @@ impl ClientContext for Revocations {}
 
 impl ConsumerContext for Revocations {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if matches!(rebalance, Rebalance::Revoke(_)) {
-            self.0.fetch_add(1, Ordering::AcqRel);
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.count.fetch_add(1, Ordering::AcqRel);
+            // Every rebalance redelivers what was in flight: worth seeing when duplicates rise.
+            tracing::info!(group = self.group, partitions = %listed(partitions), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(group = self.group, partitions = %listed(partitions), "partitions assigned");
         }
     }
 }
@@ -67,9 +84,19 @@ pub fn consumer(
         .set("topic.metadata.refresh.interval.ms", "5000")
         // Stored offsets reach the broker within a second, so a restart redelivers little.
         .set("auto.commit.interval.ms", "1000")
-        .create_with_context(Revocations::default())?;
+        .create_with_context(Revocations::new(group_id))?;
     consumer.subscribe(topics)?;
     Ok(consumer)
+}
+
+/// `topic[partition]`, comma-separated.
+fn listed(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|element| format!("{}[{}]", element.topic(), element.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The consumer a group member runs now, so that its lag watcher can ask which partitions it
@@ -79,18 +106,22 @@ pub fn consumer(
 pub struct Member(Arc<Mutex<Option<Arc<GroupConsumer>>>>);
 
 impl Member {
-    /// The partitions held now, or `None` while there is no consumer (between a leave and a
-    /// join) or it cannot say.
-    pub fn partitions(&self) -> Option<HashSet<(String, i32)>> {
+    /// The partitions held now, each with the offset its consumer has taken up to (`None`
+    /// before it took any), or `None` while there is no consumer (between a leave and a join)
+    /// or it cannot say.
+    pub fn held(&self) -> Option<HashMap<(String, i32), Option<i64>>> {
         // The lock is held for the call, and the consumer never cloned out of it: whoever
         // clears the member holds the last reference and decides where it is closed.
         let current = self.0.lock().ok()?;
-        let assignment = current.as_ref()?.assignment().ok()?;
+        let positions = current.as_ref()?.position().ok()?;
         Some(
-            assignment
+            positions
                 .elements()
                 .iter()
-                .map(|element| (element.topic().to_owned(), element.partition()))
+                .map(|element| {
+                    let key = (element.topic().to_owned(), element.partition());
+                    (key, element.offset().to_raw())
+                })
                 .collect(),
         )
     }

@@ -335,6 +335,8 @@ impl<H: Handler> EventConsumer<H> {
             };
             tracing::debug!(
                 consumer = self.name,
+                topic = message.topic(),
+                partition = message.partition(),
                 offset = message.offset(),
                 ?consumed,
                 "consumed"

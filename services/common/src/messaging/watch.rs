@@ -37,8 +37,11 @@ pub struct Watched {
 
 /// Samples the group's lag on the partitions this replica holds into `orderly_consumer_lag`
 /// (zero for partitions it no longer holds: another replica reports them now), and reports the
-/// member faulty while one of them has lag and its committed offset has not moved for
-/// `stuck_after`. A stuck member's consumer is told to rejoin, at most once per `stuck_after`.
+/// member faulty while one of them has lag and neither its committed offset nor the offset its
+/// consumer has taken up to has moved for `stuck_after`. A stuck member's consumer is told to
+/// rejoin, at most once per `stuck_after`. A member that takes messages, however slowly (on a
+/// starved machine, fetches answered seconds apart), is behind but not stuck: rejoining would
+/// only hand the events it is applying to another member a second time.
 pub async fn consumer_lag(
     watched: Watched,
     kafka: KafkaArgs,
@@ -68,11 +71,12 @@ pub async fn consumer_lag(
     let mut last_sample = Instant::now();
     loop {
         let (sampler, topics) = (client.clone(), topics.clone());
-        let held = Arc::new(member.partitions().unwrap_or_default());
+        let held = Arc::new(member.held().unwrap_or_default());
         let wanted = held.clone();
         let sampled = tokio::task::spawn_blocking(move || {
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            let wanted = |topic: &str, partition| wanted.contains(&(topic.to_owned(), partition));
+            let wanted =
+                |topic: &str, partition| wanted.contains_key(&(topic.to_owned(), partition));
             lag::partition_lags(sampler.as_ref(), &topics, wanted, Duration::from_secs(5))
         })
         .await;
@@ -87,11 +91,14 @@ pub async fn consumer_lag(
                         partition.lag,
                     );
                 }
-                for (topic, partition) in reported.difference(&held) {
+                for (topic, partition) in reported.iter().filter(|key| !held.contains_key(*key)) {
                     crate::metrics::consumer_lag(group, topic, *partition, 0);
                 }
-                reported = Arc::unwrap_or_clone(held);
-                let stuck = progress.stuck(&lags, stuck_after);
+                reported = held.keys().cloned().collect();
+                // Read after the sample, which can take seconds on a loaded machine: a message
+                // taken meanwhile counts.
+                let positions = member.held().unwrap_or_default();
+                let stuck = progress.stuck(&lags, &positions, stuck_after);
                 if stuck.is_some() && last_rejoin.is_none_or(|at| at.elapsed() > stuck_after) {
                     last_rejoin = Some(Instant::now());
                     rejoin.notify_one();
@@ -114,16 +121,26 @@ pub async fn consumer_lag(
     }
 }
 
-/// Since when each partition's committed offset has stood still.
+/// Since when each partition's committed offset, and the offset its consumer has taken up to,
+/// have stood still.
 #[derive(Default)]
 struct PartitionProgress {
-    since: HashMap<(String, i32), (i64, Instant)>,
+    since: HashMap<(String, i32), (Mark, Instant)>,
 }
 
+/// Where a partition stands: committed, and taken by this member's consumer.
+type Mark = (i64, Option<i64>);
+
 impl PartitionProgress {
-    /// Describes the partitions with lag whose committed offset has not moved for `bound`.
-    /// Partitions not in `lags` are forgotten: held again later, their clock starts afresh.
-    fn stuck(&mut self, lags: &[lag::PartitionLag], bound: Duration) -> Option<String> {
+    /// Describes the partitions with lag whose committed offset and consumer position (in
+    /// `positions`) have not moved for `bound`. Partitions not in `lags` are forgotten: held
+    /// again later, their clock starts afresh.
+    fn stuck(
+        &mut self,
+        lags: &[lag::PartitionLag],
+        positions: &HashMap<(String, i32), Option<i64>>,
+        bound: Duration,
+    ) -> Option<String> {
         let now = Instant::now();
         self.since.retain(|(topic, partition), _| {
             lags.iter()
@@ -132,12 +149,18 @@ impl PartitionProgress {
         let mut stuck = Vec::new();
         for partition in lags {
             let key = (partition.topic.clone(), partition.partition);
-            let entry = self.since.entry(key).or_insert((partition.committed, now));
-            if entry.0 != partition.committed || partition.lag == 0 {
-                *entry = (partition.committed, now);
+            if partition.lag == 0 {
+                // The clock starts at the first sample that sees lag, not the last without.
+                self.since.remove(&key);
+                continue;
+            }
+            let mark = (partition.committed, positions.get(&key).copied().flatten());
+            let entry = self.since.entry(key).or_insert((mark, now));
+            if entry.0 != mark {
+                *entry = (mark, now);
             } else if now.duration_since(entry.1) > bound {
                 stuck.push(format!(
-                    "{}[{}] has {} uncommitted messages and has not moved for {:?}",
+                    "{}[{}] has {} uncommitted messages and has neither committed nor taken any for {:?}",
                     partition.topic,
                     partition.partition,
                     partition.lag,
@@ -214,34 +237,71 @@ mod tests {
         }]
     }
 
+    /// The consumer has taken the partition up to `position`.
+    fn taken(position: i64) -> HashMap<(String, i32), Option<i64>> {
+        HashMap::from([(("orders".into(), 0), Some(position))])
+    }
+
     #[tokio::test(start_paused = true)]
     async fn only_lag_that_does_not_move_is_stuck() {
         let bound = Duration::from_secs(10);
         let mut progress = PartitionProgress::default();
-        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        assert_eq!(progress.stuck(&partition(5, 3), &taken(5), bound), None);
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(progress.stuck(&partition(5, 3), bound).is_some());
+        assert!(progress.stuck(&partition(5, 3), &taken(5), bound).is_some());
         // It moved: not stuck, and the clock starts again.
-        assert_eq!(progress.stuck(&partition(6, 2), bound), None);
+        assert_eq!(progress.stuck(&partition(6, 2), &taken(6), bound), None);
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(progress.stuck(&partition(6, 2), bound), None);
+        assert_eq!(progress.stuck(&partition(6, 2), &taken(6), bound), None);
         // No lag is never stuck, however long the offset stands still.
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(progress.stuck(&partition(8, 0), bound), None);
+        assert_eq!(progress.stuck(&partition(8, 0), &taken(8), bound), None);
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(progress.stuck(&partition(8, 0), bound), None);
+        assert_eq!(progress.stuck(&partition(8, 0), &taken(8), bound), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_starts_when_lag_is_first_seen() {
+        let bound = Duration::from_secs(10);
+        let mut progress = PartitionProgress::default();
+        assert_eq!(progress.stuck(&partition(5, 0), &taken(5), bound), None);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(progress.stuck(&partition(5, 3), &taken(5), bound), None);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(progress.stuck(&partition(5, 3), &taken(5), bound), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(progress.stuck(&partition(5, 3), &taken(5), bound).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_taking_messages_slowly_is_behind_not_stuck() {
+        let bound = Duration::from_secs(10);
+        let mut progress = PartitionProgress::default();
+        assert_eq!(progress.stuck(&partition(5, 30), &taken(5), bound), None);
+        // Nothing committed for 16 s, but a fetch every 8 s hands it more.
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(progress.stuck(&partition(5, 30), &taken(9), bound), None);
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(progress.stuck(&partition(5, 30), &taken(14), bound), None);
+        // Then it takes nothing more: stuck once the bound has passed.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(
+            progress
+                .stuck(&partition(5, 30), &taken(14), bound)
+                .is_some()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_partition_held_again_starts_its_clock_afresh() {
         let bound = Duration::from_secs(10);
         let mut progress = PartitionProgress::default();
-        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        assert_eq!(progress.stuck(&partition(5, 3), &taken(5), bound), None);
         // Another replica holds it for a while, without committing anything.
-        assert_eq!(progress.stuck(&[], bound), None);
+        assert_eq!(progress.stuck(&[], &HashMap::new(), bound), None);
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(progress.stuck(&partition(5, 3), bound), None);
+        assert_eq!(progress.stuck(&partition(5, 3), &taken(5), bound), None);
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(progress.stuck(&partition(5, 3), bound).is_some());
+        assert!(progress.stuck(&partition(5, 3), &taken(5), bound).is_some());
     }
 }
