@@ -150,7 +150,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     sqlite_sync: args.sqlite_sync,
                     ..DatabaseArgs::in_dir(args.data_dir.clone())
                 },
-                kafka: KafkaArgs::at(bootstrap.clone()),
+                kafka: KafkaArgs {
+                    event_keys: (authority.as_ref().map(secure::Authority::event_keys))
+                        .transpose()?,
+                    ..KafkaArgs::at(bootstrap.clone())
+                },
             },
             addrs: addrs.clone(),
             saga: args.saga.clone(),

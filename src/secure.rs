@@ -1,10 +1,10 @@
 //! Throwaway security for `orderly dev --secure`, `orderly token` and the tests: a CA, for each
 //! component a certificate carrying its identity (`orderly-<component>`) and the loopback names
-//! people's grpcurl dials (localhost, 127.0.0.1, ::1), and a key that signs callers' tokens
-//! (its public half in `jwks.json`, what the components check tokens against). All of it stays
-//! in its directory, so a restart keeps the CA people were told to trust (`<dir>/ca.pem`) and
-//! the tokens they were given. Production certificates and tokens come from a real CA and
-//! identity provider, never from here.
+//! people's grpcurl dials (localhost, 127.0.0.1, ::1), a key that signs callers' tokens (its
+//! public half in `jwks.json`, what the components check tokens against) and the key events are
+//! signed with (`event-keys`). All of it stays in its directory, so a restart keeps the CA people
+//! were told to trust (`<dir>/ca.pem`) and the tokens they were given. Production certificates
+//! and tokens come from a real CA and identity provider, never from here.
 
 use std::{
     fs,
@@ -23,6 +23,7 @@ use jsonwebtoken::{
 };
 use orderly_common::{
     auth::{Claims, Role},
+    kafka::signing,
     tls::{TlsFiles, identity},
 };
 use rcgen::{
@@ -70,6 +71,15 @@ impl Authority {
     /// The key set the components check tokens against (`--auth-jwks`).
     pub fn jwks(&self) -> PathBuf {
         self.dir.join("jwks.json")
+    }
+
+    /// The key events are signed with (`--event-keys`), made first if there is none.
+    pub fn event_keys(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join("event-keys");
+        if !path.exists() {
+            write(&path, &format!("{}\n", signing::new_key()), 0o600)?;
+        }
+        Ok(path)
     }
 
     /// The issuer of callers' tokens kept here, made first if there is none.

@@ -19,6 +19,7 @@ mod faults_crash;
 mod faults_data;
 mod faults_network;
 mod fencing;
+mod forged_events;
 mod grpcurl;
 mod lanes;
 mod limits;

@@ -302,6 +302,8 @@ impl System {
                     envs.push((key.to_owned(), path.display().to_string()));
                 }
                 envs.push(("ORDERLY_TLS_RELOAD_SECS".to_owned(), "1".to_owned()));
+                let keys = authority.event_keys().expect("event keys");
+                envs.push(("ORDERLY_EVENT_KEYS".to_owned(), keys.display().to_string()));
             }
             if let Some(proxy) = &broker_proxy {
                 // Later entries win: every Kafka connection goes through the proxy.

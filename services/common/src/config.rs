@@ -285,6 +285,12 @@ pub struct KafkaArgs {
     /// CA certificate file (PEM) for TLS connections to Kafka
     #[arg(long, env = "ORDERLY_KAFKA_SSL_CA_LOCATION")]
     pub kafka_ssl_ca_location: Option<PathBuf>,
+
+    /// Keys events are signed with (HMAC-SHA256; hex, one per line, the first signs): every
+    /// event published carries a signature, and an event without a valid one is dead-lettered
+    /// instead of applied. Shared by all components
+    #[arg(long, env = "ORDERLY_EVENT_KEYS")]
+    pub event_keys: Option<PathBuf>,
 }
 
 /// One topic's partition count (`--kafka-topic-partitions`).
@@ -346,6 +352,7 @@ impl KafkaArgs {
             kafka_sasl_username: None,
             kafka_sasl_password: None,
             kafka_ssl_ca_location: None,
+            event_keys: None,
         }
     }
 }

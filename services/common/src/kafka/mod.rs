@@ -6,6 +6,7 @@ mod consumer;
 pub mod envelope;
 pub mod lag;
 mod producer;
+pub mod signing;
 pub mod topics;
 
 pub use client::client_config;
@@ -26,4 +27,7 @@ pub enum KafkaError {
 
     #[error("the producer closed before the broker acknowledged")]
     Unacknowledged,
+
+    #[error(transparent)]
+    Keys(#[from] signing::KeysError),
 }

@@ -22,7 +22,11 @@ use rdkafka::{
 };
 use tokio::sync::oneshot;
 
-use super::{KafkaError, client_config, envelope::headers};
+use super::{
+    KafkaError, client_config,
+    envelope::headers,
+    signing::{EventKeys, SIGNATURE},
+};
 use crate::config::KafkaArgs;
 
 /// How long the delivery thread waits for acknowledgements at a time. rdkafka's own threaded
@@ -36,6 +40,8 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct EventProducer {
     shared: Arc<Shared>,
+    /// With `--event-keys`: what events are signed with, and what consumers check them with.
+    keys: Option<Arc<EventKeys>>,
 }
 
 /// The producer and its delivery thread, which stops once every handle is dropped.
@@ -53,6 +59,11 @@ impl Drop for Shared {
 
 impl EventProducer {
     pub fn new(args: &KafkaArgs) -> Result<Self, KafkaError> {
+        let keys = args
+            .event_keys
+            .as_deref()
+            .map(EventKeys::load)
+            .transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         let producer: BaseProducer<Acknowledge> = client_config(args)
             .set("enable.idempotence", "true")
@@ -75,6 +86,7 @@ impl EventProducer {
             .map_err(KafkaError::Thread)?;
         Ok(Self {
             shared: Arc::new(Shared { producer, stop }),
+            keys: keys.map(Arc::new),
         })
     }
 
@@ -82,12 +94,21 @@ impl EventProducer {
     /// broker's acknowledgement. Enqueue many, then await them all: awaiting one at a time caps
     /// throughput at one round trip per message.
     pub fn send(&self, topic: &str, envelope: &EventEnvelope) -> Result<Delivery, KafkaError> {
-        self.send_raw(
-            topic,
-            &envelope.order_id,
-            &envelope.encode_to_vec(),
-            envelope_headers(envelope),
-        )
+        let value = envelope.encode_to_vec();
+        let mut headers = envelope_headers(envelope);
+        if let Some(keys) = &self.keys {
+            let signature = keys.sign(&value);
+            headers = headers.insert(Header {
+                key: SIGNATURE,
+                value: Some(signature.as_str()),
+            });
+        }
+        self.send_raw(topic, &envelope.order_id, &value, headers)
+    }
+
+    /// The keys events are signed and checked with, when `--event-keys` is set.
+    pub fn keys(&self) -> Option<&EventKeys> {
+        self.keys.as_deref()
     }
 
     /// Enqueues arbitrary bytes: for dead letters and for tests that inject malformed messages.

@@ -22,7 +22,7 @@ use futures::future;
 use rdkafka::{
     Message,
     consumer::{CommitMode, Consumer},
-    message::BorrowedMessage,
+    message::{BorrowedMessage, Headers},
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
@@ -35,7 +35,10 @@ use super::{Relay, dead_letter, inbox, outbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
-    kafka::{self, EventProducer, GroupConsumer, KafkaError, envelope},
+    kafka::{
+        self, EventProducer, GroupConsumer, KafkaError, envelope,
+        signing::{EventKeys, SIGNATURE},
+    },
     telemetry::propagation,
 };
 
@@ -294,7 +297,7 @@ impl<H: Handler> EventConsumer<H> {
     async fn process(&self, batch: &[BorrowedMessage<'_>], shutdown: &Shutdown) -> Option<bool> {
         let mut items: Vec<Item> = batch
             .iter()
-            .map(|message| Item::open(self.name, message, &self.handler))
+            .map(|message| Item::open(self.name, message, &self.handler, self.producer.keys()))
             .collect();
         let mut backoff = Duration::from_millis(100);
         let added_to_outbox = loop {
@@ -427,6 +430,15 @@ impl<H: Handler> EventConsumer<H> {
     }
 }
 
+/// The signature header of `message`, if it has one.
+fn signature<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m [u8]> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|header| header.key == SIGNATURE)
+        .and_then(|header| header.value)
+}
+
 /// A message on its way to a lane, with the consumer's revocation count when it was received.
 struct Received<'c> {
     revocations: u64,
@@ -457,9 +469,17 @@ impl Item {
         self.refused.is_none() && !self.skipped
     }
 
-    /// Decodes `message` and opens its span, continuing the trace its envelope names.
-    fn open(consumer: &'static str, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Self {
-        let opened = envelope::open(message.topic(), message.payload().unwrap_or_default());
+    /// Decodes `message` and opens its span, continuing the trace its envelope names; with
+    /// `keys`, a message without a valid signature is refused.
+    fn open(
+        consumer: &'static str,
+        message: &BorrowedMessage<'_>,
+        handler: &impl Handler,
+        keys: Option<&EventKeys>,
+    ) -> Self {
+        let value = message.payload().unwrap_or_default();
+        let opened = envelope::open(message.topic(), value);
+        let signed = keys.map_or(Ok(()), |keys| keys.verify(value, signature(message)));
         let span = tracing::info_span!(
             "kafka.consume",
             otel.name = %format_args!("{} process", message.topic()),
@@ -483,9 +503,10 @@ impl Item {
             Err(_) => opentelemetry::Context::new(),
         };
         propagation::adopt_parent(&span, parent);
-        let (event, refused) = match opened {
-            Ok(event) => (Some(event), None),
-            Err(error) => (None, Some(error.to_string())),
+        let (event, refused) = match (opened, signed) {
+            (Ok(event), Ok(())) => (Some(event), None),
+            (Ok(_), Err(unsigned)) => (None, Some(unsigned)),
+            (Err(error), _) => (None, Some(error.to_string())),
         };
         let skipped = event
             .as_ref()
