@@ -8,6 +8,7 @@
 #     bash scripts/bench.sh sqlite --clients 1,8 --rates 50 --secs 20 --markdown
 #     ORDERLY_BIN=/path/to/old/orderly bash scripts/bench.sh    # the same bench, another build
 #     ORDERLY_REPLICAS=3 bash scripts/bench.sh postgres          # three processes per component
+#     ORDERLY_SECURE=1 bash scripts/bench.sh sqlite              # orderly dev --secure: TLS, tokens
 #
 # With ORDERLY_REPLICAS (PostgreSQL only), order and the orchestrator call every inventory and
 # payment replica (balanced) and the load enters through the first order replica.
@@ -29,6 +30,11 @@ if ! [[ $replicas =~ ^[1-9]$ ]]; then
 fi
 if [[ $mode == sqlite && $replicas != 1 ]]; then
     echo "ORDERLY_REPLICAS needs postgres: orderly dev runs one of each" >&2
+    exit 2
+fi
+secure=${ORDERLY_SECURE:-}
+if [[ -n $secure && $mode != sqlite ]]; then
+    echo "ORDERLY_SECURE needs sqlite: it runs orderly dev --secure" >&2
     exit 2
 fi
 cd "$(dirname "$0")/.."
@@ -115,7 +121,14 @@ endpoints=(--order "127.0.0.1:$p_order" --inventory "127.0.0.1:$p_inventory"
     --payment "127.0.0.1:$p_payment" --orchestrator "127.0.0.1:$p_orchestrator")
 
 start_sqlite() {
+    local secure_flags=()
+    if [[ -n $secure ]]; then
+        # The bench's setup imports its catalogue and accounts as one subject: no rate limit.
+        secure_flags=(--secure --rate-limit-per-sec 0)
+        bench_flags+=(--secure-dir "$work/data/secure")
+    fi
     "$orderly" --metrics-addr off dev --data-dir "$work/data" --no-seed --host 127.0.0.1 \
+        "${secure_flags[@]}" \
         --order-port "$p_order" --inventory-port "$p_inventory" --payment-port "$p_payment" \
         --notification-port "$p_notification" --orchestrator-port "$p_orchestrator" \
         --broker-port "$p_kafka" >"$work/dev.log" 2>&1 &
@@ -199,7 +212,8 @@ start_postgres() {
     done
 }
 
-echo "orderly: $orderly ($mode, $replicas of each component)"
+bench_flags=()
+echo "orderly: $orderly ($mode, $replicas of each component${secure:+, TLS and tokens})"
 if [[ $mode == sqlite ]]; then
     start_sqlite
     measured=("${pids[@]}")
@@ -210,6 +224,6 @@ else
 fi
 # load_bench waits for grpc.health SERVING on every endpoint itself (bounded).
 rc=0
-"$bench" "${endpoints[@]}" --pids "$(IFS=,; echo "${measured[*]}")" "$@" || rc=$?
+"$bench" "${endpoints[@]}" "${bench_flags[@]}" --pids "$(IFS=,; echo "${measured[*]}")" "$@" || rc=$?
 if ((rc != 0)); then keep_logs=true; fi
 exit "$rc"

@@ -10,22 +10,22 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Args;
 use orderly_broker::BrokerArgs;
-use orderly_common::auth::Role;
 use orderly_common::{
     Shutdown,
+    auth::{self, Role},
     component::ComponentError,
     config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
 };
 use tokio::task::JoinSet;
-
-/// Long enough to seed the demo data.
-const SEED_TOKEN_TTL: Duration = Duration::from_secs(600);
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     components::{self, Component, InDev},
     secure, seed,
 };
+
+/// Long enough to seed the demo data.
+const SEED_TOKEN_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Args, Clone, Debug)]
 pub struct DevArgs {
@@ -71,6 +71,15 @@ pub struct DevArgs {
     /// <data-dir>/secure/ (clients trust <data-dir>/secure/ca.pem: `grpcurl -cacert`)
     #[arg(long, env = "ORDERLY_SECURE")]
     pub secure: bool,
+
+    /// With --secure: requests a second each token subject may send, 0 for no limit (a bulk
+    /// import as one subject)
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_PER_SEC", default_value_t = auth::RATE_LIMIT_PER_SEC)]
+    pub rate_limit_per_sec: u32,
+
+    /// With --secure: requests a token subject may send at once, above its rate
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_BURST", default_value_t = auth::RATE_LIMIT_BURST)]
+    pub rate_limit_burst: u32,
 }
 
 impl Default for DevArgs {
@@ -142,6 +151,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         if let Some(authority) = &authority {
             server.tls = authority.issue(endpoint.component.name)?.into();
             server.auth.auth_jwks = Some(authority.jwks());
+            server.auth.rate_limit_per_sec = args.rate_limit_per_sec;
+            server.auth.rate_limit_burst = args.rate_limit_burst;
         }
         let in_dev = InDev {
             service: ServiceConfig {

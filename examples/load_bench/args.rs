@@ -120,6 +120,12 @@ pub struct Args {
     #[arg(long, default_value_t = 32)]
     pub setup_concurrency: usize,
 
+    /// Talk to `orderly dev --secure`: TLS trusting <DIR>/ca.pem, and tokens from the issuer
+    /// kept in DIR (its <data-dir>/secure): setup as catalogue and finance, each order as its
+    /// customer
+    #[arg(long)]
+    pub secure_dir: Option<std::path::PathBuf>,
+
     /// Also count the CPU of processes named `postgres` (the databases under test)
     #[arg(long)]
     pub postgres: bool,

@@ -10,11 +10,14 @@ use orderly_proto::order::v1::{
     GetOrderRequest, OrderStatus, PlaceOrderRequest, WatchOrderRequest,
     order_service_client::OrderServiceClient,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 use orderly_common::grpc::code_name;
 
-use crate::{args::Decisions, clients::Clients};
+use crate::{
+    args::Decisions,
+    clients::{Authed, Clients},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,7 +104,7 @@ impl Decider {
     /// Places `request` and waits for its decision.
     pub async fn order(
         &self,
-        mut client: OrderServiceClient<Channel>,
+        mut client: OrderServiceClient<Authed>,
         request: PlaceOrderRequest,
     ) -> Result<Outcome, Failure> {
         let placed = match client.place_order(request).await {
@@ -127,7 +130,7 @@ impl Decider {
 
     async fn decision(
         &self,
-        mut client: OrderServiceClient<Channel>,
+        mut client: OrderServiceClient<Authed>,
         order_id: String,
     ) -> Result<Outcome, Failure> {
         if self.watch.load(Ordering::Relaxed) {
@@ -163,7 +166,7 @@ fn decided(status: OrderStatus) -> Option<Outcome> {
 
 /// Follows the order's stream until it says CONFIRMED or REJECTED; `None` if it ends before.
 async fn watch(
-    client: &mut OrderServiceClient<Channel>,
+    client: &mut OrderServiceClient<Authed>,
     order_id: String,
 ) -> Result<Option<Outcome>, Status> {
     let mut stream = client
@@ -180,7 +183,7 @@ async fn watch(
 
 /// What an older Orderly leaves a client: asking again and again.
 async fn poll(
-    client: &mut OrderServiceClient<Channel>,
+    client: &mut OrderServiceClient<Authed>,
     order_id: String,
     every: Duration,
 ) -> Result<Outcome, Failure> {

@@ -111,7 +111,8 @@ async fn closed_client(ctx: Arc<Ctx>, window: Window, point: usize, client: usiz
             .random_order(&mut rng, key(&ctx, point, client, n));
         n += 1;
         let sent = Instant::now();
-        let result = ctx.decider.order(ctx.clients.order(), request).await;
+        let client = ctx.clients.order_for(&request.customer_id);
+        let result = ctx.decider.order(client, request).await;
         let done = Instant::now();
         if window.contains(done) {
             tally.record(&result, done - sent);
@@ -148,7 +149,8 @@ pub async fn open(ctx: &Arc<Ctx>, point: usize, rate: f64) -> Point {
         let request = ctx.catalogue.random_order(&mut rng, key(ctx, point, 0, n));
         let ctx = ctx.clone();
         tasks.spawn(async move {
-            let order = ctx.decider.order(ctx.clients.order(), request);
+            let client = ctx.clients.order_for(&request.customer_id);
+            let order = ctx.decider.order(client, request);
             let result = tokio::time::timeout_at(drain_until, order)
                 .await
                 .unwrap_or(Err(Failure::Decide("undecided at the drain limit")));

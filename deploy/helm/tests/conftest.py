@@ -113,6 +113,25 @@ def env_values(container) -> dict[str, str | None]:
     return {e["name"]: e.get("value") for e in container["env"]}
 
 
+def network_policies(docs) -> dict[str, dict]:
+    """component -> spec of its NetworkPolicy."""
+    return {component_of(p): p["spec"] for p in of_kind(docs, "NetworkPolicy")}
+
+
+def ingress_to(spec, port: str) -> list[dict]:
+    """The ingress rules of a NetworkPolicy spec that open the named port (grpc, metrics)."""
+    return [r for r in spec.get("ingress", []) if any(p["port"] == port for p in r["ports"])]
+
+
+def install_notes(values: dict) -> str:
+    """The notes `helm install` prints for `values` (NOTES.txt, rendered)."""
+    cfg = helm.Config(storage_driver="memory", namespace=NAMESPACE)
+    try:
+        return cfg.install(chart(), RELEASE, values, dry_run="client", namespace=NAMESPACE)["notes"]
+    finally:
+        cfg.close()
+
+
 def pod_specs(docs) -> list[tuple[str, dict]]:
     """(Kind/name, pod spec) of every workload: Deployments and the migration Job."""
     return [

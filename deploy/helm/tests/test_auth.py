@@ -1,6 +1,7 @@
 """Who may call what (auth.*): every component mounts the JWKS from one Secret or ConfigMap as a
-directory (so a rotated key reaches it) and gets the binary's ORDERLY_AUTH_* settings, only ever
-together with TLS; settings that cannot work are refused, and without auth nothing changes."""
+directory (so a rotated key reaches it) and gets the binary's ORDERLY_AUTH_* settings and its
+per-caller rate limits, only ever together with TLS; settings that cannot work are refused, and
+without auth nothing changes."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import pytest
 
 from conftest import (
     component_of, schema_error, env_values, pods, volume,
-    COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, help_text, load_values,
+    COMPONENTS, GOOD_VALUES, REQUIRED, chart, help_text, install_notes, load_values,
     manifests, of_kind, render, rendered_set,
 )
 
 AUTH_DIR = "/etc/orderly/auth"
 AUTH_ENV = ("ORDERLY_AUTH_JWKS", "ORDERLY_AUTH_ISSUER", "ORDERLY_AUTH_AUDIENCE",
             "ORDERLY_AUTH_LEEWAY_SECS", "ORDERLY_REFLECTION")
+RATE_ENV = ("ORDERLY_RATE_LIMIT_PER_SEC", "ORDERLY_RATE_LIMIT_BURST")
 TLS_ON = {**REQUIRED, "tls": {"enabled": True}}
 
 
@@ -35,12 +37,10 @@ def _uses_auth(name: str) -> bool:
     return bool(GOOD_VALUES[name]().get("auth", {}).get("enabled"))
 
 
-def _notes(values) -> str:
-    cfg = helm.Config(storage_driver="memory", namespace=NAMESPACE)
-    try:
-        return cfg.install(chart(), RELEASE, values, dry_run="client", namespace=NAMESPACE)["notes"]
-    finally:
-        cfg.close()
+def _rate_limits(docs) -> dict[str, dict]:
+    """component -> its ORDERLY_RATE_LIMIT_* settings (None where unset)."""
+    return {component: {n: env_values(c).get(n) for n in RATE_ENV}
+            for component, (_, c) in pods(docs).items()}
 
 
 # --- off by default ---------------------------------------------------------------------------
@@ -49,6 +49,7 @@ def test_auth_is_off_by_default():
     auth = chart().values["auth"]
     assert auth["enabled"] is False
     assert auth["jwks"] == {"existingSecret": "", "configMap": "", "key": "jwks.json"}
+    assert auth["rateLimit"] == {"perSecond": 50, "burst": 100}
     assert not _uses_auth("defaults")
 
 
@@ -59,7 +60,7 @@ def test_without_auth_nothing_of_it_renders(good):
     for component, (spec, c) in pods(docs).items():
         where = f"{name}: {component}"
         env = env_values(c)
-        assert not [n for n in env if n.startswith("ORDERLY_AUTH_")], where
+        assert not [n for n in env if n.startswith(("ORDERLY_AUTH_", "ORDERLY_RATE_LIMIT_"))], where
         assert "ORDERLY_REFLECTION" not in env, where
         assert volume(spec, "auth") is None, where
         assert AUTH_DIR not in {m["mountPath"] for m in c["volumeMounts"]}, where
@@ -114,6 +115,38 @@ def test_all_on_sets_its_own_auth_settings():
             "ORDERLY_REFLECTION": "authenticated",
         }, component
         assert volume(spec, "auth")["secret"]["secretName"] == "orderly-jwks", component
+        assert {n: env.get(n) for n in RATE_ENV} == {
+            "ORDERLY_RATE_LIMIT_PER_SEC": "20", "ORDERLY_RATE_LIMIT_BURST": "40"}, component
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+def test_rate_limits_reach_every_component_at_the_defaults():
+    limits = _rate_limits(manifests(render(SECRET_JWKS)))
+    assert set(limits) == set(COMPONENTS)
+    for component, env in limits.items():
+        assert env == {"ORDERLY_RATE_LIMIT_PER_SEC": "50", "ORDERLY_RATE_LIMIT_BURST": "100"}, component
+
+
+@pytest.mark.parametrize(
+    "rate_limit, want",
+    [({"perSecond": 5, "burst": 20}, ("5", "20")),
+     ({"burst": 1000}, ("50", "1000")),
+     ({"perSecond": 0}, ("0", "100"))],  # 0 (off) is a value, not an absence
+    ids=["both", "burst-alone", "off"],
+)
+def test_rate_limits_take_the_values(rate_limit, want):
+    limits = _rate_limits(manifests(render(_with_auth(jwks={"configMap": "orderly-jwks"},
+                                                      rateLimit=rate_limit))))
+    for component, env in limits.items():
+        assert env == dict(zip(RATE_ENV, want)), component
+
+
+def test_rate_limits_are_not_set_without_auth():
+    """The binary only limits token subjects, and there are none without auth."""
+    values = {**TLS_ON, "auth": {"rateLimit": {"perSecond": 5, "burst": 20}}}
+    for component, env in _rate_limits(manifests(render(values))).items():
+        assert env == dict.fromkeys(RATE_ENV), component
 
 
 def test_migrations_get_no_auth():
@@ -142,7 +175,9 @@ def test_chart_defaults_are_the_binarys():
     auth = chart().values["auth"]
     for env, value in [("ORDERLY_AUTH_ISSUER", auth["issuer"]), ("ORDERLY_AUTH_AUDIENCE", auth["audience"]),
                        ("ORDERLY_AUTH_LEEWAY_SECS", str(auth["leewaySeconds"])),
-                       ("ORDERLY_REFLECTION", auth["reflection"])]:
+                       ("ORDERLY_REFLECTION", auth["reflection"]),
+                       ("ORDERLY_RATE_LIMIT_PER_SEC", str(auth["rateLimit"]["perSecond"])),
+                       ("ORDERLY_RATE_LIMIT_BURST", str(auth["rateLimit"]["burst"]))]:
         m = re.search(rf"\[env: {env}=\] \[default: ([^\]]+)\]", text)
         assert m, f"no default for {env} in `orderly payment --help`"
         assert m.group(1) == value, env
@@ -159,14 +194,14 @@ def test_reflection_choices_are_the_binarys():
 def test_notes_show_grpcurl_with_a_token():
     """Health needs no token; reflection needs one only when authenticated; every RPC does."""
     for reflection in ("open", "authenticated"):
-        notes = _notes(_with_auth(jwks={"existingSecret": "orderly-jwks"}, reflection=reflection))
+        notes = install_notes(_with_auth(jwks={"existingSecret": "orderly-jwks"}, reflection=reflection))
         bearer = ' -H "authorization: Bearer $TOKEN"'
         assert "grpcurl -cacert ca.crt -authority orderly-order localhost:50051 grpc.health.v1.Health/Check" in notes
         list_line = f"grpcurl -cacert ca.crt -authority orderly-order{bearer} localhost:50051 list"
         assert (list_line in notes) == (reflection == "authenticated"), reflection
         assert f"-authority orderly-order{bearer} -d '{{}}' localhost:50051 orderly.order.v1.OrderService/ListOrders" in notes
         assert "export TOKEN=" in notes
-    assert "Bearer" not in _notes(TLS_ON)
+    assert "Bearer" not in install_notes(TLS_ON)
 
 
 # --- refused ---------------------------------------------------------------------------------
@@ -212,6 +247,14 @@ BAD = {
     "negative-leeway": ({"leewaySeconds": -1}, ["/auth/leewaySeconds", "minimum"]),
     "leeway-string": ({"leewaySeconds": "60s"}, ["/auth/leewaySeconds", "want integer"]),
     "enabled-string": ({"enabled": "true"}, ["/auth/enabled", "want boolean"]),
+    "negative-rate": ({"rateLimit": {"perSecond": -1}}, ["/auth/rateLimit/perSecond", "minimum"]),
+    "rate-string": ({"rateLimit": {"perSecond": "50/s"}}, ["/auth/rateLimit/perSecond", "want integer"]),
+    "rate-fraction": ({"rateLimit": {"perSecond": 0.5}}, ["/auth/rateLimit/perSecond", "want integer"]),
+    # The binary reads a u32: beyond it, a pod that would not start.
+    "rate-above-u32": ({"rateLimit": {"perSecond": 2**32}}, ["/auth/rateLimit/perSecond", "maximum"]),
+    "negative-burst": ({"rateLimit": {"burst": -100}}, ["/auth/rateLimit/burst", "minimum"]),
+    "burst-string": ({"rateLimit": {"burst": "100"}}, ["/auth/rateLimit/burst", "want integer"]),
+    "rate-limit-typo": ({"rateLimit": {"perSec": 10}}, ["/auth/rateLimit", "'perSec' not allowed"]),
 }
 
 
@@ -228,4 +271,5 @@ def test_all_on_covers_auth():
     binary's --help, lint, security) sees auth through all-on, with a Secret."""
     auth = load_values("all-on.yaml")["auth"]
     assert auth["enabled"] and auth["jwks"]["existingSecret"] and not auth["jwks"].get("configMap")
+    assert auth["rateLimit"] != chart().values["auth"]["rateLimit"], "all-on sets its own limits"
     assert _uses_auth("all-on")

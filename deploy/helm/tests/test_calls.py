@@ -64,7 +64,7 @@ def docs(request):
 
 
 POLICY_SETS = {
-    "defaults-with-policies": lambda: {**REQUIRED, "networkPolicy": {"enabled": True}},
+    "defaults": VALUE_SETS["defaults"],  # NetworkPolicies are on by default
     "all-on": VALUE_SETS["all-on"],
     "production-example": VALUE_SETS["production-example"],
     "moved": VALUE_SETS["moved"],

@@ -10,8 +10,9 @@ import helm_python as helm
 import pytest
 
 from conftest import (
-    COMPONENTS, NAMESPACE, RELEASE, REQUIRED, accepted_env, chart, help_text, load_values,
-    manifests, of_kind, render, rendered_set, services, settings_configmap,
+    COMPONENTS, NAMESPACE, RELEASE, REQUIRED, accepted_env, chart, help_text, ingress_to,
+    load_values, manifests, network_policies, of_kind, render, rendered_set, services,
+    settings_configmap,
 )
 
 OTEL_FROM_VALUES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
@@ -87,12 +88,13 @@ def test_service_monitor_scrapes_the_metrics_port_of_every_component():
     assert not of_kind(rendered_set("defaults"), "ServiceMonitor"), "needs the operator's CRD: opt-in"
 
 
-def test_network_policy_admits_scrapes_on_the_metrics_port_only():
-    docs = rendered_set("all-on")
-    for p in of_kind(docs, "NetworkPolicy"):
-        rules = [r for r in p["spec"]["ingress"] if r["ports"][0]["port"] == "metrics"]
-        (rule,) = rules
-        assert rule == {"ports": [{"port": "metrics", "protocol": "TCP"}]}, _component(p)
+def test_network_policy_admits_scrapes_from_the_configured_peers_only():
+    scrapers = load_values("all-on.yaml")["networkPolicy"]["metricsFrom"]
+    policies = network_policies(rendered_set("all-on"))
+    assert set(policies) == set(COMPONENTS)
+    for component, spec in policies.items():
+        (rule,) = ingress_to(spec, "metrics")
+        assert rule == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": scrapers}, component
 
 
 def test_metrics_path_is_the_binarys():

@@ -45,7 +45,8 @@ def test_optional_parts_follow_their_switches():
         "PodDisruptionBudget", "Service", "ServiceMonitor",
     ]  # serviceAccount.create is false there: an existing account is used
     assert kinds("minimal") == ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
-    assert kinds("defaults") == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Service", "ServiceAccount"]
+    assert kinds("defaults") == ["ConfigMap", "Deployment", "Job", "NetworkPolicy", "PodDisruptionBudget",
+                                 "Service", "ServiceAccount"]
     hpas = {d["spec"]["scaleTargetRef"]["name"] for d in of_kind(rendered_set("all-on"), "HorizontalPodAutoscaler")}
     assert hpas == {f"{RELEASE}-orderly-order", f"{RELEASE}-orderly-payment"}
     for d in of_kind(rendered_set("all-on"), "Deployment"):

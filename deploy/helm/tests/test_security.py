@@ -1,11 +1,13 @@
 """No secret value is rendered; every container is non-root, read-only, capability-free,
-probed over gRPC and has resources; shutdown timing and NetworkPolicies hold together."""
+probed over gRPC and has resources; shutdown timing holds together; NetworkPolicies are on by
+default, each component reachable only by its callers, the metrics port only by the peers
+configured for it."""
 
 from __future__ import annotations
 
 from conftest import (
-    COMPONENTS, REQUIRED, load_values, manifests, of_kind, pod_specs, render, rendered_set,
-    services, settings_configmap,
+    COMPONENTS, GOOD_VALUES, REQUIRED, chart, ingress_to, load_values, manifests, network_policies, of_kind,
+    pod_specs, render, rendered_set, services, settings_configmap,
 )
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
@@ -90,14 +92,12 @@ def test_default_ports_match_the_binary():
 
 
 def _policies(values) -> dict[str, dict]:
-    docs = manifests(render(values))
-    return {p["metadata"]["labels"]["app.kubernetes.io/component"]: p["spec"]
-            for p in of_kind(docs, "NetworkPolicy")}
+    return network_policies(manifests(render(values)))
 
 
 def _grpc_sources(spec) -> list:
     """The `from` peers of the gRPC rule; None means any source."""
-    rules = [r for r in spec["ingress"] if r["ports"][0]["port"] == "grpc"]
+    rules = ingress_to(spec, "grpc")
     if not rules:
         return []
     (rule,) = rules
@@ -129,17 +129,81 @@ def test_each_component_takes_calls_only_from_its_callers():
     assert all(any(p["port"] == 53 for r in s["egress"] for p in r["ports"]) for s in pols.values())
 
 
+METRICS_PORT = [{"port": "metrics", "protocol": "TCP"}]
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
 def test_closed_client_facing_components_admit_only_extra_sources():
-    values = {**REQUIRED, "networkPolicy": {"enabled": True, "allowAllToClientFacing": False},
+    values = {**REQUIRED, "networkPolicy": {"allowAllToClientFacing": False},
               "metrics": {"enabled": False}}
     pols = _policies(values)
     assert pols["order"]["ingress"] == [], "no peers means no ingress, never an open rule"
-    # With metrics on (the default), the metrics port is the only way in.
+    # With metrics on (the default), the metrics port, from the monitoring namespace, is the only way in.
     with_metrics = _policies({**values, "metrics": {"enabled": True}})["order"]["ingress"]
-    assert with_metrics == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    assert with_metrics == [{"ports": METRICS_PORT, "from": [MONITORING]}]
     values["networkPolicy"]["extraIngressFrom"] = [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert _grpc_sources(_policies(values)["order"]) == [{"podSelector": {"matchLabels": {"app": "gw"}}}]
     assert "Egress" not in pols["order"]["policyTypes"], "egress stays open unless asked"
+
+
+def test_network_policies_are_on_by_default():
+    assert chart().values["networkPolicy"]["enabled"] is True
+    assert set(network_policies(rendered_set("defaults"))) == set(COMPONENTS)
+
+
+def test_network_policies_can_be_turned_off():
+    assert not of_kind(manifests(render({**REQUIRED, "networkPolicy": {"enabled": False}})), "NetworkPolicy")
+    assert not of_kind(rendered_set("minimal"), "NetworkPolicy")
+
+
+def test_metrics_port_admits_the_monitoring_namespace_by_default():
+    assert chart().values["networkPolicy"]["metricsFrom"] == [MONITORING]
+    pols = network_policies(rendered_set("defaults"))
+    for component, spec in pols.items():
+        assert ingress_to(spec, "metrics") == [{"ports": METRICS_PORT, "from": [MONITORING]}], component
+
+
+def test_metrics_port_admits_the_configured_peers_and_no_other():
+    """Only metricsFrom reaches the metrics port, and metricsFrom reaches nothing else: gRPC
+    peers (callers, extraIngressFrom, anyone for client-facing) are not let in on it."""
+    prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    ops = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
+    pols = _policies({**REQUIRED, "networkPolicy": {"metricsFrom": [prometheus], "extraIngressFrom": [ops]}})
+    assert set(pols) == set(COMPONENTS)
+    for component, spec in pols.items():
+        (rule,) = ingress_to(spec, "metrics")
+        assert rule == {"ports": METRICS_PORT, "from": [prometheus]}, component
+        for other in spec["ingress"]:
+            if other is not rule:
+                assert other["ports"] == [{"port": "grpc", "protocol": "TCP"}], component
+                assert prometheus not in other.get("from", []), component
+
+
+def test_no_metrics_peers_admit_no_pod_to_the_metrics_port():
+    """[] means nobody: never a rule without `from`, which would admit every pod."""
+    pols = _policies({**REQUIRED, "networkPolicy": {"metricsFrom": []}})
+    for component, spec in pols.items():
+        assert not ingress_to(spec, "metrics"), component
+    closed = {**REQUIRED, "networkPolicy": {"metricsFrom": [], "allowAllToClientFacing": False}}
+    assert _policies(closed)["order"]["ingress"] == []
+
+
+def test_only_client_facing_grpc_is_open_to_every_pod(good):
+    """A rule without `from` admits every pod: only the gRPC port of a component with no callers
+    (allowAllToClientFacing) may have one; never metrics, never a called component."""
+    name, docs = good
+    overrides = GOOD_VALUES[name]().get("services", {})
+    client_facing = {component for component, svc in chart().values["services"].items()
+                     if not overrides.get(component, {}).get("callers", svc["callers"])}
+    assert client_facing == {"order", "notification"}
+    for component, spec in network_policies(docs).items():
+        for rule in spec["ingress"]:
+            if "from" in rule:
+                assert rule["from"], f"{name}: {component} has an empty from"
+                continue
+            assert rule["ports"] == [{"port": "grpc", "protocol": "TCP"}], f"{name}: {component}"
+            assert component in client_facing, f"{name}: {component} is open to every pod"
 
 
 def _container_env(docs) -> dict[str, dict[str, dict]]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import (
     component_of, schema_error, env_values, pods, volume,
     COMPONENTS, GOOD_VALUES, NAMESPACE, RELEASE, REQUIRED, chart, headless_services,
-    help_text, load_values, manifests, of_kind, render, rendered_set, services,
+    help_text, install_notes, load_values, manifests, of_kind, render, rendered_set, services,
 )
 
 TLS_DIR = "/etc/orderly/tls"
@@ -138,11 +138,7 @@ def test_chart_defaults_are_the_binarys():
 
 def test_notes_show_grpcurl_over_tls():
     """The install notes' grpcurl commands must work against a TLS-only server."""
-    cfg = helm.Config(storage_driver="memory", namespace=NAMESPACE)
-    try:
-        notes = cfg.install(chart(), RELEASE, TLS_ON, dry_run="client", namespace=NAMESPACE)["notes"]
-    finally:
-        cfg.close()
+    notes = install_notes(TLS_ON)
     assert "-plaintext" not in notes
     assert "grpcurl -cacert ca.crt -authority orderly-order localhost:50051 grpc.health.v1.Health/Check" in notes
     assert f"get secret {RELEASE}-orderly-order-tls" in notes

@@ -164,8 +164,8 @@ pub struct AuthArgs {
 }
 
 /// Generous for a person or a script acting for one; a bulk importer gets its own setting.
-const RATE_LIMIT_PER_SEC: u32 = 50;
-const RATE_LIMIT_BURST: u32 = 100;
+pub const RATE_LIMIT_PER_SEC: u32 = 50;
+pub const RATE_LIMIT_BURST: u32 = 100;
 
 /// Off: anyone reaching the port may call anything.
 impl Default for AuthArgs {
