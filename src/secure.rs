@@ -30,6 +30,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, date_time_ymd,
 };
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+    service::Interceptor,
+};
 
 const CA_NAME: &str = "Orderly development CA";
 
@@ -258,4 +263,27 @@ pub fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.ttl_secs);
     println!("{}", issuer.token(&args.subject, &args.roles, ttl)?);
     Ok(())
+}
+
+/// Sends `authorization: Bearer <token>` with every request, when there is a token.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Sends `token` (JWTs are ASCII; anything else is refused); `None` sends nothing.
+    pub fn of(token: Option<&str>) -> anyhow::Result<Self> {
+        let value = token.map(|token| format!("Bearer {token}").parse());
+        Ok(Self(value.transpose().context("a token is ASCII")?))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }

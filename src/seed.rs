@@ -18,14 +18,15 @@ use orderly_proto::{
     },
 };
 use tonic::{
-    Code, Request,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
+    Code,
+    service::interceptor::InterceptedService,
     transport::{Certificate, Channel, ClientTlsConfig},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+
+use crate::secure::Bearer;
 
 /// (sku, name, unit price in cents, initial stock)
 const PRODUCTS: [(&str, &str, i64, u32); 3] = [
@@ -54,31 +55,13 @@ pub struct Dial {
     bearer: Bearer,
 }
 
-/// Sends `authorization: Bearer <token>` with every request, when there is a token.
-#[derive(Clone, Default)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 impl Dial {
     /// Over TLS, trusting the CA certificate at `ca`, sending `token`.
     pub fn secure(ca: &Path, token: &str) -> anyhow::Result<Self> {
         let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .context("a token is ASCII")?;
         Ok(Self {
             ca: Some(Certificate::from_pem(pem)),
-            bearer: Bearer(Some(bearer)),
+            bearer: Bearer::of(Some(token))?,
         })
     }
 

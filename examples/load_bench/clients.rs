@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::Context;
-use orderly::secure::{Authority, TokenIssuer};
+use orderly::secure::{Authority, Bearer, TokenIssuer};
 use orderly_common::auth::Role;
 use orderly_proto::{
     inventory::v1::inventory_service_client::InventoryServiceClient,
@@ -24,9 +24,7 @@ use orderly_proto::{
     saga::v1::saga_service_client::SagaServiceClient,
 };
 use tonic::{
-    Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
+    service::interceptor::InterceptedService,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 use tonic_health::pb::{
@@ -59,27 +57,6 @@ struct Secure {
 
 /// Long enough for any run.
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// Sends `authorization: Bearer <token>` with every request, when there is a token.
-#[derive(Clone, Default)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Bearer {
-    fn of(token: &str) -> anyhow::Result<Self> {
-        Ok(Self(Some(format!("Bearer {token}").parse()?)))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 /// `host:port` or a full URL (https when `tls`).
 fn url(endpoint: &str, tls: bool) -> String {
@@ -223,7 +200,7 @@ impl Secure {
     fn open(dir: &Path) -> anyhow::Result<Self> {
         let issuer = Authority::open(dir)?.token_issuer()?;
         let roles = [Role::Catalog, Role::Finance, Role::Operator];
-        let admin = Bearer::of(&issuer.token("load-bench", &roles, TOKEN_TTL)?)?;
+        let admin = Bearer::of(Some(&issuer.token("load-bench", &roles, TOKEN_TTL)?))?;
         Ok(Self {
             issuer,
             admin,
@@ -237,7 +214,7 @@ impl Secure {
             // The issuer already signed the admin's token: signing cannot fail here.
             let token = (self.issuer.token(customer, &[Role::Customer], TOKEN_TTL))
                 .expect("a customer token");
-            Bearer::of(&token).expect("a token is ASCII")
+            Bearer::of(Some(&token)).expect("a token is ASCII")
         });
         bearer.clone()
     }

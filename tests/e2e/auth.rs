@@ -261,7 +261,7 @@ fn caller<'a>(system: &'a System, secure: &Path, token: Option<&str>, order: &st
     Caller {
         system,
         ca: secure.join("ca.pem"),
-        bearer: Bearer::of(token),
+        bearer: Bearer::of(token).unwrap(),
         identity: None,
         order_id: order.to_owned(),
     }

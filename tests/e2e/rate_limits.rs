@@ -30,7 +30,7 @@ fn payment_as(system: &System, token: &str) -> PaymentServiceClient<TestChannel>
         .tls_config(trusting(&ca))
         .unwrap()
         .connect_lazy();
-    PaymentServiceClient::new(TestChannel::new(channel, Bearer::of(Some(token))))
+    PaymentServiceClient::new(TestChannel::new(channel, Bearer::of(Some(token)).unwrap()))
 }
 
 async fn get_account(

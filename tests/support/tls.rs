@@ -10,9 +10,7 @@ use std::{
 };
 
 use tonic::{
-    Request, Status,
-    metadata::{Ascii, MetadataValue},
-    service::{Interceptor, interceptor::InterceptedService},
+    service::interceptor::InterceptedService,
     transport::{Certificate, Channel, ClientTlsConfig},
 };
 
@@ -42,7 +40,8 @@ pub fn secured(addr: SocketAddr, ca: &Path, token: Option<&str>) {
 pub fn client_config(addr: SocketAddr) -> Option<(ClientTlsConfig, Bearer)> {
     let secured = SECURED.lock().expect("secured addresses");
     let found = secured.iter().find(|known| known.addr == addr)?;
-    Some((trusting(&found.ca), Bearer::of(found.token.as_deref())))
+    let bearer = Bearer::of(found.token.as_deref()).expect("an ASCII token");
+    Some((trusting(&found.ca), bearer))
 }
 
 /// A client that trusts `ca` and presents no certificate.
@@ -52,22 +51,4 @@ pub fn trusting(ca: &Path) -> ClientTlsConfig {
 }
 
 /// Sends `authorization: Bearer <token>` with every request, when there is a token.
-#[derive(Clone, Default)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Bearer {
-    pub fn of(token: Option<&str>) -> Self {
-        Self(token.map(|token| format!("Bearer {token}").parse().expect("an ASCII token")))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
+pub use orderly::secure::Bearer;
