@@ -7,7 +7,7 @@
 //! restart.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -126,7 +126,8 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
     /// operator, who wakes the compensator, and do not count).
     async fn round(&self, not_before: &NotBefore, fence: &Fence) -> Result<usize, DbErr> {
         let open = self.db.compensating().await?;
-        let mut by_order: HashMap<Uuid, Vec<steps::Model>> = HashMap::new();
+        // Oldest order first (ids are UUIDv7) when more are open than run at once.
+        let mut by_order: BTreeMap<Uuid, Vec<steps::Model>> = BTreeMap::new();
         for row in open {
             by_order.entry(row.order_id).or_default().push(row);
         }

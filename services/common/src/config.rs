@@ -52,8 +52,8 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDERLY_SHUTDOWN_GRACE_SECS", default_value_t = SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 
-    /// Health turns NOT_SERVING when a consumer has lag and has not committed for this long, or
-    /// the oldest unpublished outbox event has waited this long
+    /// Health turns NOT_SERVING when a consumer has lag and has neither committed nor taken a
+    /// message for this long, or the oldest unpublished outbox event has waited this long
     #[arg(long, env = "ORDERLY_STUCK_AFTER_MS", default_value_t = STUCK_AFTER_MS)]
     pub stuck_after_ms: u64,
 
