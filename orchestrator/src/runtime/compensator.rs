@@ -45,11 +45,6 @@ pub struct Compensator<S, P> {
     pub settings: Settings,
 }
 
-/// How many orders are rolled back at once. Each compensation waits on a participant (which
-/// asks this orchestrator whether the saga rolls back) and on a commit: taken one at a time,
-/// a burst of rejected orders queues behind that round trip.
-const ORDERS_AT_ONCE: usize = 32;
-
 /// When each failing compensation (order, step name) may be tried again; shared by the orders
 /// a round rolls back at once (the lock is never held across an await).
 #[derive(Default)]
@@ -134,7 +129,10 @@ impl<S: Store, P: CompensationCalls> Compensator<S, P> {
         // Every order's attempt runs to its end (none is dropped halfway when another fails).
         let counted: Vec<Result<usize, DbErr>> = stream::iter(by_order.into_values())
             .map(|rows| self.roll_back(rows, not_before, fence))
-            .buffer_unordered(ORDERS_AT_ONCE)
+            // Several orders at once (`Settings::compensations_at_once`): each compensation waits on
+            // a participant (which asks this orchestrator whether the saga rolls back) and on a
+            // commit; taken one at a time, a burst of rejected orders queues behind that trip.
+            .buffer_unordered(self.settings.compensations_at_once)
             .collect()
             .await;
         counted.into_iter().sum()

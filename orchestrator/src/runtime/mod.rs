@@ -44,7 +44,12 @@ pub struct Settings {
     pub default_retry: RetryPolicy,
     /// How often the lease holder looks for deadlines and compensations nobody told it of.
     pub recheck: Duration,
+    /// How many orders' compensations run at once.
+    pub compensations_at_once: usize,
 }
+
+/// How many orders' compensations run at once by default (`--compensations-at-once`).
+pub const COMPENSATIONS_AT_ONCE: u16 = 32;
 
 impl Settings {
     pub fn timeout(&self, definition: &Definition, step: StepIndex) -> Duration {

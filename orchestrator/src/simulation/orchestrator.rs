@@ -86,6 +86,7 @@ impl Orchestrator {
                 max_backoff: Duration::ZERO,
             },
             recheck: Duration::from_secs(1),
+            compensations_at_once: crate::runtime::COMPENSATIONS_AT_ONCE.into(),
         };
         let executor = tokio::runtime::Builder::new_current_thread()
             .build()
