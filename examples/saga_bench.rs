@@ -114,6 +114,7 @@ async fn prepare(
         .restock(RestockRequest {
             sku: SKU.into(),
             quantity: u32::try_from(orders)?,
+            idempotency_key: String::new(),
         })
         .await?;
     let mut payment = PaymentServiceClient::new(payment);
@@ -127,6 +128,7 @@ async fn prepare(
         .deposit(DepositRequest {
             customer_id: customer.into(),
             amount: usd(100 * i64::try_from(orders)?),
+            idempotency_key: String::new(),
         })
         .await?;
     Ok(())

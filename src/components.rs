@@ -13,6 +13,7 @@ use orderly_common::{
     config::{Callee, Callees, DependencyArgs, ServiceConfig},
     db,
     grpc::AsksOrchestrator,
+    idempotency::IdempotencyArgs,
 };
 use sea_orm_migration::{MigratorTrait, sea_orm::DbErr};
 
@@ -120,6 +121,7 @@ fn order(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
             watch_recheck_ms: orderly_order::DEFAULT_WATCH_RECHECK_MS,
             admission_max_wait_ms: orderly_order::DEFAULT_ADMISSION_MAX_WAIT_MS,
             admission_floor: orderly_order::DEFAULT_ADMISSION_FLOOR,
+            idempotency: IdempotencyArgs::default(),
         };
         orderly_order::run(&config, dev.shutdown).await
     })
@@ -130,6 +132,7 @@ fn inventory(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
         let config = orderly_inventory::Config {
             dependencies: dev.dependencies(),
             service: dev.service,
+            idempotency: IdempotencyArgs::default(),
         };
         orderly_inventory::run(&config, dev.shutdown).await
     })
@@ -140,6 +143,7 @@ fn payment(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
         let config = orderly_payment::Config {
             dependencies: dev.dependencies(),
             service: dev.service,
+            idempotency: IdempotencyArgs::default(),
         };
         orderly_payment::run(&config, dev.shutdown).await
     })

@@ -150,7 +150,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let mut server = ServerArgs::on(endpoint.addr);
         if let Some(authority) = &authority {
             server.tls = authority.issue(endpoint.component.name)?.into();
-            server.auth.auth_jwks = Some(authority.jwks());
+            server.auth.auth_jwks = Some(authority.jwks().display().to_string());
             server.auth.rate_limit_per_sec = args.rate_limit_per_sec;
             server.auth.rate_limit_burst = args.rate_limit_burst;
         }

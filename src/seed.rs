@@ -134,6 +134,7 @@ pub async fn demo_data(
             .restock(RestockRequest {
                 sku: sku.to_owned(),
                 quantity: stock,
+                idempotency_key: String::new(),
             })
             .await?;
         tracing::info!(sku, stock, "demo product created");
@@ -160,6 +161,7 @@ pub async fn demo_data(
             .deposit(DepositRequest {
                 customer_id: customer_id.to_owned(),
                 amount: usd(deposit),
+                idempotency_key: String::new(),
             })
             .await?;
         tracing::info!(customer_id, deposit, "demo account opened");

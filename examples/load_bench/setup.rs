@@ -129,6 +129,7 @@ async fn create_product(clients: &Clients, product: &Product) -> anyhow::Result<
             .restock(RestockRequest {
                 sku: product.sku.clone(),
                 quantity: product.stock,
+                idempotency_key: String::new(),
             })
             .await
             .with_context(|| format!("Restock {}", product.sku))?;
@@ -152,6 +153,7 @@ async fn create_customer(clients: &Clients, customer: &Customer) -> anyhow::Resu
             .deposit(DepositRequest {
                 customer_id: customer.id.clone(),
                 amount: usd(customer.deposit),
+                idempotency_key: String::new(),
             })
             .await
             .with_context(|| format!("Deposit {}", customer.id))?;

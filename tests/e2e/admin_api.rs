@@ -104,6 +104,7 @@ async fn inventory(mut client: InventoryServiceClient<crate::support::TestChanne
         .restock(RestockRequest {
             sku: "mug".into(),
             quantity: 7,
+            idempotency_key: String::new(),
         })
         .await
         .unwrap();
@@ -111,6 +112,7 @@ async fn inventory(mut client: InventoryServiceClient<crate::support::TestChanne
         .restock(RestockRequest {
             sku: "mug".into(),
             quantity: 3,
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -174,6 +176,7 @@ async fn inventory(mut client: InventoryServiceClient<crate::support::TestChanne
             .restock(RestockRequest {
                 sku: "mug".into(),
                 quantity: 0,
+                idempotency_key: String::new(),
             })
             .await,
         "quantity",
@@ -198,6 +201,7 @@ async fn inventory(mut client: InventoryServiceClient<crate::support::TestChanne
             .restock(RestockRequest {
                 sku: "pen".into(),
                 quantity: 1,
+                idempotency_key: String::new(),
             })
             .await,
     );
@@ -311,6 +315,7 @@ async fn payment(mut client: PaymentServiceClient<crate::support::TestChannel>) 
     let deposit = |amount| DepositRequest {
         customer_id: "alice".into(),
         amount,
+        idempotency_key: String::new(),
     };
     client.deposit(deposit(usd(1_500))).await.unwrap();
     let after = client
@@ -376,6 +381,7 @@ async fn payment(mut client: PaymentServiceClient<crate::support::TestChannel>) 
     let bob = |amount| DepositRequest {
         customer_id: "bob".into(),
         amount,
+        idempotency_key: String::new(),
     };
     assert_not_found(client.deposit(bob(usd(1))).await);
     assert_not_found(

@@ -139,6 +139,7 @@ impl Caller<'_> {
                 .restock(RestockRequest {
                     sku: "mug".into(),
                     quantity: 1_000,
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map(drop),
@@ -175,6 +176,7 @@ impl Caller<'_> {
                 .deposit(DepositRequest {
                     customer_id: alice(),
                     amount: usd(1_000_000),
+                    idempotency_key: String::new(),
                 })
                 .await
                 .map(drop),

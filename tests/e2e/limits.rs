@@ -59,6 +59,7 @@ async fn a_deposit_must_leave_room_to_refund_the_money_held_for_orders() {
     let too_much = DepositRequest {
         customer_id: "alice".into(),
         amount: usd(room + 1),
+        idempotency_key: String::new(),
     };
     let refused = payment.deposit(too_much).await.expect_err("no room for it");
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
@@ -74,6 +75,7 @@ async fn a_deposit_must_leave_room_to_refund_the_money_held_for_orders() {
     let exactly = DepositRequest {
         customer_id: "alice".into(),
         amount: usd(room),
+        idempotency_key: String::new(),
     };
     payment.deposit(exactly).await.unwrap();
     *initial.balances.get_mut("alice").unwrap() += room;

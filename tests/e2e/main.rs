@@ -21,6 +21,8 @@ mod faults_network;
 mod fencing;
 mod forged_events;
 mod grpcurl;
+mod idempotency;
+mod jwks_url;
 mod lanes;
 mod limits;
 mod migrate;

@@ -10,27 +10,21 @@ use orderly_proto::{
     order::v1::OrderStatus,
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 use crate::support::{
     Options, System, TestChannel,
     orders::{order_request, place, seed},
     prometheus::scrape,
     quiet,
-    tls::{Bearer, trusting},
+    tls::channel_with_token,
 };
 
 const BURST: usize = 5;
 
 /// Payment's API as `token`'s subject.
 fn payment_as(system: &System, token: &str) -> PaymentServiceClient<TestChannel> {
-    let ca = system.dir.path().join("secure").join("ca.pem");
-    let channel = Channel::from_shared(format!("https://{}", system.addr("payment")))
-        .unwrap()
-        .tls_config(trusting(&ca))
-        .unwrap()
-        .connect_lazy();
-    PaymentServiceClient::new(TestChannel::new(channel, Bearer::of(Some(token)).unwrap()))
+    PaymentServiceClient::new(channel_with_token(system.addr("payment"), token))
 }
 
 async fn get_account(

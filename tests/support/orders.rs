@@ -43,6 +43,7 @@ pub async fn seed(
             .restock(RestockRequest {
                 sku: (*sku).into(),
                 quantity: *stock,
+                idempotency_key: String::new(),
             })
             .await
             .unwrap();
@@ -60,6 +61,7 @@ pub async fn seed(
             .deposit(DepositRequest {
                 customer_id: (*customer).into(),
                 amount: usd(*balance),
+                idempotency_key: String::new(),
             })
             .await
             .unwrap();

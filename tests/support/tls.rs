@@ -52,3 +52,14 @@ pub fn trusting(ca: &Path) -> ClientTlsConfig {
 
 /// Sends `authorization: Bearer <token>` with every request, when there is a token.
 pub use orderly::secure::Bearer;
+
+/// A TLS channel to `addr` (a component of a system started with auth) that sends `token`.
+pub fn channel_with_token(addr: SocketAddr, token: &str) -> TestChannel {
+    let (tls, _) = client_config(addr).expect("a component started with TLS");
+    let channel = Channel::from_shared(format!("https://{addr}"))
+        .expect("a socket address forms a valid URI")
+        .tls_config(tls)
+        .expect("a TLS configuration")
+        .connect_lazy();
+    TestChannel::new(channel, Bearer::of(Some(token)).expect("an ASCII token"))
+}

@@ -34,6 +34,7 @@ GOOD_VALUES = {
     "minimal": lambda: load_values("minimal.yaml"),
     "production-example": lambda: load_values("production-values.yaml"),
     "webhook": lambda: load_values("webhook.yaml"),
+    "jwks-url": lambda: load_values("jwks-url.yaml"),
 }
 
 

@@ -8,14 +8,18 @@
 //! - `leases` ([`Leases`], listed after): which replica does a piece of background work now.
 //! - [`OutboxNotify`] (listed after): on PostgreSQL, commits that add outbox rows notify the
 //!   publishing relay.
+//! - [`IdempotencyKeys`] (listed after, by the services whose requests take keys): the keys
+//!   of requests already answered, with their responses.
 
 use sea_orm_migration::prelude::*;
 
 mod m0002_leases;
 mod m0003_outbox_notify;
+mod m0004_idempotency_keys;
 
 pub use m0002_leases::Migration as Leases;
 pub use m0003_outbox_notify::Migration as OutboxNotify;
+pub use m0004_idempotency_keys::Migration as IdempotencyKeys;
 
 /// Runs `sql` on PostgreSQL only: triggers that notify other replicas (SQLite has one process
 /// per database, which hears its own commits).
@@ -34,6 +38,7 @@ pub fn all() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(Migration),
         Box::new(Leases),
         Box::new(OutboxNotify),
+        Box::new(IdempotencyKeys),
     ]
 }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_orders_by_status;
 mod m0003_decisions_notify;
+mod m0004_keys_per_customer;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::Leases),
             Box::new(orderly_migration_messaging::OutboxNotify),
             Box::new(m0003_decisions_notify::Migration),
+            Box::new(m0004_keys_per_customer::Migration),
         ]
     }
 }

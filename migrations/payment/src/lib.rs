@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::Migration),
             Box::new(orderly_migration_messaging::Leases),
             Box::new(orderly_migration_messaging::OutboxNotify),
+            Box::new(orderly_migration_messaging::IdempotencyKeys),
         ]
     }
 }

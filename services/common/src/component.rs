@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::future::BoxFuture;
 use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
@@ -16,6 +17,7 @@ use crate::{
     db,
     grpc::{self, GrpcServer},
     health::Health,
+    idempotency,
     kafka::{EventProducer, topics},
     lease::{self, Lease},
     messaging::{EventConsumer, Handler, Relay, inbox, watch},
@@ -64,6 +66,8 @@ pub struct Started {
     pub stuck_after: Duration,
     /// This process as the holder of leases on background work (see [`lease::holder_id`]).
     pub holder: String,
+    /// Held by the replica that publishes the outbox, which also prunes what is kept for a time.
+    housekeeping: Lease,
     kafka: KafkaArgs,
     shutdown: Shutdown,
     background: JoinSet<()>,
@@ -79,7 +83,8 @@ pub async fn start<M: MigratorTrait>(
 ) -> Result<Started, ComponentError> {
     let tls = Tls::start(name, &config.server.tls)?;
     let reload_every = Duration::from_secs(config.server.tls.tls_reload_secs);
-    let verifier = Verifier::start(&config.server.auth, reload_every)?;
+    let ca = config.server.tls.tls_ca.as_deref();
+    let verifier = Verifier::start(&config.server.auth, ca, reload_every).await?;
     let url = config.database.url_for(name);
     let db = db::connect_and_migrate_when_up::<M>(&url, config.database.pool(), shutdown).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
@@ -116,7 +121,16 @@ pub async fn start<M: MigratorTrait>(
         stuck_after,
         shutdown.clone(),
     ));
-    background.spawn(prune_inbox(db.clone(), housekeeping, shutdown.clone()));
+    let inbox_db = db.clone();
+    background.spawn(prune_hourly(
+        "inbox entries",
+        Box::new(move || {
+            let db = inbox_db.clone();
+            Box::pin(async move { inbox::prune(&db, crate::time::now() - INBOX_RETENTION).await })
+        }),
+        housekeeping.clone(),
+        shutdown.clone(),
+    ));
     let (kafka, topics_shutdown) = (config.kafka.clone(), shutdown.clone());
     background.spawn(async move {
         if topics::ensure_with_retry(&kafka, &topics::all(), &topics_shutdown).await {
@@ -135,6 +149,7 @@ pub async fn start<M: MigratorTrait>(
         kafka: config.kafka.clone(),
         stuck_after,
         holder,
+        housekeeping,
         shutdown: shutdown.clone(),
         background,
     })
@@ -196,6 +211,21 @@ impl Started {
         self.background.spawn(lag_watcher);
     }
 
+    /// Forgets idempotency keys older than `ttl`, hourly (for a component whose requests take
+    /// keys, with the shared `idempotency_keys` table).
+    pub fn prune_idempotency_keys(&mut self, ttl: Duration) {
+        let db = self.db.clone();
+        self.background.spawn(prune_hourly(
+            "idempotency keys",
+            Box::new(move || {
+                let db = db.clone();
+                Box::pin(async move { idempotency::prune(&db, idempotency::kept_since(ttl)).await })
+            }),
+            self.housekeeping.clone(),
+            self.shutdown.clone(),
+        ));
+    }
+
     /// Runs `task` in the background until shutdown; `serve` waits for it when draining.
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.background.spawn(task);
@@ -248,17 +278,21 @@ impl Started {
     }
 }
 
-/// Removes inbox records past their retention, hourly, in the replica that publishes the
-/// outbox (the records are shared by all replicas: one pruning is enough). Not fenced: a
-/// former holder deleting the same old records changes nothing.
-async fn prune_inbox(db: DatabaseConnection, mut lease: Lease, shutdown: Shutdown) {
+/// Deletes rows past their retention with `prune`, hourly, in the replica that publishes the
+/// outbox (the rows are shared by all replicas: one pruning is enough). Not fenced: a former
+/// holder deleting the same old rows changes nothing.
+async fn prune_hourly(
+    what: &'static str,
+    prune: Box<dyn Fn() -> BoxFuture<'static, Result<u64, DbErr>> + Send>,
+    mut lease: Lease,
+    shutdown: Shutdown,
+) {
     loop {
         if lease.fence().is_some() {
-            let before = crate::time::now() - INBOX_RETENTION;
-            match inbox::prune(&db, before).await {
+            match prune().await {
                 Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "old inbox entries removed"),
-                Err(error) => tracing::warn!(%error, "cannot prune the inbox"),
+                Ok(pruned) => tracing::info!(pruned, "old {what} removed"),
+                Err(error) => tracing::warn!(%error, "cannot prune old {what}"),
             }
         }
         tokio::select! {

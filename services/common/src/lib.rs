@@ -11,6 +11,7 @@ pub mod failpoints;
 pub mod group_commit;
 pub mod grpc;
 pub mod health;
+pub mod idempotency;
 pub mod kafka;
 pub mod lease;
 pub mod messaging;

@@ -1,8 +1,11 @@
 //! The InventoryService API: validates requests, calls the store, maps rows to messages.
 
+use std::time::Duration;
+
 use orderly_common::{
     ApiError,
     grpc::RollbackCheck,
+    idempotency::{self, Keyed},
     time::to_proto,
     validate::{self, Page},
 };
@@ -34,11 +37,17 @@ pub const MAX_BATCH_SKUS: usize = 100;
 pub struct InventoryApi {
     db: DatabaseConnection,
     rollback: RollbackCheck,
+    /// How long Restock's idempotency keys are kept.
+    keys_ttl: Duration,
 }
 
 impl InventoryApi {
-    pub fn new(db: DatabaseConnection, rollback: RollbackCheck) -> Self {
-        Self { db, rollback }
+    pub fn new(db: DatabaseConnection, rollback: RollbackCheck, keys_ttl: Duration) -> Self {
+        Self {
+            db,
+            rollback,
+            keys_ttl,
+        }
     }
 }
 
@@ -65,34 +74,35 @@ impl InventoryService for InventoryApi {
     }
 
     async fn restock(&self, request: Request<RestockRequest>) -> Reply<RestockResponse> {
-        let request = request.into_inner();
-        let sku = validate::identifier("sku", &request.sku)?;
+        let mut request = request.into_inner();
+        let key = std::mem::take(&mut request.idempotency_key);
+        let sku = validate::identifier("sku", &request.sku)?.to_owned();
         let quantity = validate::positive_quantity("quantity", request.quantity)?;
-        let product = match products::restock(&self.db, sku, quantity)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Ok(product) => product,
-            Err(RestockRefused::UnknownProduct) => {
-                return Err(ApiError::not_found("product", sku).into());
-            }
-            Err(RestockRefused::WouldOverflow) => {
-                return Err(ApiError::invalid(
-                    "quantity",
-                    format!("{sku} would hold more than {} units", u32::MAX),
-                )
-                .into());
-            }
-        };
-        tracing::info!(
-            sku,
-            quantity,
-            available = product.available,
-            "product restocked"
-        );
-        Ok(Response::new(RestockResponse {
-            product: Some(product_message(product)),
-        }))
+        let keyed = Keyed::new("Restock", &sku, &key, &request, self.keys_ttl)?;
+        let response = idempotency::once(&self.db, keyed, |txn| {
+            Box::pin(async move {
+                let product = products::restock(txn, &sku, quantity)
+                    .await?
+                    .map_err(|refused| match refused {
+                        RestockRefused::UnknownProduct => ApiError::not_found("product", &sku),
+                        RestockRefused::WouldOverflow => ApiError::invalid(
+                            "quantity",
+                            format!("{sku} would hold more than {} units", u32::MAX),
+                        ),
+                    })?;
+                tracing::info!(
+                    sku,
+                    quantity,
+                    available = product.available,
+                    "product restocked"
+                );
+                Ok(RestockResponse {
+                    product: Some(product_message(product)),
+                })
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_product(&self, request: Request<GetProductRequest>) -> Reply<GetProductResponse> {

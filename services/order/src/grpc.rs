@@ -159,6 +159,11 @@ fn order_message(order: orders::Order) -> Order {
         reason: header.reason,
         created_at: Some(to_proto(header.created_at)),
         updated_at: Some(to_proto(header.updated_at)),
-        idempotency_key: header.idempotency_key.unwrap_or_default(),
+        idempotency_key: header
+            .idempotency_key
+            .as_deref()
+            .map(orders::client_key)
+            .unwrap_or_default()
+            .to_owned(),
     }
 }

@@ -19,6 +19,7 @@ use orderly_common::{
     component::{self, ComponentError},
     config::{Callee, Callees, DependencyArgs, ServiceConfig},
     group_commit::GroupCommit,
+    idempotency::IdempotencyArgs,
 };
 use orderly_proto::order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -74,6 +75,9 @@ pub struct Config {
     /// Orders that may always wait for a decision, whatever the measured rate
     #[arg(long, env = "ORDERLY_ADMISSION_FLOOR", default_value_t = DEFAULT_ADMISSION_FLOOR)]
     pub admission_floor: u64,
+
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
 }
 
 /// Runs the order service until `shutdown`.
@@ -119,6 +123,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         inventory,
         payment,
         known_customers: place::known_customers(),
+        keys_ttl: config.idempotency.ttl(),
     };
     let api = OrderServiceServer::new(grpc::OrderApi::new(placer, watchers))
         .max_decoding_message_size(config.service.server.max_message_bytes());

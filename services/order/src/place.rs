@@ -11,12 +11,13 @@
 //! changes currency, so a customer once found is remembered (`KnownCustomers`). An unknown
 //! customer is asked about every time, as it may open an account any moment.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use orderly_common::{
     ApiError,
     group_commit::GroupCommit,
     grpc::Client,
+    idempotency,
     kafka::{envelope, topics},
     messaging::{Relay, outbox},
     validate,
@@ -44,7 +45,6 @@ use crate::{
 
 pub const MAX_ITEMS: usize = 100;
 pub const MAX_QUANTITY: u32 = 10_000;
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
 pub struct Placer {
     pub db: DatabaseConnection,
@@ -55,6 +55,8 @@ pub struct Placer {
     pub inventory: Client,
     pub payment: Client,
     pub known_customers: KnownCustomers,
+    /// How long an idempotency key answers with its order.
+    pub keys_ttl: Duration,
 }
 
 /// The currency of each customer payment has confirmed, bounded in entries.
@@ -74,13 +76,28 @@ struct Request {
     hash: String,
 }
 
+impl Request {
+    /// The key as the order stores it, scoped by the customer.
+    fn stored_key(&self) -> Option<String> {
+        let key = self.idempotency_key.as_deref()?;
+        Some(orders::stored_key(&self.customer_id, key))
+    }
+}
+
 impl Placer {
     pub async fn place(&self, request: PlaceOrderRequest) -> Result<orders::Order, ApiError> {
         let request = validated(request)?;
-        if let Some(key) = &request.idempotency_key
+        let stored_key = request.stored_key();
+        // An order still holding the key past its lifetime gives it up in the new order's
+        // transaction.
+        let mut expired_holder = None;
+        if let Some(key) = &stored_key
             && let Some(existing) = orders::find_by_idempotency_key(&self.db, key).await?
         {
-            return same_request(existing, &request);
+            if existing.header.created_at >= idempotency::kept_since(self.keys_ttl) {
+                return same_request(existing, &request);
+            }
+            expired_holder = Some(existing.header.id);
         }
         self.admission.check()?;
         let prices = self.prices(&request.items).await?;
@@ -98,6 +115,9 @@ impl Placer {
             .writer
             .write(Box::new(move |txn| {
                 Box::pin(async move {
+                    if let Some(holder) = expired_holder {
+                        orders::forget_idempotency_key(txn, holder).await?;
+                    }
                     orders::insert(txn, &stored).await?;
                     outbox::add(txn, topics::ORDERS, &event).await
                 })
@@ -106,7 +126,7 @@ impl Placer {
         if let Err(error) = written {
             // Two requests raced with one idempotency key: the other one won; answer as it did.
             if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-                && let Some(key) = &request.idempotency_key
+                && let Some(key) = &stored_key
                 && let Some(existing) = orders::find_by_idempotency_key(&self.db, key).await?
             {
                 return same_request(existing, &request);
@@ -239,16 +259,7 @@ fn validated(request: PlaceOrderRequest) -> Result<Request, ApiError> {
         }
         items.push((sku.to_owned(), quantity));
     }
-    let idempotency_key = match request.idempotency_key.as_str() {
-        "" => None,
-        key if key.len() > MAX_IDEMPOTENCY_KEY_LEN => {
-            return Err(ApiError::invalid(
-                "idempotency_key",
-                format!("is longer than {MAX_IDEMPOTENCY_KEY_LEN} characters"),
-            ));
-        }
-        key => Some(key.to_owned()),
-    };
+    let idempotency_key = idempotency::key_field(&request.idempotency_key)?.map(str::to_owned);
     let hash = request_hash(&customer_id, &items);
     Ok(Request {
         customer_id,
@@ -312,7 +323,7 @@ fn new_order(request: &Request, priced: pricing::Priced) -> orders::Order {
             reason: String::new(),
             total_minor: priced.total_minor,
             currency: priced.currency,
-            idempotency_key: request.idempotency_key.clone(),
+            idempotency_key: request.stored_key(),
             request_hash: request.hash.clone(),
             created_at: now,
             updated_at: now,

@@ -1,9 +1,12 @@
 //! The PaymentService API: validates requests, calls the store, maps rows to messages.
 
+use std::time::Duration;
+
 use orderly_common::{
     ApiError,
     auth::{Caller, scope_to_caller},
     grpc::RollbackCheck,
+    idempotency::{self, Keyed},
     time::to_proto,
     validate::{self, Page},
 };
@@ -30,11 +33,17 @@ use crate::{
 pub struct PaymentApi {
     db: DatabaseConnection,
     rollback: RollbackCheck,
+    /// How long Deposit's idempotency keys are kept.
+    keys_ttl: Duration,
 }
 
 impl PaymentApi {
-    pub fn new(db: DatabaseConnection, rollback: RollbackCheck) -> Self {
-        Self { db, rollback }
+    pub fn new(db: DatabaseConnection, rollback: RollbackCheck, keys_ttl: Duration) -> Self {
+        Self {
+            db,
+            rollback,
+            keys_ttl,
+        }
     }
 }
 
@@ -66,36 +75,25 @@ impl PaymentService for PaymentApi {
     }
 
     async fn deposit(&self, request: Request<DepositRequest>) -> Reply<DepositResponse> {
-        let request = request.into_inner();
-        let customer_id = validate::identifier("customer_id", &request.customer_id)?;
+        let mut request = request.into_inner();
+        let key = std::mem::take(&mut request.idempotency_key);
+        let customer_id = validate::identifier("customer_id", &request.customer_id)?.to_owned();
         let (amount, currency) = validate::positive_money("amount", request.amount.as_ref())?;
-        let account = match accounts::deposit(&self.db, customer_id, amount, currency)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Ok(account) => account,
-            Err(DepositRefused::UnknownAccount) => {
-                return Err(ApiError::not_found("account", customer_id).into());
-            }
-            Err(DepositRefused::WrongCurrency(expected)) => {
-                return Err(ApiError::invalid(
-                    "amount.currency",
-                    format!("account {customer_id} holds {expected}, not {currency}"),
-                )
-                .into());
-            }
-            Err(DepositRefused::WouldOverflow) => {
-                return Err(ApiError::invalid(
-                    "amount.amount_minor",
-                    "the balance and the money held for orders would pass the largest amount",
-                )
-                .into());
-            }
-        };
-        tracing::info!(customer_id, amount, currency, "deposit");
-        Ok(Response::new(DepositResponse {
-            account: Some(account_message(account)),
-        }))
+        let currency = currency.to_owned();
+        let keyed = Keyed::new("Deposit", &customer_id, &key, &request, self.keys_ttl)?;
+        let response = idempotency::once(&self.db, keyed, |txn| {
+            Box::pin(async move {
+                let account = accounts::deposit(txn, &customer_id, amount, &currency)
+                    .await?
+                    .map_err(|refused| deposit_refused(refused, &customer_id, &currency))?;
+                tracing::info!(customer_id, amount, currency, "deposit");
+                Ok(DepositResponse {
+                    account: Some(account_message(account)),
+                })
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_account(&self, request: Request<GetAccountRequest>) -> Reply<GetAccountResponse> {
@@ -160,6 +158,20 @@ impl PaymentService for PaymentApi {
             next_page_token: page.next_uuid_token(rows.iter().map(|row| row.id)),
             payments: rows.into_iter().map(payment_message).collect(),
         }))
+    }
+}
+
+fn deposit_refused(refused: DepositRefused, customer_id: &str, currency: &str) -> ApiError {
+    match refused {
+        DepositRefused::UnknownAccount => ApiError::not_found("account", customer_id),
+        DepositRefused::WrongCurrency(expected) => ApiError::invalid(
+            "amount.currency",
+            format!("account {customer_id} holds {expected}, not {currency}"),
+        ),
+        DepositRefused::WouldOverflow => ApiError::invalid(
+            "amount.amount_minor",
+            "the balance and the money held for orders would pass the largest amount",
+        ),
     }
 }
 

@@ -13,6 +13,7 @@ use orderly_common::{
     component::{self, ComponentError},
     config::{DependencyArgs, ServiceConfig},
     grpc::AsksOrchestrator,
+    idempotency::IdempotencyArgs,
 };
 use orderly_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -29,6 +30,8 @@ pub struct Config {
     // The orchestrator, asked before a step of a saga is undone (I11).
     #[command(flatten)]
     pub dependencies: DependencyArgs<AsksOrchestrator>,
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
 }
 
 /// Runs the payment service until `shutdown`.
@@ -37,8 +40,14 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         component::start::<Migrator>(NAME, DEFAULT_PORT, &config.service, &shutdown).await?;
     let rollback = (config.dependencies).rollback_check(NAME, started.tls.as_ref())?;
     started.consume(events::CONSUMER, events::TOPICS.iter(), events::Reactions);
-    let api = PaymentServiceServer::new(grpc::PaymentApi::new(started.db.clone(), rollback))
-        .max_decoding_message_size(config.service.server.max_message_bytes());
+    let keys_ttl = config.idempotency.ttl();
+    started.prune_idempotency_keys(keys_ttl);
+    let api = PaymentServiceServer::new(grpc::PaymentApi::new(
+        started.db.clone(),
+        rollback,
+        keys_ttl,
+    ))
+    .max_decoding_message_size(config.service.server.max_message_bytes());
     started
         .serve(
             SERVICE_NAME,

@@ -124,9 +124,16 @@ seccompProfile:
 {{- printf "dns:///%s:%d" (include "orderly.headlessName" .) (int (index .root.Values.services .component).port) -}}
 {{- end }}
 
+{{/* The components whose requests take idempotency keys (PlaceOrder, Deposit, Restock), a fact
+     of the binary: `orderly <component> --help` lists ORDERLY_IDEMPOTENCY_TTL_SECS. */}}
+{{- define "orderly.idempotent" -}}
+{{- if has .component (list "order" "payment" "inventory") }}true{{ end -}}
+{{- end }}
+
 {{/* Settings only some components accept (each held to its own --help by the drift test):
-     where the callees answer, the orchestrator's saga limits, the notification sink (the
-     file, or the webhook whose URL only ever comes from a Secret). */}}
+     where the callees answer, how long idempotency keys are kept, the orchestrator's saga
+     limits, the notification sink (the file, or the webhook whose URL only ever comes from a
+     Secret). */}}
 {{- define "orderly.componentEnv" -}}
 {{- $v := .root.Values -}}
 {{- $callees := include "orderly.callees" . | fromJsonArray -}}
@@ -137,6 +144,10 @@ seccompProfile:
 {{- if $callees }}
 - name: ORDERLY_DEPENDENCY_TIMEOUT_MS
   value: {{ int $v.dependencies.timeoutMs | quote }}
+{{- end }}
+{{- if include "orderly.idempotent" . }}
+- name: ORDERLY_IDEMPOTENCY_TTL_SECS
+  value: {{ int $v.idempotency.ttlSeconds | quote }}
 {{- end }}
 {{- if eq .component "orchestrator" }}
 - name: ORDERLY_SAGA_DEADLINE_MS

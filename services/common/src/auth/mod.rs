@@ -7,11 +7,12 @@
 //! that read a customer ([`Caller`]).
 
 mod caller;
+mod jwks;
 pub mod layer;
 mod limits;
 mod tokens;
 
-use std::{fmt, path::PathBuf};
+use std::fmt;
 
 use clap::{Args, ValueEnum};
 use metrics::counter;
@@ -130,12 +131,23 @@ pub enum Reflection {
 /// Who may call a component's RPCs.
 #[derive(Args, Clone, Debug)]
 pub struct AuthArgs {
-    /// JWKS file holding the public keys that sign callers' tokens (read again when it
-    /// changes). With it every RPC but health needs a caller: a token, or a component's
-    /// certificate over mutual TLS (so TLS must be on). Without it anyone reaching the port may
-    /// call anything
-    #[arg(long, env = "ORDERLY_AUTH_JWKS", requires = "tls_cert")]
-    pub auth_jwks: Option<PathBuf>,
+    /// The public keys that sign callers' tokens: a JWKS file (read again when it changes) or
+    /// an identity provider's JWKS URL (https, or http on loopback; fetched again every
+    /// --auth-jwks-refresh-secs and when a token names a key it lacks). With it every RPC but
+    /// health needs a caller: a token, or a component's certificate over mutual TLS (so TLS
+    /// must be on). Without it anyone reaching the port may call anything
+    #[arg(
+        long,
+        env = "ORDERLY_AUTH_JWKS",
+        requires = "tls_cert",
+        value_name = "FILE|URL"
+    )]
+    pub auth_jwks: Option<String>,
+
+    /// How often a JWKS URL is fetched again
+    #[arg(long, env = "ORDERLY_AUTH_JWKS_REFRESH_SECS", default_value_t = JWKS_REFRESH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_jwks_refresh_secs: u64,
 
     /// The issuer (`iss`) tokens must name
     #[arg(long, env = "ORDERLY_AUTH_ISSUER", default_value = "orderly")]
@@ -163,6 +175,10 @@ pub struct AuthArgs {
     pub rate_limit_burst: u32,
 }
 
+/// Providers rotate signing keys rarely and publish the new one ahead of use; a token naming a
+/// key not fetched yet makes the set be fetched again at once anyway.
+pub const JWKS_REFRESH_SECS: u64 = 300;
+
 /// Generous for a person or a script acting for one; a bulk importer gets its own setting.
 pub const RATE_LIMIT_PER_SEC: u32 = 50;
 pub const RATE_LIMIT_BURST: u32 = 100;
@@ -172,6 +188,7 @@ impl Default for AuthArgs {
     fn default() -> Self {
         Self {
             auth_jwks: None,
+            auth_jwks_refresh_secs: JWKS_REFRESH_SECS,
             auth_issuer: "orderly".to_owned(),
             auth_audience: "orderly".to_owned(),
             auth_leeway_secs: 60,

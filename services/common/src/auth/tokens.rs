@@ -1,15 +1,12 @@
-//! Bearer tokens: JWTs signed by a key of a JWKS file, found by their `kid`, with the issuer,
-//! audience, expiry (and not-before) checked, allowing for clock skew.
+//! Bearer tokens: JWTs signed by a key of a JWKS (a file or a URL), found by their `kid`, with
+//! the issuer, audience, expiry (and not-before) checked, allowing for clock skew.
 
 use std::{path::Path, time::Duration};
 
-use jsonwebtoken::{
-    DecodingKey, Validation, decode, decode_header, errors::ErrorKind, jwk::JwkSet,
-};
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use super::{AuthArgs, Principal, Role};
-use crate::reload::Reloaded;
+use super::{AuthArgs, Principal, Role, jwks::KeySet};
 
 /// A token's claims.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,26 +31,30 @@ struct Granted {
 /// Why a token was refused; the message is the caller's to read.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct TokenError(String);
+pub struct TokenError(pub(super) String);
 
-/// Checks tokens against the keys of a JWKS file.
+/// Checks tokens against the keys of a JWKS.
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Reloaded<JwkSet>,
+    keys: KeySet,
     issuer: String,
     audience: String,
     leeway: u64,
 }
 
 impl Verifier {
-    /// The verifier `args` ask for, if any; the JWKS is read again when it changes, looked at
-    /// every `every`. Must be called within a tokio runtime.
-    pub fn start(args: &AuthArgs, every: Duration) -> Result<Option<Self>, TokenError> {
-        let Some(path) = args.auth_jwks.clone() else {
+    /// The verifier `args` ask for, if any. A JWKS file is read again when it changes, looked
+    /// at every `every`; a URL is fetched trusting the system's roots and `ca`.
+    pub async fn start(
+        args: &AuthArgs,
+        ca: Option<&Path>,
+        every: Duration,
+    ) -> Result<Option<Self>, TokenError> {
+        let Some(setting) = &args.auth_jwks else {
             return Ok(None);
         };
-        let files = vec![path.clone()];
-        let keys = Reloaded::start("jwks", files, every, move || read_jwks(&path))?;
+        let refresh = Duration::from_secs(args.auth_jwks_refresh_secs);
+        let keys = KeySet::start(setting, ca, every, refresh).await?;
         Ok(Some(Self {
             keys,
             issuer: args.auth_issuer.clone(),
@@ -71,9 +72,10 @@ impl Verifier {
             .ok_or_else(|| refused("its header names no key (kid)"))?;
         let key = {
             let keys = self.keys.read();
-            let jwk = keys
-                .find(&kid)
-                .ok_or_else(|| refused(&format!("no key {kid:?} in the key set")))?;
+            let Some(jwk) = keys.find(&kid) else {
+                self.keys.unknown_key();
+                return Err(refused(&format!("no key {kid:?} in the key set")));
+            };
             DecodingKey::from_jwk(jwk).map_err(|_| refused(&format!("key {kid:?} is unusable")))?
         };
         let mut validation = Validation::new(header.alg);
@@ -104,11 +106,4 @@ impl Verifier {
             roles,
         })
     }
-}
-
-fn read_jwks(path: &Path) -> Result<JwkSet, TokenError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| TokenError(format!("JWKS {}: {error}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|error| TokenError(format!("JWKS {}: not a key set: {error}", path.display())))
 }

@@ -18,6 +18,7 @@ pub struct Model {
     pub reason: String,
     pub total_minor: i64,
     pub currency: String,
+    /// The client's idempotency key scoped by the customer (see [`stored_key`]).
     pub idempotency_key: Option<String>,
     pub request_hash: String,
     pub created_at: DateTime<Utc>,
@@ -77,6 +78,31 @@ async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Ve
         .into_iter()
         .map(|(header, lines)| Order { header, lines })
         .collect())
+}
+
+/// An idempotency key as the `orders` table keeps it: `customer/key`, so that each customer's
+/// keys are their own. (One column rather than two because SQLite cannot drop the column's
+/// UNIQUE constraint without rebuilding the table; customer ids never contain '/'.)
+pub fn stored_key(customer_id: &str, key: &str) -> String {
+    format!("{customer_id}/{key}")
+}
+
+/// The key as the client sent it.
+pub fn client_key(stored: &str) -> &str {
+    stored.split_once('/').map_or(stored, |(_, key)| key)
+}
+
+/// Frees the idempotency key `order_id` holds (kept past its lifetime) for a new order.
+pub async fn forget_idempotency_key(
+    db: &impl ConnectionTrait,
+    order_id: Uuid,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::IdempotencyKey, Expr::value(Option::<String>::None))
+        .filter(Column::Id.eq(order_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn find_by_idempotency_key(

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, DatabaseConnection, TransactionTrait,
+    ConnectionTrait, DatabaseConnection,
     entity::prelude::*,
     sea_query::{Expr, ExprTrait},
 };
@@ -64,14 +64,13 @@ pub enum DepositRefused {
     WouldOverflow,
 }
 
-/// Adds money to the balance and writes the ledger entry, in one transaction.
+/// Adds money to the balance and writes the ledger entry (in the caller's transaction).
 pub async fn deposit(
-    db: &DatabaseConnection,
+    txn: &impl ConnectionTrait,
     customer_id: &str,
     amount_minor: i64,
     currency: &str,
 ) -> Result<Result<Model, DepositRefused>, DbErr> {
-    let txn = db.begin().await?;
     let updated = Entity::update_many()
         .col_expr(
             Column::BalanceMinor,
@@ -87,9 +86,9 @@ pub async fn deposit(
                 .add(Expr::col(Column::HeldMinor))
                 .lte(i64::MAX - amount_minor),
         )
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    let Some(account) = find(&txn, customer_id).await? else {
+    let Some(account) = find(txn, customer_id).await? else {
         return Ok(Err(DepositRefused::UnknownAccount));
     };
     if updated.rows_affected != 1 {
@@ -99,8 +98,7 @@ pub async fn deposit(
             DepositRefused::WouldOverflow
         }));
     }
-    ledger::record(&txn, &account, None, LedgerKind::Deposit, amount_minor, 0).await?;
-    txn.commit().await?;
+    ledger::record(txn, &account, None, LedgerKind::Deposit, amount_minor, 0).await?;
     Ok(Ok(account))
 }
 
