@@ -2,6 +2,7 @@
 //! A library, so tests and benchmarks can start the same things the binary does.
 
 pub mod components;
+mod ctl;
 mod dev;
 mod migrate;
 mod saga;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Print a token signed by the issuer of `orderly dev --secure` (for grpcurl's
     /// `-H 'authorization: Bearer <token>'`)
     Token(secure::TokenArgs),
+    /// Operate a running deployment over its public APIs: sagas (list, show, retry, resolve)
+    /// and orders (watch)
+    Ctl(ctl::CtlArgs),
     /// Check saga definition files (TOML, one version each) as the orchestrator would, and
     /// print each version's steps
     Saga {
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Components
             | Command::Token(_)
             | Command::Saga { .. }
+            | Command::Ctl(_)
     );
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)
@@ -129,6 +134,7 @@ fn process_name(command: &Command) -> String {
         Command::Components => "components",
         Command::Token(_) => "token",
         Command::Saga { .. } => "saga",
+        Command::Ctl(_) => "ctl",
     };
     telemetry::service_name(component)
 }
@@ -164,5 +170,6 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         }
         Command::Saga { files } => saga::check(&files),
         Command::Token(args) => secure::print_token(&args),
+        Command::Ctl(args) => ctl::run(args).await,
     }
 }

@@ -79,16 +79,15 @@ pub struct SagaArgs {
     pub saga_recheck_ms: u64,
 
     /// How many orders' compensations run at once (each order's steps still one after
-    /// another). Each waits on a participant and a commit, so several at once keep a burst of
-    /// rejected orders from queueing; on a small PostgreSQL they also compete with the
-    /// consumers for connections and CPU
+    /// another) [default: 32 on SQLite, 4 on PostgreSQL]. Each waits on a participant and a
+    /// commit, so several at once keep a burst of rejected orders from queueing; on PostgreSQL
+    /// they compete with the consumers for connections, row locks and CPU
     #[arg(
         long,
         env = "ORDERLY_COMPENSATIONS_AT_ONCE",
-        default_value_t = runtime::COMPENSATIONS_AT_ONCE,
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
-    pub compensations_at_once: u16,
+    pub compensations_at_once: Option<u16>,
 
     /// Saga definition files (TOML, one version each; repeat for every version sagas in flight
     /// may still run under); without any, the shipped order saga
@@ -171,7 +170,9 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
             max_backoff: Duration::from_secs(10),
         },
         recheck: Duration::from_millis(config.saga.saga_recheck_ms),
-        compensations_at_once: config.saga.compensations_at_once.into(),
+        compensations_at_once: (config.saga.compensations_at_once)
+            .unwrap_or_else(|| runtime::compensations_at_once(started.db.get_database_backend()))
+            .into(),
     };
     let operator = runtime::start(&mut started, settings, participants, &shutdown);
     let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition))

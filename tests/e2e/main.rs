@@ -13,6 +13,7 @@ mod auth;
 mod balancing;
 mod batch_locks;
 mod broker;
+mod ctl;
 mod dev;
 mod evolving;
 mod faults_crash;

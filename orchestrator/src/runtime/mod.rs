@@ -48,8 +48,19 @@ pub struct Settings {
     pub compensations_at_once: usize,
 }
 
-/// How many orders' compensations run at once by default (`--compensations-at-once`).
+/// How many orders' compensations run at once by default on SQLite (`--compensations-at-once`).
 pub const COMPENSATIONS_AT_ONCE: u16 = 32;
+
+/// How many orders' compensations run at once on `backend` unless configured. On SQLite (one
+/// writer, commits shared) many at once cut the tail of rejected orders under load. On
+/// PostgreSQL, each in its own transaction beside the consumers', 100 orders/s offered on two
+/// cores decided 81-87/s with none refused at 4, against 73-80/s with 75-101 refused at 32.
+pub fn compensations_at_once(backend: sea_orm::DatabaseBackend) -> u16 {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => 4,
+        _ => COMPENSATIONS_AT_ONCE,
+    }
+}
 
 impl Settings {
     pub fn timeout(&self, definition: &Definition, step: StepIndex) -> Duration {

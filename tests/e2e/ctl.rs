@@ -1,0 +1,102 @@
+//! `orderly ctl` (issue 15) against a running system, as an operator runs it: sagas listed by
+//! state, one shown as JSON with its steps, a refused retry and an unknown saga reported with the
+//! server's code and message, and an order watched until it is decided.
+
+use std::process::{Command, Output};
+
+use crate::support::{
+    Options, System,
+    orders::{order_request, place, seed},
+    process::BIN,
+    quiet,
+};
+
+fn ctl(system: &System, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("ctl")
+        .args(["--orchestrator", &system.addr("orchestrator").to_string()])
+        .args(["--order", &system.addr("order").to_string()])
+        .args(args)
+        .output()
+        .expect("orderly ctl runs")
+}
+
+fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "orderly ctl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn refusal_of(output: &Output) -> String {
+    assert!(!output.status.success(), "orderly ctl should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_lists_shows_and_watches_and_reports_refusals() {
+    let system = System::start(Options::default()).await;
+    seed(
+        &system,
+        &[("mug", 1_299, 10), ("laptop", 149_900, 5)],
+        &[("alice", 100_000), ("bob", 2_000)],
+    )
+    .await;
+    let confirmed = place(&system, order_request("alice", "mug", 1, "")).await;
+    let rejected = place(&system, order_request("bob", "laptop", 1, "")).await;
+    quiet::settle(&system).await;
+
+    // Listed by state: bob's rejected saga, not alice's confirmed one.
+    let listed = stdout_of(&ctl(&system, &["sagas", "list", "--state", "rejected"]));
+    assert!(
+        listed.starts_with("ORDER"),
+        "a table with a header:\n{listed}"
+    );
+    assert!(listed.contains(&rejected.order_id), "{listed}");
+    assert!(listed.contains("REJECTED"), "{listed}");
+    assert!(!listed.contains(&confirmed.order_id), "{listed}");
+
+    // Shown as JSON: its steps, the reservation undone.
+    let shown = ctl(
+        &system,
+        &["--output", "json", "sagas", "show", &rejected.order_id],
+    );
+    let saga: serde_json::Value = serde_json::from_str(&stdout_of(&shown)).unwrap();
+    assert_eq!(saga["state"], "REJECTED");
+    assert_eq!(saga["customer_id"], "bob");
+    let reserve = (saga["steps"].as_array().unwrap().iter())
+        .find(|step| step["name"] == "reserve_inventory")
+        .expect("the reservation step");
+    assert_eq!(reserve["status"], "COMPENSATED", "{saga}");
+    assert!(!saga["history"].as_array().unwrap().is_empty());
+
+    // The server's refusals, with their codes: a retry of a saga that is not parked, a saga
+    // nobody placed.
+    let retry = refusal_of(&ctl(&system, &["sagas", "retry", &rejected.order_id]));
+    assert!(retry.contains("FailedPrecondition"), "{retry}");
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let unknown = refusal_of(&ctl(&system, &["sagas", "show", &nobody]));
+    assert!(
+        unknown.contains("NotFound") && unknown.contains(&nobody),
+        "{unknown}"
+    );
+
+    // A new order watched until it is decided: the stream ends and so does the command.
+    let watched = place(&system, order_request("alice", "mug", 2, "")).await;
+    let lines = stdout_of(&ctl(&system, &["orders", "watch", &watched.order_id]));
+    let last = lines.lines().last().unwrap();
+    assert!(lines.starts_with("UPDATED"), "{lines}");
+    assert!(
+        last.contains(&watched.order_id) && last.contains("CONFIRMED"),
+        "{lines}"
+    );
+    let json = ctl(
+        &system,
+        &["--output", "json", "orders", "watch", &confirmed.order_id],
+    );
+    let decided: serde_json::Value =
+        serde_json::from_str(stdout_of(&json).lines().last().unwrap()).unwrap();
+    assert_eq!(decided["status"], "CONFIRMED");
+}
