@@ -1,7 +1,8 @@
-//! `orderly ctl`: an operator's command line over the public gRPC APIs (sagas, orders), with
-//! tables for people and `--output json` for scripts. It reaches a deployment the way grpcurl
+//! `orderly ctl`: an operator's command line over the public gRPC APIs (sagas, orders) and the
+//! broker (consumer lag), with tables for people and `--output json` for scripts. It reaches a deployment the way grpcurl
 //! does: plaintext by default, TLS trusting `--cacert`, a bearer token from `--token`.
 
+mod lag;
 mod orders;
 mod output;
 mod sagas;
@@ -62,6 +63,8 @@ pub enum CtlCommand {
     /// Orders: watch one until it is decided
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
+    /// Each consumer group's lag per topic and partition, from the broker
+    Lag(lag::LagArgs),
 }
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
@@ -73,6 +76,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Orders(command) => {
             orders::run(command, dial.channel(&args.order)?, args.output).await
         }
+        CtlCommand::Lag(lag_args) => lag::run(lag_args, args.output).await,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `orderly ctl` (issue 15) against a running system, as an operator runs it: sagas listed by
 //! state, one shown as JSON with its steps, a refused retry and an unknown saga reported with the
-//! server's code and message, and an order watched until it is decided.
+//! server's code and message, an order watched until it is decided, and consumer lag.
 
 use std::process::{Command, Output};
 
@@ -99,4 +99,31 @@ async fn ctl_lists_shows_and_watches_and_reports_refusals() {
     let decided: serde_json::Value =
         serde_json::from_str(stdout_of(&json).lines().last().unwrap()).unwrap();
     assert_eq!(decided["status"], "CONFIRMED");
+
+    // Lag from the broker, per group, topic and partition: every component's group on the
+    // topics it consumes, nothing left once the system is quiet.
+    quiet::settle(&system).await;
+    let lag = ctl(
+        &system,
+        &[
+            "--output",
+            "json",
+            "lag",
+            "--kafka-bootstrap",
+            &system.kafka,
+        ],
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout_of(&lag)).unwrap();
+    for (group, topic) in [
+        ("inventory", "orderly.orders.v1"),
+        ("orchestrator", "orderly.payments.v1"),
+        ("notification", "orderly.sagas.v1"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|row| row["group"] == group && row["topic"] == topic),
+            "{group} on {topic} in {rows:?}"
+        );
+    }
+    assert!(rows.iter().all(|row| row["lag"] == 0), "{rows:?}");
 }

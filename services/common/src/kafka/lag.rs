@@ -61,3 +61,33 @@ pub fn partition_lags<C: Consumer>(
         })
         .collect()
 }
+
+/// Lag of `consumer`'s group on every topic it has committed an offset on (any partition),
+/// dead-letter topics left out: what a group consumes, as the broker knows it, without knowing
+/// its topics beforehand. Blocking, like [`partition_lags`].
+pub fn committed_lags<C: Consumer>(
+    consumer: &C,
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, KafkaError> {
+    let metadata = consumer.fetch_metadata(None, timeout)?;
+    let mut every = TopicPartitionList::new();
+    for topic in (metadata.topics().iter()).filter(|topic| {
+        !topic.name().starts_with("__") && !super::topics::is_dead_letter(topic.name())
+    }) {
+        for partition in topic.partitions() {
+            every.add_partition(topic.name(), partition.id());
+        }
+    }
+    if every.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer.committed_offsets(every, timeout)?;
+    let mut consumed: Vec<String> = (committed.elements().iter())
+        .filter(|element| matches!(element.offset(), Offset::Offset(_)))
+        .map(|element| element.topic().to_owned())
+        .collect();
+    consumed.sort_unstable();
+    consumed.dedup();
+    let consumed: Vec<&str> = consumed.iter().map(String::as_str).collect();
+    partition_lags(consumer, &consumed, |_, _| true, timeout)
+}

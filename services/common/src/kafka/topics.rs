@@ -85,7 +85,7 @@ fn settings(args: &KafkaArgs, topic: &str) -> (i32, String) {
     (partitions, retention_ms.to_string())
 }
 
-fn is_dead_letter(topic: &str) -> bool {
+pub fn is_dead_letter(topic: &str) -> bool {
     topic.ends_with(DEAD_LETTER_SUFFIX)
 }
 
