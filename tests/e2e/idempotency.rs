@@ -80,7 +80,13 @@ async fn retried_requests_count_once(system: &System) {
     let mut initial = seed(
         system,
         &[("mug", 1_299, 10)],
-        &[("alice", 100_000), ("bob", 100_000)],
+        // Carol and dave place no orders: their balances move by deposits alone.
+        &[
+            ("alice", 100_000),
+            ("bob", 100_000),
+            ("carol", 100_000),
+            ("dave", 100_000),
+        ],
     )
     .await;
     let mut orders = OrderServiceClient::new(channel(system.addr("order")));
@@ -112,24 +118,24 @@ async fn retried_requests_count_once(system: &System) {
     // Deposit: the retry answers the first response and credits nothing more; another amount
     // under the key is refused; the same key for another account is another key.
     let first = payment
-        .deposit(deposit("alice", 500, "d-1"))
+        .deposit(deposit("carol", 500, "d-1"))
         .await
         .unwrap()
         .into_inner();
     let retry = payment
-        .deposit(deposit("alice", 500, "d-1"))
+        .deposit(deposit("carol", 500, "d-1"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(retry, first, "a retry is answered the saved response");
-    assert_key_refused(payment.deposit(deposit("alice", 700, "d-1")).await);
-    assert_eq!(balance(&mut payment, "alice").await, 100_500);
-    payment.deposit(deposit("bob", 300, "d-1")).await.unwrap();
-    assert_eq!(balance(&mut payment, "bob").await, 100_300);
+    assert_key_refused(payment.deposit(deposit("carol", 700, "d-1")).await);
+    assert_eq!(balance(&mut payment, "carol").await, 100_500);
+    payment.deposit(deposit("dave", 300, "d-1")).await.unwrap();
+    assert_eq!(balance(&mut payment, "dave").await, 100_300);
     // Twenty clients racing one key: one credit.
     let raced = (0..20).map(|_| {
         let mut payment = payment.clone();
-        async move { payment.deposit(deposit("bob", 1_000, "d-2")).await }
+        async move { payment.deposit(deposit("dave", 1_000, "d-2")).await }
     });
     let answers = futures::future::join_all(raced).await;
     let accounts: Vec<_> = answers
@@ -140,7 +146,7 @@ async fn retried_requests_count_once(system: &System) {
         accounts.windows(2).all(|pair| pair[0] == pair[1]),
         "every racer is answered alike"
     );
-    assert_eq!(balance(&mut payment, "bob").await, 101_300);
+    assert_eq!(balance(&mut payment, "dave").await, 101_300);
 
     // Restock, the same way.
     inventory.restock(restock("mug", 5, "r-1")).await.unwrap();
@@ -150,8 +156,8 @@ async fn retried_requests_count_once(system: &System) {
     assert_eq!(too_long.unwrap_err().code(), Code::InvalidArgument);
 
     // Stock and money add up with one deposit and one restock each.
-    *initial.balances.get_mut("alice").unwrap() += 500;
-    *initial.balances.get_mut("bob").unwrap() += 1_300;
+    *initial.balances.get_mut("carol").unwrap() += 500;
+    *initial.balances.get_mut("dave").unwrap() += 1_300;
     *initial.stock.get_mut("mug").unwrap() += 5;
     let settled = quiet::settle(system).await;
     assert_eq!(settled.len(), 2, "two orders, however often retried");
