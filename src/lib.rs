@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use orderly_broker::BrokerArgs;
 use orderly_common::{
     Shutdown,
-    telemetry::{self, LogFormat},
+    telemetry::{self, LogFormat, LogsTo},
 };
 
 pub use dev::DevArgs;
@@ -100,7 +100,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .command
         .unwrap_or_else(|| Command::Dev(DevArgs::default()));
     let process = process_name(&command);
-    let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process)
+    // Commands that answer on stdout keep their logs off it.
+    let logs_to = match command {
+        Command::Ctl(_) | Command::Token(_) | Command::Components | Command::Saga { .. } => {
+            LogsTo::Stderr
+        }
+        _ => LogsTo::Stdout,
+    };
+    let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process, logs_to)
         .map_err(anyhow::Error::msg)?;
     let serves_metrics = !matches!(
         command,

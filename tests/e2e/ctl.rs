@@ -5,7 +5,7 @@
 use std::process::{Command, Output};
 
 use crate::support::{
-    Options, System,
+    Options, System, free_port, loopback,
     orders::{order_request, place, seed},
     process::BIN,
     quiet,
@@ -126,4 +126,18 @@ async fn ctl_lists_shows_and_watches_and_reports_refusals() {
         );
     }
     assert!(rows.iter().all(|row| row["lag"] == 0), "{rows:?}");
+
+    // Logs never mix into what a command prints: with the broker unreachable, librdkafka's
+    // complaints and the error go to stderr, and stdout stays empty.
+    let closed = loopback(free_port()).to_string();
+    let unreachable = ctl(
+        &system,
+        &["--output", "json", "lag", "--kafka-bootstrap", &closed],
+    );
+    assert!(refusal_of(&unreachable).contains(&closed));
+    assert!(
+        unreachable.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&unreachable.stdout)
+    );
 }

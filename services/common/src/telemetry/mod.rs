@@ -10,13 +10,26 @@ pub mod propagation;
 use clap::ValueEnum;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    fmt::{self, writer::BoxMakeWriter},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Where log lines go: a server's to stdout; a command whose stdout is its answer (a token,
+/// `orderly ctl --output json`) logs to stderr, so nothing else mixes into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogsTo {
+    Stdout,
+    Stderr,
 }
 
 /// The running tracer; `shutdown` exports what is still buffered.
@@ -31,19 +44,29 @@ pub struct Telemetry {
 /// say which component it belongs to (e.g. `orderly-order`, or `orderly` for `orderly dev`).
 /// Must run inside the Tokio runtime (the OTLP exporter sends from it). A second call keeps the
 /// first subscriber. Fails, naming the variable, on an endpoint this build cannot export to.
-pub fn init(format: LogFormat, default_filter: &str, process: &str) -> Result<Telemetry, String> {
+pub fn init(
+    format: LogFormat,
+    default_filter: &str,
+    process: &str,
+    logs_to: LogsTo,
+) -> Result<Telemetry, String> {
     if tracing_enabled() {
         export::refuse_tls_endpoint()?;
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let writer = match logs_to {
+        LogsTo::Stdout => BoxMakeWriter::new(std::io::stdout),
+        LogsTo::Stderr => BoxMakeWriter::new(std::io::stderr),
+    };
     let logs = match format {
-        LogFormat::Text => fmt::layer().with_target(false).boxed(),
+        LogFormat::Text => fmt::layer().with_target(false).with_writer(writer).boxed(),
         LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .with_writer(writer)
             .boxed(),
     };
     let provider = tracing_enabled().then(|| tracer_provider(process));
