@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     components::{self, Component, InDev},
-    secure, seed,
+    secure::{self, Dial},
+    seed,
 };
 
 /// Long enough to seed the demo data.
@@ -137,9 +138,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             // dev seeds its demo data as the catalogue and finance would.
             let roles = [Role::Catalog, Role::Finance];
             let token = (authority.token_issuer()?).token("orderly-dev", &roles, SEED_TOKEN_TTL)?;
-            seed::Dial::secure(&authority.ca(), &token)?
+            Dial::new(Some(&authority.ca()), Some(&token))?
         }
-        None => seed::Dial::default(),
+        None => Dial::default(),
     };
     let addrs: Vec<(&'static str, SocketAddr)> = endpoints
         .iter()

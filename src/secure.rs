@@ -33,7 +33,8 @@ use rcgen::{
 use tonic::{
     Request,
     metadata::{Ascii, MetadataValue},
-    service::Interceptor,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig},
 };
 
 const CA_NAME: &str = "Orderly development CA";
@@ -285,5 +286,45 @@ impl Interceptor for Bearer {
                 .insert("authorization", value.clone());
         }
         Ok(request)
+    }
+}
+
+/// How a client of Orderly's own reaches a server: in plaintext, or over TLS trusting a CA; with
+/// a bearer token when there is one (`orderly dev`'s seeding, `orderly ctl`).
+#[derive(Clone, Default)]
+pub struct Dial {
+    tls: Option<ClientTlsConfig>,
+    bearer: Bearer,
+}
+
+impl Dial {
+    /// Over TLS when `ca` (a PEM file) is given, sending `token` when given.
+    pub fn new(ca: Option<&Path>, token: Option<&str>) -> anyhow::Result<Self> {
+        let tls = match ca {
+            None => None,
+            Some(ca) => {
+                let pem = fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            }
+        };
+        Ok(Self {
+            tls,
+            bearer: Bearer::of(token)?,
+        })
+    }
+
+    /// A lazily connected channel to `addr` (host:port).
+    pub fn channel(&self, addr: &str) -> anyhow::Result<InterceptedService<Channel, Bearer>> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = Channel::from_shared(format!("{scheme}://{addr}"))
+            .with_context(|| format!("{addr:?} is not a host:port"))?;
+        let endpoint = match &self.tls {
+            Some(tls) => endpoint.tls_config(tls.clone())?,
+            None => endpoint,
+        };
+        Ok(InterceptedService::new(
+            endpoint.connect_lazy(),
+            self.bearer.clone(),
+        ))
     }
 }

@@ -2,9 +2,7 @@
 //! demo catalogue and customers through the public APIs (only what does not exist yet, so a
 //! restart keeps whatever you changed).
 
-use std::{net::SocketAddr, path::Path, time::Duration};
-
-use anyhow::Context;
+use std::{net::SocketAddr, time::Duration};
 
 use orderly_proto::{
     common::v1::Money,
@@ -17,16 +15,12 @@ use orderly_proto::{
         payment_service_client::PaymentServiceClient,
     },
 };
-use tonic::{
-    Code,
-    service::interceptor::InterceptedService,
-    transport::{Certificate, Channel, ClientTlsConfig},
-};
+use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::secure::Bearer;
+use crate::secure::Dial;
 
 /// (sku, name, unit price in cents, initial stock)
 const PRODUCTS: [(&str, &str, i64, u32); 3] = [
@@ -47,38 +41,6 @@ fn usd(amount_minor: i64) -> Option<Money> {
     })
 }
 
-/// How `orderly dev` reaches its own servers: in plaintext, or over TLS trusting its CA with a
-/// token of its own.
-#[derive(Clone, Default)]
-pub struct Dial {
-    ca: Option<Certificate>,
-    bearer: Bearer,
-}
-
-impl Dial {
-    /// Over TLS, trusting the CA certificate at `ca`, sending `token`.
-    pub fn secure(ca: &Path, token: &str) -> anyhow::Result<Self> {
-        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        Ok(Self {
-            ca: Some(Certificate::from_pem(pem)),
-            bearer: Bearer::of(Some(token))?,
-        })
-    }
-
-    fn channel(&self, addr: SocketAddr) -> anyhow::Result<InterceptedService<Channel, Bearer>> {
-        let channel = match &self.ca {
-            None => Channel::from_shared(format!("http://{addr}"))?.connect_lazy(),
-            Some(ca) => {
-                let tls = ClientTlsConfig::new().ca_certificate(ca.clone());
-                Channel::from_shared(format!("https://{addr}"))?
-                    .tls_config(tls)?
-                    .connect_lazy()
-            }
-        };
-        Ok(InterceptedService::new(channel, self.bearer.clone()))
-    }
-}
-
 /// Polls `grpc.health.v1.Health/Check` on every address until all answer SERVING.
 pub async fn wait_until_serving(
     addrs: impl Iterator<Item = SocketAddr>,
@@ -87,7 +49,7 @@ pub async fn wait_until_serving(
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     for addr in addrs {
-        let mut health = HealthClient::new(dial.channel(addr)?);
+        let mut health = HealthClient::new(dial.channel(&addr.to_string())?);
         loop {
             let answer = health
                 .check(HealthCheckRequest {
@@ -111,7 +73,7 @@ pub async fn demo_data(
     payment: SocketAddr,
     dial: &Dial,
 ) -> anyhow::Result<()> {
-    let mut inventory = InventoryServiceClient::new(dial.channel(inventory)?);
+    let mut inventory = InventoryServiceClient::new(dial.channel(&inventory.to_string())?);
     for (sku, name, price, stock) in PRODUCTS {
         let exists = inventory
             .get_product(GetProductRequest {
@@ -139,7 +101,7 @@ pub async fn demo_data(
             .await?;
         tracing::info!(sku, stock, "demo product created");
     }
-    let mut payment = PaymentServiceClient::new(dial.channel(payment)?);
+    let mut payment = PaymentServiceClient::new(dial.channel(&payment.to_string())?);
     for (customer_id, deposit) in CUSTOMERS {
         let exists = payment
             .get_account(GetAccountRequest {

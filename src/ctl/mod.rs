@@ -9,14 +9,10 @@ mod sagas;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Certificate, Channel, ClientTlsConfig},
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
-use crate::secure::Bearer;
+use crate::secure::{Bearer, Dial};
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
@@ -68,7 +64,7 @@ pub enum CtlCommand {
 }
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let dial = Dial::new(&args)?;
+    let dial = Dial::new(args.cacert.as_deref(), args.token.as_deref())?;
     match args.command {
         CtlCommand::Sagas(command) => {
             sagas::run(command, dial.channel(&args.orchestrator)?, args.output).await
@@ -82,42 +78,6 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
 
 /// What every call goes through: a channel, with the token if any.
 pub type CtlChannel = InterceptedService<Channel, Bearer>;
-
-struct Dial {
-    tls: Option<ClientTlsConfig>,
-    bearer: Bearer,
-}
-
-impl Dial {
-    fn new(args: &CtlArgs) -> anyhow::Result<Self> {
-        let tls = match &args.cacert {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            }
-        };
-        Ok(Self {
-            tls,
-            bearer: Bearer::of(args.token.as_deref())?,
-        })
-    }
-
-    fn channel(&self, addr: &str) -> anyhow::Result<CtlChannel> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let endpoint = Channel::from_shared(format!("{scheme}://{addr}"))
-            .with_context(|| format!("{addr:?} is not a host:port"))?;
-        let endpoint = match &self.tls {
-            Some(tls) => endpoint.tls_config(tls.clone())?,
-            None => endpoint,
-        };
-        Ok(InterceptedService::new(
-            endpoint.connect_lazy(),
-            self.bearer.clone(),
-        ))
-    }
-}
 
 /// A refused call, as the operator reads it: the code and the server's message.
 fn refused(what: &str, status: &tonic::Status) -> anyhow::Error {
