@@ -1,5 +1,6 @@
 //! An Orderly event as its topic carries it: each topic has one message with one oneof of its
-//! own events (`OrderEvent`, `InventoryEvent`, `PaymentEvent`, `SagaEvent`), encoded as the
+//! own events (`OrderEvent`, `InventoryEvent`, `PaymentEvent`, `SagaEvent`, `CatalogueEvent`,
+//! `AccountEvent`), encoded as the
 //! envelope's `body`. `Payload` is the union of those, so a consumer names the topics and events
 //! it reads and nothing else; every payload also says its type name and its saga facts in the
 //! same terms.
@@ -8,8 +9,9 @@ use prost::Message;
 
 use crate::{
     events::v1::{
-        InventoryEvent, OrderEvent, PaymentEvent, SagaEvent, SagaFacts, event_envelope::Legacy,
-        inventory_event, order_event, payment_event, saga_event,
+        AccountEvent, CatalogueEvent, InventoryEvent, OrderEvent, PaymentEvent, SagaEvent,
+        SagaFacts, account_event, catalogue_event, event_envelope::Legacy, inventory_event,
+        order_event, payment_event, saga_event,
     },
     topics,
 };
@@ -25,6 +27,10 @@ pub enum Payload {
     Payment(payment_event::Event),
     /// On `orderly.sagas.v1`.
     Saga(saga_event::Event),
+    /// On `orderly.catalogue.v1`.
+    Catalogue(catalogue_event::Event),
+    /// On `orderly.accounts.v1`.
+    Account(account_event::Event),
 }
 
 impl Payload {
@@ -35,6 +41,8 @@ impl Payload {
             Self::Inventory(_) => topics::INVENTORY,
             Self::Payment(_) => topics::PAYMENTS,
             Self::Saga(_) => topics::SAGAS,
+            Self::Catalogue(_) => topics::CATALOGUE,
+            Self::Account(_) => topics::ACCOUNTS,
         }
     }
 
@@ -49,10 +57,13 @@ impl Payload {
             Self::Payment(P::PaymentDeclined(_)) => "PaymentDeclined",
             Self::Saga(S::SagaConfirmed(_)) => "SagaConfirmed",
             Self::Saga(S::SagaRejected(_)) => "SagaRejected",
+            Self::Catalogue(catalogue_event::Event::ProductPriced(_)) => "ProductPriced",
+            Self::Account(account_event::Event::AccountOpened(_)) => "AccountOpened",
         }
     }
 
-    /// The customer, the amount at stake and, for a failure, why.
+    /// The customer, the amount at stake and, for a failure, why (nothing for the catalogue's
+    /// and the accounts' events, which are about no saga).
     pub fn saga_facts(&self) -> SagaFacts {
         use {inventory_event::Event as I, payment_event::Event as P, saga_event::Event as S};
         let (customer_id, total, reason) = match self {
@@ -69,6 +80,7 @@ impl Payload {
             }
             Self::Saga(S::SagaConfirmed(e)) => (&e.customer_id, e.total.as_ref(), ""),
             Self::Saga(S::SagaRejected(e)) => (&e.customer_id, None, e.reason.as_str()),
+            Self::Catalogue(_) | Self::Account(_) => return SagaFacts::default(),
         };
         SagaFacts {
             customer_id: customer_id.clone(),
@@ -85,6 +97,8 @@ impl Payload {
             Self::Inventory(event) => InventoryEvent { event: Some(event) }.encode_to_vec(),
             Self::Payment(event) => PaymentEvent { event: Some(event) }.encode_to_vec(),
             Self::Saga(event) => SagaEvent { event: Some(event) }.encode_to_vec(),
+            Self::Catalogue(event) => CatalogueEvent { event: Some(event) }.encode_to_vec(),
+            Self::Account(event) => AccountEvent { event: Some(event) }.encode_to_vec(),
         }
     }
 
@@ -97,14 +111,17 @@ impl Payload {
             topics::INVENTORY => InventoryEvent::decode(body)?.event.map(Self::Inventory),
             topics::PAYMENTS => PaymentEvent::decode(body)?.event.map(Self::Payment),
             topics::SAGAS => SagaEvent::decode(body)?.event.map(Self::Saga),
+            topics::CATALOGUE => CatalogueEvent::decode(body)?.event.map(Self::Catalogue),
+            topics::ACCOUNTS => AccountEvent::decode(body)?.event.map(Self::Account),
             _ => None,
         })
     }
 
-    /// The event as schema version 1 carried it.
-    pub fn to_legacy(&self) -> Legacy {
+    /// The event as schema version 1 carried it; `None` for events that came after it (no
+    /// consumer of version 1 reads their topics).
+    pub fn to_legacy(&self) -> Option<Legacy> {
         use {inventory_event::Event as I, payment_event::Event as P, saga_event::Event as S};
-        match self.clone() {
+        Some(match self.clone() {
             Self::Order(order_event::Event::OrderPlaced(e)) => Legacy::OrderPlaced(e),
             Self::Inventory(I::InventoryReserved(e)) => Legacy::InventoryReserved(e),
             Self::Inventory(I::InventoryRejected(e)) => Legacy::InventoryRejected(e),
@@ -112,7 +129,8 @@ impl Payload {
             Self::Payment(P::PaymentDeclined(e)) => Legacy::PaymentDeclined(e),
             Self::Saga(S::SagaConfirmed(e)) => Legacy::SagaConfirmed(e),
             Self::Saga(S::SagaRejected(e)) => Legacy::SagaRejected(e),
-        }
+            Self::Catalogue(_) | Self::Account(_) => return None,
+        })
     }
 
     /// An event written under schema version 1.

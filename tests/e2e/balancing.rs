@@ -1,14 +1,15 @@
 //! Calls between services are balanced per request over every replica of the callee, and a
-//! replica that goes away is left out: the order service prices its orders with two inventory
-//! replicas on one PostgreSQL database, each replica gets its share of the calls, and orders
-//! are still taken, and decided, after one of them is SIGKILLed.
+//! replica that goes away is left out: the order service asks two inventory replicas on one
+//! PostgreSQL database about skus its catalogue has not learnt, each replica gets its share of
+//! the calls, and they are still answered, and orders decided, after one of them is SIGKILLed.
 
 use std::rc::Rc;
 
-use orderly_proto::order::v1::OrderStatus;
+use orderly_proto::order::v1::{OrderStatus, order_service_client::OrderServiceClient};
+use tonic::Code;
 
 use crate::support::{
-    Options, System, invariants,
+    Options, System, channel, invariants,
     orders::{order_request, place, seed},
     postgres::Postgres,
     prometheus::scrape,
@@ -22,6 +23,17 @@ async fn price_calls(system: &System, replica: &str) -> f64 {
         "orderly_grpc_requests_total",
         &[("method", BATCH_GET_PRODUCTS)],
     )
+}
+
+/// Orders a sku nobody sells: the order service has not learnt it, so it asks inventory (one
+/// BatchGetProducts), which answers that it does not exist.
+async fn order_unknown_sku(system: &System, n: usize) {
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let refused = orders
+        .place_order(order_request("alice", &format!("unsold-{n}"), 1, ""))
+        .await
+        .expect_err("nobody sells it");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,8 +59,8 @@ async fn calls_are_balanced_over_replicas_and_a_dead_one_is_left_out() {
         price_calls(&system, "inventory").await,
         price_calls(&system, &second).await,
     ];
-    for _ in 0..40 {
-        place(&system, order_request("alice", "mug", 1, "")).await;
+    for n in 0..40 {
+        order_unknown_sku(&system, n).await;
     }
     let first_share = price_calls(&system, "inventory").await - before[0];
     let second_share = price_calls(&system, &second).await - before[1];
@@ -61,11 +73,12 @@ async fn calls_are_balanced_over_replicas_and_a_dead_one_is_left_out() {
 
     // One replica dies: its calls fail, are retried on the other, and its breaker keeps it out.
     system.kill(&second);
-    for _ in 0..20 {
+    for n in 40..60 {
+        order_unknown_sku(&system, n).await;
         place(&system, order_request("alice", "mug", 1, "")).await;
     }
     let orders = quiet::settle(&system).await;
-    assert_eq!(orders.len(), 60);
+    assert_eq!(orders.len(), 20);
     assert!(
         orders
             .iter()

@@ -286,16 +286,20 @@ struct Crashed {
 }
 
 impl Crashed {
-    /// Starts the system with `point` armed once in `component`, places orders, and waits until
-    /// the component aborted there. Fails if it never does: the `orderly` binary the tests spawn
-    /// must carry the fail points (the `failpoints` feature, on for tests only).
+    /// Starts the system, seeds it, restarts `component` with `point` armed once, places
+    /// orders, and waits until the component aborted there. Fails if it never does: the
+    /// `orderly` binary the tests spawn must carry the fail points (the `failpoints` feature, on
+    /// for tests only). Armed after the seeding, so the crash comes with the orders' events,
+    /// not the catalogue's or the accounts'.
     async fn at(component: &'static str, point: &str, test: &'static str) -> Self {
-        let options = Options {
-            env: vec![(component, "FAILPOINTS", format!("{point}=1*return"))],
-            ..Options::default()
-        };
-        let mut system = System::start(options).await;
+        let mut system = System::start(Options::default()).await;
         let initial = seed(&system, &PRODUCTS, &CUSTOMERS).await;
+        quiet::settle(&system).await;
+        system.stop(component);
+        let stopped = system.wait_exit(component, STARTUP).await;
+        assert!(stopped.is_some(), "{component} did not stop");
+        system.restart_with_env(component, "FAILPOINTS", &format!("{point}=1*return"));
+        system.serving(component).await;
         let load = Load::start(&system, test, CRASH_RUN_ORDERS);
         let status = system
             .wait_exit(component, STARTUP)

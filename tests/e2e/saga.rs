@@ -2,11 +2,13 @@
 //! outbox and inbox, the orchestrator deciding and compensating. Every scenario ends with the
 //! invariants of DESIGN.md checked through the public APIs.
 
-use std::{collections::BTreeMap, rc::Rc};
+use std::{collections::BTreeMap, rc::Rc, time::Duration};
 
 use orderly_common::kafka::topics;
 use orderly_proto::{
-    inventory::v1::{GetProductRequest, inventory_service_client::InventoryServiceClient},
+    inventory::v1::{
+        GetProductRequest, UpsertProductRequest, inventory_service_client::InventoryServiceClient,
+    },
     order::v1::{Order, OrderStatus, order_service_client::OrderServiceClient},
     payment::v1::{GetAccountRequest, payment_service_client::PaymentServiceClient},
 };
@@ -417,38 +419,65 @@ async fn row_7_late_payment_after_the_deadline_is_refunded_not_confirmed() {
     invariants::check(&system, &initial, &orders).await;
 }
 
-/// PlaceOrder asks payment about a customer only until it has found them: with payment down, a
-/// customer it knows still orders (decided once payment is back), one it has not seen yet is
-/// refused as UNAVAILABLE, and nothing is written for them.
+/// PlaceOrder prices items and checks customers from the order service's projections of the
+/// catalogue and the accounts, fed by inventory's and payment's events: with both stopped, orders
+/// are still taken (PENDING), at the latest price, and decided once both are back. What the
+/// projections never learnt (a sku or a customer that does not exist) cannot be told apart from
+/// what was created a moment ago, so it is refused as UNAVAILABLE, naming whom it needs, and
+/// nothing is written.
 #[tokio::test(flavor = "multi_thread")]
-async fn known_customers_order_while_payment_is_down() {
+async fn orders_are_taken_while_inventory_and_payment_are_down() {
     let mut system = System::start(Options::default()).await;
     let initial = seed(
         &system,
-        &[("mug", 1_299, 10)],
-        &[("alice", 100_000), ("bob", 100_000)],
+        &[("mug", 1_299, 10), ("laptop", 149_900, 2)],
+        &[("alice", 100_000), ("bob", 2_000)],
     )
     .await;
-    let first = place(&system, order_request("alice", "mug", 1, "")).await;
-    system.kill("payment");
+    let mut inventory = InventoryServiceClient::new(channel(system.addr("inventory")));
+    let repriced = UpsertProductRequest {
+        sku: "mug".into(),
+        name: "mug".into(),
+        unit_price: usd(1_499),
+    };
+    inventory.upsert_product(repriced).await.unwrap();
+    // Every consumer group, the order service's projections among them, has caught up.
+    quiet::settle(&system).await;
+    for participant in ["inventory", "payment"] {
+        system.stop(participant);
+        let stopped = system.wait_exit(participant, Duration::from_secs(30)).await;
+        assert!(stopped.is_some(), "{participant} did not stop");
+    }
 
-    let second = place(&system, order_request("alice", "mug", 1, "")).await;
+    let fits = place(&system, order_request("alice", "mug", 2, "")).await;
+    assert_eq!(fits.total, usd(2 * 1_499), "priced at the latest price");
+    let too_dear = place(&system, order_request("bob", "laptop", 1, "")).await;
     let mut orders = OrderServiceClient::new(channel(system.addr("order")));
-    let refused = orders
-        .place_order(order_request("bob", "mug", 1, ""))
-        .await
-        .expect_err("bob is not known yet and payment is down");
-    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    assert!(refused.message().contains("payment"), "{refused:?}");
+    for (request, needed) in [
+        (order_request("alice", "teapot", 1, ""), "inventory"),
+        (order_request("carol", "mug", 1, ""), "payment"),
+    ] {
+        let refused = orders
+            .place_order(request)
+            .await
+            .expect_err("not learnt, and its owner is down");
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+        assert!(refused.message().contains(needed), "{refused:?}");
+    }
 
+    system.restart("inventory").await;
     system.restart("payment").await;
     let settled = quiet::settle(&system).await;
-    assert_eq!(settled.len(), 2, "bob's refused order was not written");
-    for order in [&first, &second] {
-        assert_eq!(
-            find(&settled, &order.order_id).status(),
-            OrderStatus::Confirmed
-        );
-    }
+    assert_eq!(settled.len(), 2, "the refused orders were not written");
+    assert_eq!(
+        find(&settled, &fits.order_id).status(),
+        OrderStatus::Confirmed
+    );
+    let declined = find(&settled, &too_dear.order_id);
+    assert_eq!(declined.status(), OrderStatus::Rejected);
+    assert!(
+        declined.reason.contains("insufficient funds"),
+        "{declined:?}"
+    );
     invariants::check(&system, &initial, &settled).await;
 }

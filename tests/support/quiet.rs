@@ -15,7 +15,10 @@ use super::{System, channel};
 pub const GROUPS: [(&str, &[&str]); 5] = [
     ("inventory", &[topics::ORDERS, topics::SAGAS]),
     ("payment", &[topics::INVENTORY, topics::SAGAS]),
-    ("order", &[topics::SAGAS]),
+    (
+        "order",
+        &[topics::SAGAS, topics::CATALOGUE, topics::ACCOUNTS],
+    ),
     ("notification", &[topics::SAGAS]),
     (
         "orchestrator",

@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_product_versions;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::Leases),
             Box::new(orderly_migration_messaging::OutboxNotify),
             Box::new(orderly_migration_messaging::IdempotencyKeys),
+            Box::new(m0002_product_versions::Migration),
         ]
     }
 }

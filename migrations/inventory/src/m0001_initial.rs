@@ -7,7 +7,7 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum Products {
+pub enum Products {
     Table,
     Sku,
     Name,

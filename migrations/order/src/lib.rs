@@ -1,4 +1,5 @@
-//! Schema of the order service's database: orders and their priced lines.
+//! Schema of the order service's database: orders and their priced lines, and its projections
+//! of the catalogue and the accounts.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -6,6 +7,7 @@ mod m0001_initial;
 mod m0002_orders_by_status;
 mod m0003_decisions_notify;
 mod m0004_keys_per_customer;
+mod m0005_catalogue_and_accounts;
 
 pub struct Migrator;
 
@@ -20,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::OutboxNotify),
             Box::new(m0003_decisions_notify::Migration),
             Box::new(m0004_keys_per_customer::Migration),
+            Box::new(m0005_catalogue_and_accounts::Migration),
         ]
     }
 }

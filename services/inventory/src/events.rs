@@ -43,7 +43,10 @@ impl Handler for Reactions {
             }
             // Compensation arrives as an RPC; the outcome itself changes nothing here.
             Payload::Saga(Outcome::SagaRejected(_)) => Ok(()),
-            Payload::Inventory(_) | Payload::Payment(_) => Err(HandlerError::Invalid(format!(
+            Payload::Inventory(_)
+            | Payload::Payment(_)
+            | Payload::Catalogue(_)
+            | Payload::Account(_) => Err(HandlerError::Invalid(format!(
                 "inventory does not consume {}",
                 event.envelope.event_type
             ))),

@@ -6,6 +6,7 @@ use orderly_common::{
     ApiError,
     grpc::RollbackCheck,
     idempotency::{self, Keyed},
+    messaging::Relay,
     time::to_proto,
     validate::{self, Page},
 };
@@ -24,6 +25,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    catalogue,
     domain::ReservationStatus,
     store::{
         products::{self, RestockRefused},
@@ -36,15 +38,23 @@ pub const MAX_BATCH_SKUS: usize = 100;
 
 pub struct InventoryApi {
     db: DatabaseConnection,
+    /// Publishes the catalogue's events.
+    relay: Relay,
     rollback: RollbackCheck,
     /// How long Restock's idempotency keys are kept.
     keys_ttl: Duration,
 }
 
 impl InventoryApi {
-    pub fn new(db: DatabaseConnection, rollback: RollbackCheck, keys_ttl: Duration) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        relay: Relay,
+        rollback: RollbackCheck,
+        keys_ttl: Duration,
+    ) -> Self {
         Self {
             db,
+            relay,
             rollback,
             keys_ttl,
         }
@@ -64,7 +74,7 @@ impl InventoryService for InventoryApi {
         let name = validate::text("name", &request.name)?;
         let (price, currency) =
             validate::positive_money("unit_price", request.unit_price.as_ref())?;
-        let product = products::upsert(&self.db, sku, name, price, currency)
+        let product = catalogue::upsert(&self.db, &self.relay, sku, name, price, currency)
             .await
             .map_err(ApiError::from)?;
         tracing::info!(sku, price, currency, "product upserted");
@@ -240,6 +250,7 @@ fn product_message(row: products::Model) -> Product {
         updated_at: Some(to_proto(row.updated_at)),
         sku: row.sku,
         name: row.name,
+        version: u64::try_from(row.version).unwrap_or_default(),
     }
 }
 

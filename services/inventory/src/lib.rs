@@ -2,6 +2,7 @@
 //! Stock is always split three ways (available + reserved + sold) and never goes negative.
 
 pub mod access;
+mod catalogue;
 mod domain;
 pub mod events;
 mod grpc;
@@ -46,6 +47,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     started.prune_idempotency_keys(keys_ttl);
     let api = InventoryServiceServer::new(grpc::InventoryApi::new(
         started.db.clone(),
+        started.relay.clone(),
         rollback,
         keys_ttl,
     ))

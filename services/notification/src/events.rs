@@ -38,7 +38,11 @@ impl Handler for Notifier {
                     event.order_id, rejected.reason
                 ),
             ),
-            Payload::Order(_) | Payload::Inventory(_) | Payload::Payment(_) => {
+            Payload::Order(_)
+            | Payload::Inventory(_)
+            | Payload::Payment(_)
+            | Payload::Catalogue(_)
+            | Payload::Account(_) => {
                 return Err(HandlerError::Invalid(format!(
                     "notification does not consume {}",
                     event.envelope.event_type

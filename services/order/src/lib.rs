@@ -32,8 +32,8 @@ pub const DEFAULT_WATCH_RECHECK_MS: u64 = 2_000;
 pub const DEFAULT_ADMISSION_MAX_WAIT_MS: u64 = 5_000;
 pub const DEFAULT_ADMISSION_FLOOR: u64 = 200;
 
-/// What PlaceOrder asks before it takes an order: prices from inventory, the account from
-/// payment.
+/// Whom PlaceOrder asks about what its projections have not learnt yet: inventory for prices,
+/// payment for accounts.
 pub struct Calls;
 
 impl Callees for Calls {
@@ -96,10 +96,10 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
         shutdown: shutdown.clone(),
     };
     // The consumer wakes the API's WatchOrder streams once it committed an order's outcome.
-    let outcomes = events::Outcomes {
+    let reactions = events::Reactions {
         watchers: watchers.hub.clone(),
     };
-    started.consume(events::CONSUMER, events::TOPICS.iter(), outcomes);
+    started.consume(events::CONSUMER, events::TOPICS.iter(), reactions);
     // On PostgreSQL, so are the streams of every other replica.
     started.spawn(watch::decided_elsewhere(
         started.db.clone(),

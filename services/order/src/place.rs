@@ -1,15 +1,17 @@
-//! PlaceOrder: validate, price on the server with inventory's prices, check the customer with
-//! payment, then store the order PENDING and its OrderPlaced event in one transaction and
-//! answer at once. The saga decides later; this call never waits for it.
+//! PlaceOrder: validate, price on the server, check the customer, then store the order PENDING
+//! and its OrderPlaced event in one transaction and answer at once. The saga decides later; this
+//! call never waits for it.
 //!
-//! Pricing asks inventory at order time (one BatchGetProducts for all the order's skus, through
-//! the client stack) rather than keeping a replicated price list: prices are always current and
-//! inventory stays their only owner, at the cost of PlaceOrder depending on inventory being up,
-//! which the retry budget and circuit breaker keep cheap to detect.
+//! Prices and customers come from the order service's own projections of inventory's catalogue
+//! and payment's accounts (their events, `store::catalogue` and `store::accounts`), so orders are
+//! taken while inventory or payment is down and decided once they are back. Only what the
+//! projections have not learnt yet (a product or an account created a moment ago, or before
+//! their events existed) is asked of its owner, and then kept. A price is as fresh as the
+//! projection: a change reaches PlaceOrder once the order service has consumed it, in the
+//! milliseconds a hop takes.
 //!
-//! The customer check asks payment only the first time: an account is never closed and never
-//! changes currency, so a customer once found is remembered (`KnownCustomers`). An unknown
-//! customer is asked about every time, as it may open an account any moment.
+//! In front of the accounts table sits a bounded in-memory cache of customers found: an account
+//! is never closed and never changes currency, so one found stays true.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -40,7 +42,7 @@ use crate::{
         OrderStatus,
         pricing::{self, Price},
     },
-    store::{lines, orders},
+    store::{accounts, catalogue, lines, orders},
 };
 
 pub const MAX_ITEMS: usize = 100;
@@ -139,11 +141,25 @@ impl Placer {
         Ok(order)
     }
 
-    /// The catalogue price of every sku in the order, asked of inventory in one call.
+    /// The price of every sku in the order: from the catalogue projection, and for skus it has
+    /// not learnt yet, from inventory in one call.
     async fn prices(&self, items: &[(String, u32)]) -> Result<HashMap<String, Price>, ApiError> {
         let mut skus: Vec<String> = items.iter().map(|(sku, _)| sku.clone()).collect();
         skus.sort_unstable();
         skus.dedup();
+        let mut prices = catalogue::prices(&self.db, &skus).await?;
+        skus.retain(|sku| !prices.contains_key(sku));
+        if !skus.is_empty() {
+            prices.extend(self.prices_from_inventory(skus).await?);
+        }
+        Ok(prices)
+    }
+
+    /// Asks inventory for the prices of `skus`, and keeps what it answers in the projection.
+    async fn prices_from_inventory(
+        &self,
+        skus: Vec<String>,
+    ) -> Result<HashMap<String, Price>, ApiError> {
         let products = self
             .inventory
             .idempotent(
@@ -160,26 +176,44 @@ impl Placer {
             )
             .await
             .map_err(dependency_down("inventory"))?;
-        Ok(products
+        let learnt: Vec<catalogue::Model> = products
             .into_iter()
             .filter_map(|product| {
                 let price = product.unit_price?;
-                Some((
-                    product.sku,
-                    Price {
-                        amount_minor: price.amount_minor,
-                        currency: price.currency,
-                    },
-                ))
+                Some(catalogue::Model {
+                    sku: product.sku,
+                    unit_price_minor: price.amount_minor,
+                    currency: price.currency,
+                    version: i64::try_from(product.version).ok()?,
+                })
             })
-            .collect())
+            .collect();
+        let prices = learnt
+            .iter()
+            .map(|row| {
+                let price = Price {
+                    amount_minor: row.unit_price_minor,
+                    currency: row.currency.clone(),
+                };
+                (row.sku.clone(), price)
+            })
+            .collect();
+        catalogue::learn(&self.db, learnt).await?;
+        Ok(prices)
     }
 
     async fn check_customer(&self, customer_id: &str, currency: &str) -> Result<(), ApiError> {
         let pays_in = match self.known_customers.get(customer_id) {
             Some(pays_in) => pays_in,
             None => {
-                let pays_in = self.currency_of(customer_id).await?;
+                let pays_in = match accounts::currency_of(&self.db, customer_id).await? {
+                    Some(pays_in) => pays_in,
+                    None => {
+                        let pays_in = self.currency_from_payment(customer_id).await?;
+                        accounts::learn(&self.db, customer_id, &pays_in).await?;
+                        pays_in
+                    }
+                };
                 self.known_customers
                     .insert(customer_id.to_owned(), pays_in.clone());
                 pays_in
@@ -197,7 +231,7 @@ impl Placer {
     }
 
     /// The currency of `customer_id`'s account, asked of payment.
-    async fn currency_of(&self, customer_id: &str) -> Result<String, ApiError> {
+    async fn currency_from_payment(&self, customer_id: &str) -> Result<String, ApiError> {
         let account = self
             .payment
             .idempotent(

@@ -41,7 +41,10 @@ impl Handler for Reactions {
             // Nothing was charged for a rejected reservation; refunds arrive as RPCs.
             Payload::Inventory(Reservation::InventoryRejected(_))
             | Payload::Saga(Outcome::SagaRejected(_)) => Ok(()),
-            Payload::Order(_) | Payload::Payment(_) => Err(HandlerError::Invalid(format!(
+            Payload::Order(_)
+            | Payload::Payment(_)
+            | Payload::Catalogue(_)
+            | Payload::Account(_) => Err(HandlerError::Invalid(format!(
                 "payment does not consume {}",
                 event.envelope.event_type
             ))),

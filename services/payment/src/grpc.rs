@@ -7,6 +7,7 @@ use orderly_common::{
     auth::{Caller, scope_to_caller},
     grpc::RollbackCheck,
     idempotency::{self, Keyed},
+    messaging::Relay,
     time::to_proto,
     validate::{self, Page},
 };
@@ -23,6 +24,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    accounts_feed,
     domain::PaymentStatus,
     store::{
         accounts::{self, DepositRefused},
@@ -32,15 +34,23 @@ use crate::{
 
 pub struct PaymentApi {
     db: DatabaseConnection,
+    /// Publishes the accounts' events.
+    relay: Relay,
     rollback: RollbackCheck,
     /// How long Deposit's idempotency keys are kept.
     keys_ttl: Duration,
 }
 
 impl PaymentApi {
-    pub fn new(db: DatabaseConnection, rollback: RollbackCheck, keys_ttl: Duration) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        relay: Relay,
+        rollback: RollbackCheck,
+        keys_ttl: Duration,
+    ) -> Self {
         Self {
             db,
+            relay,
             rollback,
             keys_ttl,
         }
@@ -58,7 +68,7 @@ impl PaymentService for PaymentApi {
         let request = request.into_inner();
         let customer_id = validate::identifier("customer_id", &request.customer_id)?;
         let currency = validate::currency("currency", &request.currency)?;
-        let account = accounts::open(&self.db, customer_id, currency)
+        let account = accounts_feed::open(&self.db, &self.relay, customer_id, currency)
             .await
             .map_err(ApiError::from)?;
         if account.currency != currency {

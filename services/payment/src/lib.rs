@@ -2,6 +2,7 @@
 //! every balance change. Money is integer minor units in the account's currency.
 
 pub mod access;
+mod accounts_feed;
 mod domain;
 pub mod events;
 mod grpc;
@@ -44,6 +45,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
     started.prune_idempotency_keys(keys_ttl);
     let api = PaymentServiceServer::new(grpc::PaymentApi::new(
         started.db.clone(),
+        started.relay.clone(),
         rollback,
         keys_ttl,
     ))

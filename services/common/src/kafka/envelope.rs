@@ -47,8 +47,15 @@ pub fn wrap(order_id: Uuid, payload: Payload) -> EventEnvelope {
         trace_context: crate::telemetry::propagation::current_trace_context(),
         saga: Some(payload.saga_facts()),
         body: payload.encode_body(),
-        legacy: Some(payload.to_legacy()),
+        legacy: payload.to_legacy(),
     }
+}
+
+/// The key of the events about one product or customer (`name`) on `topic` (the catalogue's or
+/// the accounts'): a name-based UUID, the same for every event about it, so they share a
+/// partition and a compacted topic keeps the latest.
+pub fn subject_key(topic: &str, name: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("{topic}/{name}").as_bytes())
 }
 
 /// Wraps an event whose payload type Orderly's protos do not know (a participant a saga

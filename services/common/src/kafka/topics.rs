@@ -1,7 +1,9 @@
 //! The topics Orderly uses, and creating them. Each producer owns one topic; every topic has a
 //! dead-letter topic for messages that can never be processed. Domain topics get the partitions
-//! and retention the settings give them; a dead-letter topic has one partition (nothing reads
-//! it in order per key, and an operator reads one log) and keeps its messages longer.
+//! and retention the settings give them, except the catalogue and the accounts, which are
+//! compacted (each key's latest event is kept for good); a dead-letter topic has one partition
+//! (nothing reads it in order per key, and an operator reads one log) and keeps its messages
+//! longer.
 
 use std::time::Duration;
 
@@ -39,17 +41,20 @@ pub fn all() -> Vec<String> {
 /// later; when components start together, another one may still be creating a topic.
 pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(args).create()?;
-    let settings: Vec<(i32, String)> = topics.iter().map(|topic| settings(args, topic)).collect();
+    let settings: Vec<Settings> = topics.iter().map(|topic| settings(args, topic)).collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .zip(&settings)
-        .map(|(topic, (partitions, retention_ms))| {
-            NewTopic::new(
+        .map(|(topic, settings)| {
+            let topic = NewTopic::new(
                 topic,
-                *partitions,
+                settings.partitions,
                 TopicReplication::Fixed(args.kafka_replication_factor),
-            )
-            .set("retention.ms", retention_ms)
+            );
+            match &settings.retention {
+                Retention::Compacted => topic.set("cleanup.policy", "compact"),
+                Retention::Milliseconds(ms) => topic.set("retention.ms", ms),
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -74,15 +79,38 @@ pub async fn ensure(args: &KafkaArgs, topics: &[String]) -> Result<(), KafkaErro
     }
 }
 
-/// The partitions and retention (`retention.ms`) `topic` is created with.
-fn settings(args: &KafkaArgs, topic: &str) -> (i32, String) {
-    let (partitions, hours) = if is_dead_letter(topic) {
-        (1, args.kafka_dead_letter_retention_hours)
+#[derive(Debug, PartialEq, Eq)]
+struct Settings {
+    partitions: i32,
+    retention: Retention,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Retention {
+    /// `retention.ms`: how long a record is kept.
+    Milliseconds(String),
+    /// `cleanup.policy=compact`: each key's latest record is kept.
+    Compacted,
+}
+
+/// The partitions and retention `topic` is created with.
+fn settings(args: &KafkaArgs, topic: &str) -> Settings {
+    let hours = |hours: u64| Retention::Milliseconds(hours.saturating_mul(3_600_000).to_string());
+    if is_dead_letter(topic) {
+        Settings {
+            partitions: 1,
+            retention: hours(args.kafka_dead_letter_retention_hours),
+        }
     } else {
-        (args.partitions_of(topic), args.kafka_retention_hours)
-    };
-    let retention_ms = hours.saturating_mul(3_600_000);
-    (partitions, retention_ms.to_string())
+        Settings {
+            partitions: args.partitions_of(topic),
+            retention: if COMPACTED.contains(&topic) {
+                Retention::Compacted
+            } else {
+                hours(args.kafka_retention_hours)
+            },
+        }
+    }
 }
 
 pub fn is_dead_letter(topic: &str) -> bool {
@@ -146,11 +174,21 @@ mod tests {
         }];
         args.kafka_retention_hours = 1;
         args.kafka_dead_letter_retention_hours = 720;
-        assert_eq!(settings(&args, ORDERS), (12, "3600000".to_owned()));
-        assert_eq!(settings(&args, SAGAS), (6, "3600000".to_owned()));
+        let kept = |partitions, ms: &str| Settings {
+            partitions,
+            retention: Retention::Milliseconds(ms.to_owned()),
+        };
+        assert_eq!(settings(&args, ORDERS), kept(12, "3600000"));
+        assert_eq!(settings(&args, SAGAS), kept(6, "3600000"));
+        assert_eq!(settings(&args, &dead_letter(ORDERS)), kept(1, "2592000000"));
+        let compacted = Settings {
+            partitions: 6,
+            retention: Retention::Compacted,
+        };
+        assert_eq!(settings(&args, CATALOGUE), compacted);
         assert_eq!(
-            settings(&args, &dead_letter(ORDERS)),
-            (1, "2592000000".to_owned())
+            settings(&args, &dead_letter(CATALOGUE)),
+            kept(1, "2592000000")
         );
     }
 }

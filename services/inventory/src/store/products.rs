@@ -23,6 +23,8 @@ pub struct Model {
     pub sold: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Raised by every upsert: the version of the price the catalogue's events carry.
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -49,6 +51,7 @@ pub async fn upsert(
         sold: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
+        version: Set(1),
     };
     Entity::insert(row)
         .on_conflict(
@@ -59,6 +62,7 @@ pub async fn upsert(
                     Column::Currency,
                     Column::UpdatedAt,
                 ])
+                .value(Column::Version, Expr::col((Entity, Column::Version)).add(1))
                 .to_owned(),
         )
         .exec_without_returning(db)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, DatabaseConnection,
+    ConnectionTrait, TryInsertResult,
     entity::prelude::*,
     sea_query::{Expr, ExprTrait},
 };
@@ -33,12 +33,12 @@ pub async fn find(db: &impl ConnectionTrait, customer_id: &str) -> Result<Option
 }
 
 /// Opens an empty account. Returns the existing account instead when one is already open for
-/// the customer (the caller checks its currency).
+/// the customer (the caller checks its currency), and whether this call opened it.
 pub async fn open(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     customer_id: &str,
     currency: &str,
-) -> Result<Model, DbErr> {
+) -> Result<(Model, bool), DbErr> {
     let now = orderly_common::time::now();
     let row = ActiveModel {
         customer_id: Set(customer_id.to_owned()),
@@ -48,13 +48,15 @@ pub async fn open(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    Entity::insert(row)
+    let inserted = Entity::insert(row)
         .on_conflict_do_nothing_on([Column::CustomerId])
         .exec_without_returning(db)
         .await?;
-    find(db, customer_id)
+    let account = find(db, customer_id)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))
+        .ok_or_else(|| DbErr::RecordNotFound(customer_id.to_owned()))?;
+    let opened = matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0);
+    Ok((account, opened))
 }
 
 /// Why a deposit was refused.
