@@ -1,5 +1,6 @@
 //! Who may call each RPC of SagaService (see `orderly_common::auth`): operators, and the
-//! participants, which read a saga before they undo a step of it.
+//! participants, which read a saga before they undo a step of it. Dead letters are operators'
+//! alone.
 
 use orderly_common::auth::{Access, Role, Rules};
 
@@ -16,4 +17,8 @@ pub const RULES: Rules = &[
     ("ListSagas", OPERATORS),
     ("RetrySaga", OPERATORS),
     ("ResolveSaga", OPERATORS),
+    ("ListDeadLetters", OPERATORS),
+    ("GetDeadLetter", OPERATORS),
+    ("RedriveDeadLetters", OPERATORS),
+    ("DiscardDeadLetter", OPERATORS),
 ];

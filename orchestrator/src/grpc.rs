@@ -1,4 +1,5 @@
-//! The SagaService API: views of sagas, and the operator's actions on parked ones (retry, resolve).
+//! The SagaService API: views of sagas, and the operator's actions on parked ones (retry,
+//! resolve); its dead-letter RPCs are in `dead_letters::api`.
 
 use orderly_common::{
     ApiError,
@@ -8,15 +9,19 @@ use orderly_common::{
 use orderly_proto::{
     common::v1::Money,
     saga::v1::{
-        GetSagaRequest, GetSagaResponse, ListSagasRequest, ListSagasResponse, ResolveSagaRequest,
-        ResolveSagaResponse, RetrySagaRequest, RetrySagaResponse, Saga, SagaHistoryEntry,
-        SagaState, SagaStep, StepStatus, saga_service_server::SagaService,
+        DiscardDeadLetterRequest, DiscardDeadLetterResponse, GetDeadLetterRequest,
+        GetDeadLetterResponse, GetSagaRequest, GetSagaResponse, ListDeadLettersRequest,
+        ListDeadLettersResponse, ListSagasRequest, ListSagasResponse, RedriveDeadLettersRequest,
+        RedriveDeadLettersResponse, ResolveSagaRequest, ResolveSagaResponse, RetrySagaRequest,
+        RetrySagaResponse, Saga, SagaHistoryEntry, SagaState, SagaStep, StepStatus,
+        saga_service_server::SagaService,
     },
 };
 use sea_orm::{DatabaseConnection, prelude::Uuid};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    dead_letters::{self, DeadLetters},
     runtime::{Operator, OperatorError},
     store::{history, sagas, steps},
 };
@@ -26,14 +31,21 @@ pub struct SagaApi {
     operator: Operator,
     /// The name of the saga definition every saga here runs (in one of its versions).
     definition: String,
+    dead_letters: DeadLetters,
 }
 
 impl SagaApi {
-    pub fn new(db: DatabaseConnection, operator: Operator, definition: String) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        operator: Operator,
+        definition: String,
+        dead_letters: DeadLetters,
+    ) -> Self {
         Self {
             db,
             operator,
             definition,
+            dead_letters,
         }
     }
 
@@ -101,6 +113,38 @@ impl SagaService for SagaApi {
         Ok(Response::new(ResolveSagaResponse {
             saga: Some(self.saga(order_id).await?),
         }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Reply<ListDeadLettersResponse> {
+        let reply = dead_letters::api::list(&self.dead_letters, request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn get_dead_letter(
+        &self,
+        request: Request<GetDeadLetterRequest>,
+    ) -> Reply<GetDeadLetterResponse> {
+        let reply = dead_letters::api::get(&self.dead_letters, request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn redrive_dead_letters(
+        &self,
+        request: Request<RedriveDeadLettersRequest>,
+    ) -> Reply<RedriveDeadLettersResponse> {
+        let reply = dead_letters::api::redrive(&self.dead_letters, request).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn discard_dead_letter(
+        &self,
+        request: Request<DiscardDeadLetterRequest>,
+    ) -> Reply<DiscardDeadLetterResponse> {
+        let reply = dead_letters::api::discard(&self.dead_letters, request).await?;
+        Ok(Response::new(reply))
     }
 
     async fn list_sagas(&self, request: Request<ListSagasRequest>) -> Reply<ListSagasResponse> {

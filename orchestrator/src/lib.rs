@@ -1,8 +1,10 @@
 //! The saga orchestrator: follows every event of each order's saga, decides its outcome, runs
-//! compensations, and shows each saga's state, steps and history through SagaService.
+//! compensations, and shows each saga's state, steps and history through SagaService, with the
+//! dead letters of every consumer for operators to redrive or discard.
 
 pub mod access;
 mod core;
+mod dead_letters;
 mod grpc;
 mod runtime;
 #[cfg(test)]
@@ -175,8 +177,19 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<(), ComponentErr
             .into(),
     };
     let operator = runtime::start(&mut started, settings, participants, &shutdown);
-    let api = SagaServiceServer::new(grpc::SagaApi::new(started.db.clone(), operator, definition))
-        .max_decoding_message_size(config.service.server.max_message_bytes());
+    started.spawn(dead_letters::index::run(
+        started.db.clone(),
+        config.service.kafka.clone(),
+        shutdown.clone(),
+    ));
+    let dead_letters = dead_letters::DeadLetters::new(started.db.clone(), started.producer.clone());
+    let api = SagaServiceServer::new(grpc::SagaApi::new(
+        started.db.clone(),
+        operator,
+        definition,
+        dead_letters,
+    ))
+    .max_decoding_message_size(config.service.server.max_message_bytes());
     started
         .serve(
             SERVICE_NAME,

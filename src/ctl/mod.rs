@@ -1,7 +1,9 @@
-//! `orderly ctl`: an operator's command line over the public gRPC APIs (sagas, orders) and the
-//! broker (consumer lag), with tables for people and `--output json` for scripts. It reaches a deployment the way grpcurl
-//! does: plaintext by default, TLS trusting `--cacert`, a bearer token from `--token`.
+//! `orderly ctl`: an operator's command line over the public gRPC APIs (sagas, dead letters,
+//! orders) and the broker (consumer lag), with tables for people and `--output json` for
+//! scripts. It reaches a deployment the way grpcurl does: plaintext by default, TLS trusting
+//! `--cacert`, a bearer token from `--token`.
 
+mod dlq;
 mod lag;
 mod orders;
 mod output;
@@ -56,6 +58,9 @@ pub enum CtlCommand {
     /// Sagas: list, show one, retry or resolve a parked one
     #[command(subcommand)]
     Sagas(sagas::SagasCommand),
+    /// Dead letters: list, show one, redrive them to their consumer or discard one
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Orders: watch one until it is decided
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
@@ -68,6 +73,9 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     match args.command {
         CtlCommand::Sagas(command) => {
             sagas::run(command, dial.channel(&args.orchestrator)?, args.output).await
+        }
+        CtlCommand::Dlq(command) => {
+            dlq::run(command, dial.channel(&args.orchestrator)?, args.output).await
         }
         CtlCommand::Orders(command) => {
             orders::run(command, dial.channel(&args.order)?, args.output).await

@@ -29,7 +29,8 @@ use orderly_proto::{
         RefundPaymentRequest, payment_service_client::PaymentServiceClient,
     },
     saga::v1::{
-        GetSagaRequest, ListSagasRequest, ResolveSagaRequest, RetrySagaRequest,
+        DiscardDeadLetterRequest, GetDeadLetterRequest, GetSagaRequest, ListDeadLettersRequest,
+        ListSagasRequest, RedriveDeadLettersRequest, ResolveSagaRequest, RetrySagaRequest,
         saga_service_client::SagaServiceClient,
     },
 };
@@ -47,7 +48,7 @@ use crate::support::{
 };
 
 /// Every RPC, called with requests that would change something if let through.
-const RPCS: [&str; 21] = [
+const RPCS: [&str; 25] = [
     "UpsertProduct",
     "Restock",
     "GetProduct",
@@ -69,6 +70,10 @@ const RPCS: [&str; 21] = [
     "ListSagas",
     "RetrySaga",
     "ResolveSaga",
+    "ListDeadLetters",
+    "GetDeadLetter",
+    "RedriveDeadLetters",
+    "DiscardDeadLetter",
 ];
 
 /// What a customer's token may call for its own customer (and is refused for another's).
@@ -237,6 +242,27 @@ impl Caller<'_> {
                     order_id,
                     step: "authorize_payment".into(),
                     note: "refunded by hand".into(),
+                })
+                .await
+                .map(drop),
+            "ListDeadLetters" => (sagas.list_dead_letters(ListDeadLettersRequest::default()))
+                .await
+                .map(drop),
+            "GetDeadLetter" => (sagas.get_dead_letter(GetDeadLetterRequest { id: order_id }))
+                .await
+                .map(drop),
+            "RedriveDeadLetters" => sagas
+                .redrive_dead_letters(RedriveDeadLettersRequest {
+                    topic: "orderly.sagas.v1".into(),
+                    note: "replay everything".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            "DiscardDeadLetter" => sagas
+                .discard_dead_letter(DiscardDeadLetterRequest {
+                    id: order_id,
+                    reason: "hide the evidence".into(),
                 })
                 .await
                 .map(drop),

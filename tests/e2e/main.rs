@@ -14,6 +14,7 @@ mod balancing;
 mod batch_locks;
 mod broker;
 mod ctl;
+mod dead_letters;
 mod dev;
 mod evolving;
 mod faults_crash;

@@ -19,7 +19,7 @@ use crate::support::{
     invariants::{self, Initial},
     orders::{find, one_more_confirms, order_request, place, seed, usd},
     postgres::Postgres,
-    prometheus, quiet, topic,
+    prometheus, quiet, topic, webhook,
 };
 
 /// CONFIRMED; REJECTED for stock; REJECTED for money with the reservation released.
@@ -276,65 +276,11 @@ async fn orchestrator_killed_mid_saga_recovers_every_saga() {
     invariants::check(&system, &initial, &orders).await;
 }
 
-/// A webhook receiver: answers 503 to the first request (a flaky endpoint), 200 afterwards,
-/// and hands over every body it accepted.
-async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notifications", listener.local_addr().unwrap());
-    let (bodies, received) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        for request in 0.. {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut raw = Vec::new();
-            let mut buffer = [0; 4096];
-            // One request per connection is enough for hyper's client; read headers and body.
-            let body = loop {
-                let read = socket.read(&mut buffer).await.unwrap_or(0);
-                if read == 0 {
-                    break None;
-                }
-                raw.extend_from_slice(&buffer[..read]);
-                let text = String::from_utf8_lossy(&raw).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head
-                        .lines()
-                        .find_map(|line| {
-                            line.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>())
-                        })
-                        .and_then(Result::ok)
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break Some(body.to_owned());
-                    }
-                }
-            };
-            let answer = if request == 0 {
-                "503 Service Unavailable"
-            } else {
-                "200 OK"
-            };
-            let _ = socket
-                .write_all(
-                    format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .as_bytes(),
-                )
-                .await;
-            if let (Some(body), 1..) = (body, request) {
-                let _ = bodies.send(body);
-            }
-        }
-    });
-    (url, received)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn notifications_reach_a_flaky_webhook_once_per_outcome() {
-    let (url, mut received) = webhook_receiver().await;
+    // A flaky endpoint: 503 to the first request (retried), 200 afterwards.
+    let (url, mut received) =
+        webhook::receiver(|request| if request == 0 { 503 } else { 200 }).await;
     let env = vec![("notification", "ORDERLY_NOTIFICATIONS_WEBHOOK", url)];
     let system = System::start(Options {
         env,

@@ -14,6 +14,7 @@ pub mod quiet;
 pub mod shipping;
 pub mod tls;
 pub mod topic;
+pub mod webhook;
 
 use std::{net::SocketAddr, time::Duration};
 

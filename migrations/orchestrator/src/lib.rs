@@ -1,4 +1,5 @@
-//! Schema of the orchestrator's database: saga instances, their steps and history.
+//! Schema of the orchestrator's database: saga instances, their steps and history, and the
+//! dead letters it indexes.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -7,6 +8,7 @@ mod m0002_saga_trace_parent;
 mod m0003_steps_by_status;
 mod m0004_saga_definition_version;
 mod m0005_compensations_notify;
+mod m0006_dead_letters;
 
 pub struct Migrator;
 
@@ -22,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(orderly_migration_messaging::Leases),
             Box::new(orderly_migration_messaging::OutboxNotify),
             Box::new(m0005_compensations_notify::Migration),
+            Box::new(m0006_dead_letters::Migration),
         ]
     }
 }

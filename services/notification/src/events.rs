@@ -9,7 +9,10 @@ use orderly_proto::{events::v1::saga_event::Event as Outcome, notification::v1::
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use crate::{sink::Sink, store::notifications};
+use crate::{
+    sink::{Failure, Sink},
+    store::notifications,
+};
 
 pub const CONSUMER: &str = "notification";
 pub const TOPICS: &[&str] = &[topics::SAGAS];
@@ -59,12 +62,20 @@ impl Handler for Notifier {
             sent_at: orderly_common::time::now(),
         };
         if notifications::record(txn, notification.clone()).await? {
-            // A sink that fails (a webhook down) is retried, blocking: nothing is lost.
-            self.sink.deliver(&notification).await.map_err(|error| {
-                HandlerError::Transient(sea_orm::DbErr::Custom(format!(
-                    "notification sink: {error}"
-                )))
-            })?;
+            // A sink that fails for now (a webhook down) is retried, blocking: nothing is lost.
+            // One that refuses for good (a 4xx) is dead-lettered, and the record rolls back with
+            // it, so a redrive once the receiver is repaired delivers it.
+            self.sink
+                .deliver(&notification)
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Transient(error) => HandlerError::Transient(sea_orm::DbErr::Custom(
+                        format!("notification sink: {error}"),
+                    )),
+                    Failure::Permanent(error) => {
+                        HandlerError::Invalid(format!("notification sink refused it: {error}"))
+                    }
+                })?;
         }
         Ok(())
     }

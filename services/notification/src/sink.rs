@@ -25,7 +25,7 @@ impl Sink {
 
     /// Delivers one notification. A crash between this and the database commit delivers it
     /// again on redelivery (at least once); the record in the database stays single.
-    pub async fn deliver(&self, notification: &notifications::Model) -> Result<(), String> {
+    pub async fn deliver(&self, notification: &notifications::Model) -> Result<(), Failure> {
         tracing::info!(
             order_id = %notification.order_id,
             customer_id = notification.customer_id,
@@ -35,18 +35,34 @@ impl Sink {
         );
         let body = json_line(notification);
         match self {
-            Self::File(path) => {
-                append_line(path, &body).map_err(|error| format!("{}: {error}", path.display()))
-            }
+            Self::File(path) => append_line(path, &body)
+                .map_err(|error| Failure::Transient(format!("{}: {error}", path.display()))),
             Self::Webhook(webhook) => webhook.post(body).await,
         }
     }
 }
 
+/// Why a notification was not delivered.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// It may work later (a receiver down or overloaded): retried with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// The receiver refused it and will again (a 4xx answer): dead-lettered, to be redriven once
+    /// the receiver is repaired.
+    #[error("{0}")]
+    Permanent(String),
+}
+
 mod webhook {
-    //! POSTs each notification as JSON; any non-2xx answer or timeout is a failure to retry.
+    //! POSTs each notification as JSON. A timeout, an unreachable receiver, a 5xx, 408 or 429
+    //! answer may pass: it is retried. Any other 4xx answer will not: it is permanent.
 
     use std::time::Duration;
+
+    use hyper::StatusCode;
+
+    use super::Failure;
 
     use http_body_util::Full;
     use hyper::{Request, body::Bytes, header::CONTENT_TYPE};
@@ -78,21 +94,38 @@ mod webhook {
             })
         }
 
-        pub async fn post(&self, body: String) -> Result<(), String> {
+        pub async fn post(&self, body: String) -> Result<(), Failure> {
             let request = Request::post(self.url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| Failure::Permanent(error.to_string()))?;
             let answer = tokio::time::timeout(TIMEOUT, self.client.request(request))
                 .await
-                .map_err(|_| format!("webhook {} did not answer within {TIMEOUT:?}", self.url))?
-                .map_err(|error| format!("webhook {}: {error}", self.url))?;
-            if answer.status().is_success() {
-                Ok(())
-            } else {
-                Err(format!("webhook {} answered {}", self.url, answer.status()))
+                .map_err(|_| {
+                    Failure::Transient(format!(
+                        "webhook {} did not answer within {TIMEOUT:?}",
+                        self.url
+                    ))
+                })?
+                .map_err(|error| Failure::Transient(format!("webhook {}: {error}", self.url)))?;
+            let status = answer.status();
+            if status.is_success() {
+                return Ok(());
             }
+            let failure = format!("webhook {} answered {status}", self.url);
+            Err(if is_permanent(status) {
+                Failure::Permanent(failure)
+            } else {
+                Failure::Transient(failure)
+            })
         }
+    }
+
+    /// A refusal that asking again will not change.
+    pub fn is_permanent(status: StatusCode) -> bool {
+        status.is_client_error()
+            && status != StatusCode::REQUEST_TIMEOUT
+            && status != StatusCode::TOO_MANY_REQUESTS
     }
 }
 
@@ -140,6 +173,26 @@ fn json_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_that_asking_again_will_not_change_are_permanent() {
+        use hyper::StatusCode;
+        for status in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
+            StatusCode::GONE,
+        ] {
+            assert!(webhook::is_permanent(status), "{status}");
+        }
+        for status in [
+            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert!(!webhook::is_permanent(status), "{status}");
+        }
+    }
 
     #[test]
     fn json_strings_escape_what_json_requires() {

@@ -7,7 +7,8 @@
 //! others; a partition's events stay in order, in one lane. Poison messages go to
 //! the dead-letter topic with their origin and error; transient failures are retried with
 //! backoff and block the consumer, so nothing is skipped. An event this consumer does not
-//! understand (a type only a newer producer knows) is skipped and counted, not dead-lettered.
+//! understand (a type only a newer producer knows), or one an operator redrove for another
+//! consumer group, is skipped and counted, not dead-lettered.
 
 use std::{
     collections::HashSet,
@@ -326,7 +327,7 @@ impl<H: Handler> EventConsumer<H> {
                 }
                 Consumed::DeadLettered
             } else if item.skipped {
-                tracing::debug!(parent: &item.span, consumer = self.name, "event of a type this consumer does not know: skipped");
+                tracing::debug!(parent: &item.span, consumer = self.name, "event of a type this consumer does not know, or redriven for another: skipped");
                 Consumed::Skipped
             } else if item.duplicate {
                 Consumed::Duplicate
@@ -477,6 +478,15 @@ impl Item {
         handler: &impl Handler,
         keys: Option<&EventKeys>,
     ) -> Self {
+        if dead_letter::redriven_for_another(message, consumer) {
+            return Self {
+                event: None,
+                refused: None,
+                duplicate: false,
+                skipped: true,
+                span: tracing::Span::none(),
+            };
+        }
         let value = message.payload().unwrap_or_default();
         let opened = envelope::open(message.topic(), value);
         let signed = keys.map_or(Ok(()), |keys| keys.verify(value, signature(message)));

@@ -16,11 +16,25 @@ use crate::{
 
 /// Dead-letter record headers naming where the message came from and why it was refused.
 pub mod headers {
+    /// Every dead-letter header's name starts with this.
+    pub const PREFIX: &str = "dlq.";
     pub const TOPIC: &str = "dlq.origin.topic";
     pub const PARTITION: &str = "dlq.origin.partition";
     pub const OFFSET: &str = "dlq.origin.offset";
     pub const CONSUMER: &str = "dlq.consumer";
     pub const ERROR: &str = "dlq.error";
+    /// On a message an operator redrove to its origin topic: the one consumer group that
+    /// applies it. The topic's other consumers skip it (they applied it the first time).
+    pub const REDRIVE_FOR: &str = "dlq.redrive.for";
+}
+
+/// Whether `message` was redriven for another consumer group than `consumer`.
+pub fn redriven_for_another(message: &BorrowedMessage<'_>, consumer: &str) -> bool {
+    message.headers().is_some_and(|headers| {
+        headers.iter().any(|header| {
+            header.key == headers::REDRIVE_FOR && header.value != Some(consumer.as_bytes())
+        })
+    })
 }
 
 /// Publishes `message` to its dead-letter topic and waits for the acknowledgement, retrying with
