@@ -1,9 +1,10 @@
 //! `orderly ctl orders watch`: an order as it is now, then every change until it is decided
-//! (OrderService/WatchOrder).
+//! (OrderService/WatchOrder); or a customer's orders, each as it is placed and decided, until
+//! interrupted (WatchCustomerOrders).
 
 use clap::Subcommand;
 use orderly_proto::order::v1::{
-    Order, WatchOrderRequest, order_service_client::OrderServiceClient,
+    Order, WatchCustomerOrdersRequest, WatchOrderRequest, order_service_client::OrderServiceClient,
 };
 use serde_json::json;
 
@@ -15,8 +16,14 @@ use super::{
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
-    /// Print the order, then each change, until it is CONFIRMED or REJECTED
-    Watch { order_id: String },
+    /// Print the order, then each change, until it is CONFIRMED or REJECTED; or, with
+    /// --customer, each of the customer's orders as it is placed and decided, until interrupted
+    Watch {
+        #[arg(required_unless_present = "customer")]
+        order_id: Option<String>,
+        #[arg(long, conflicts_with = "order_id")]
+        customer: Option<String>,
+    },
 }
 
 pub async fn run(
@@ -24,17 +31,27 @@ pub async fn run(
     channel: CtlChannel,
     output: Output,
 ) -> anyhow::Result<()> {
-    let OrdersCommand::Watch { order_id } = command;
+    let OrdersCommand::Watch { order_id, customer } = command;
     let mut orders = OrderServiceClient::new(channel);
-    let request = WatchOrderRequest {
-        order_id: order_id.clone(),
+    let what = match &customer {
+        Some(customer) => format!("watch of {customer}'s orders"),
+        None => format!("watch of order {}", order_id.as_deref().unwrap_or_default()),
     };
-    let watch = |status| refused(&format!("watch of order {order_id}"), &status);
-    let mut updates = orders
-        .watch_order(request)
-        .await
-        .map_err(watch)?
-        .into_inner();
+    let watch = |status| refused(&what, &status);
+    let mut updates = match customer {
+        Some(customer_id) => orders
+            .watch_customer_orders(WatchCustomerOrdersRequest { customer_id })
+            .await
+            .map_err(watch)?
+            .into_inner(),
+        None => orders
+            .watch_order(WatchOrderRequest {
+                order_id: order_id.unwrap_or_default(),
+            })
+            .await
+            .map_err(watch)?
+            .into_inner(),
+    };
     if output == Output::Table {
         println!(
             "{}",

@@ -21,8 +21,8 @@ use orderly_proto::{
         ListNotificationsRequest, notification_service_client::NotificationServiceClient,
     },
     order::v1::{
-        GetOrderRequest, ListOrdersRequest, OrderStatus, WatchOrderRequest,
-        order_service_client::OrderServiceClient,
+        GetOrderRequest, ListOrdersRequest, OrderStatus, WatchCustomerOrdersRequest,
+        WatchOrderRequest, order_service_client::OrderServiceClient,
     },
     payment::v1::{
         DepositRequest, GetAccountRequest, ListPaymentsRequest, OpenAccountRequest,
@@ -48,7 +48,7 @@ use crate::support::{
 };
 
 /// Every RPC, called with requests that would change something if let through.
-const RPCS: [&str; 25] = [
+const RPCS: [&str; 26] = [
     "UpsertProduct",
     "Restock",
     "GetProduct",
@@ -65,6 +65,7 @@ const RPCS: [&str; 25] = [
     "GetOrder",
     "ListOrders",
     "WatchOrder",
+    "WatchCustomerOrders",
     "ListNotifications",
     "GetSaga",
     "ListSagas",
@@ -77,13 +78,14 @@ const RPCS: [&str; 25] = [
 ];
 
 /// What a customer's token may call for its own customer (and is refused for another's).
-const CUSTOMERS_OWN: [&str; 7] = [
+const CUSTOMERS_OWN: [&str; 8] = [
     "GetAccount",
     "ListPayments",
     "PlaceOrder",
     "GetOrder",
     "ListOrders",
     "WatchOrder",
+    "WatchCustomerOrders",
     "ListNotifications",
 ];
 
@@ -219,6 +221,12 @@ impl Caller<'_> {
                 .await
                 .map(drop),
             "WatchOrder" => (orders.watch_order(WatchOrderRequest { order_id }))
+                .await
+                .map(drop),
+            "WatchCustomerOrders" => orders
+                .watch_customer_orders(WatchCustomerOrdersRequest {
+                    customer_id: alice(),
+                })
                 .await
                 .map(drop),
             "ListNotifications" => notifications
@@ -434,9 +442,7 @@ async fn every_rpc_refuses_who_may_not_call_it_and_nothing_is_written() {
     let refusals = scrape(system.metrics_addr("order"))
         .await
         .sum("orderly_auth_refused_total", &[]);
-    // Each of its four RPCs, refused eleven times: no token, expired, another audience, bob's,
-    // the catalogue's.
-    // Each of its four RPCs refused five times: no token, expired, another audience, bob's, the
+    // Each of its five RPCs refused five times: no token, expired, another audience, bob's, the
     // catalogue's.
-    assert_eq!(refusals, 4.0 * 5.0, "refusals counted");
+    assert_eq!(refusals, 5.0 * 5.0, "refusals counted");
 }

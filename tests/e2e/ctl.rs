@@ -2,7 +2,10 @@
 //! state, one shown as JSON with its steps, a refused retry and an unknown saga reported with the
 //! server's code and message, an order watched until it is decided, and consumer lag.
 
-use std::process::{Command, Output};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Output, Stdio},
+};
 
 use crate::support::{
     Options, System, free_port, loopback,
@@ -99,6 +102,28 @@ async fn ctl_lists_shows_and_watches_and_reports_refusals() {
     let decided: serde_json::Value =
         serde_json::from_str(stdout_of(&json).lines().last().unwrap()).unwrap();
     assert_eq!(decided["status"], "CONFIRMED");
+
+    // A customer followed: the command prints each of their orders as it comes, until stopped.
+    let mut following = Command::new(BIN)
+        .arg("ctl")
+        .args(["--order", &system.addr("order").to_string()])
+        .args(["--output", "json", "orders", "watch", "--customer", "bob"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("orderly ctl runs");
+    let mut lines = BufReader::new(following.stdout.take().unwrap()).lines();
+    let followed = place(&system, order_request("bob", "mug", 1, "")).await;
+    let reading = tokio::task::spawn_blocking(move || lines.next());
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), reading)
+        .await
+        .expect("a line for bob's order within 30 s")
+        .unwrap()
+        .expect("a line for bob's order")
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["order_id"], followed.order_id.as_str(), "{first}");
+    following.kill().unwrap();
+    following.wait().unwrap();
 
     // Lag from the broker, per group, topic and partition: every component's group on the
     // topics it consumes, nothing left once the system is quiet.

@@ -1,12 +1,14 @@
 //! WatchOrder over real processes: one stream carries an order from PENDING to its decision and
 //! ends, woken by the consumer (no polling) and living past the request timeout; a replica that
 //! does not apply outcomes still ends its streams (it reads the order again) and ends them at
-//! shutdown; unknown and malformed ids are refused.
+//! shutdown; unknown and malformed ids are refused. A customer's orders are followed on one
+//! stream.
 
 use std::time::Duration;
 
 use orderly_proto::order::v1::{
-    Order, OrderStatus, WatchOrderRequest, order_service_client::OrderServiceClient,
+    Order, OrderStatus, WatchCustomerOrdersRequest, WatchOrderRequest,
+    order_service_client::OrderServiceClient,
 };
 use tonic::Code;
 
@@ -198,4 +200,70 @@ async fn watch_order_learns_decisions_applied_by_another_replica() {
         }
     }
     drop(postgres);
+}
+
+/// A client following a customer: one WatchCustomerOrders stream sends the customer's pending
+/// order as it is now, then every order of theirs as it is placed and decided (another
+/// customer's orders never), each state once, and stays open for the next. The re-check is off,
+/// so only PlaceOrder's and the consumer's notifications wake it.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_customer_orders_streams_each_order_placed_and_decided() {
+    let system = System::start(Options {
+        env: vec![("order", "ORDERLY_WATCH_RECHECK_MS", "600000".into())],
+        ..Options::default()
+    })
+    .await;
+    let initial = seed(
+        &system,
+        &[("mug", 1_299, 10), ("laptop", 149_900, 5)],
+        &[("bob", 2_000), ("alice", 100_000)],
+    )
+    .await;
+    let mut orders = OrderServiceClient::new(channel(system.addr("order")));
+    let request = WatchCustomerOrdersRequest {
+        customer_id: "bob".into(),
+    };
+    let mut stream = orders
+        .watch_customer_orders(request)
+        .await
+        .expect("bob's orders watched")
+        .into_inner();
+    let mug = place(&system, order_request("bob", "mug", 1, "")).await;
+    let laptop = place(&system, order_request("bob", "laptop", 1, "")).await;
+    place(&system, order_request("alice", "mug", 1, "")).await;
+
+    // Each of bob's orders is sent as placed (unless it was decided before the stream read it)
+    // and then as decided, nothing twice; alice's never.
+    let mut sent: Vec<(String, OrderStatus)> = Vec::new();
+    let decided = |sent: &[(String, OrderStatus)], id: &str| {
+        sent.iter()
+            .any(|(order, status)| order == id && *status != OrderStatus::Pending)
+    };
+    while !(decided(&sent, &mug.order_id) && decided(&sent, &laptop.order_id)) {
+        let order = next_update(&mut stream, DECISION)
+            .await
+            .expect("the stream stays open");
+        assert_eq!(order.customer_id, "bob", "{order:?}");
+        let state = (order.order_id.clone(), order.status());
+        assert!(!sent.contains(&state), "{state:?} sent twice");
+        sent.push(state);
+    }
+    assert!(
+        sent.contains(&(mug.order_id.clone(), OrderStatus::Confirmed)),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&(laptop.order_id.clone(), OrderStatus::Rejected)),
+        "{sent:?}"
+    );
+
+    // Still open: the next order comes down the same stream.
+    let another = place(&system, order_request("bob", "mug", 1, "")).await;
+    let next = next_update(&mut stream, DECISION)
+        .await
+        .expect("still open");
+    assert_eq!(next.order_id, another.order_id);
+
+    let orders = quiet::settle(&system).await;
+    invariants::check(&system, &initial, &orders).await;
 }

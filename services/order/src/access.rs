@@ -10,4 +10,5 @@ pub const RULES: Rules = &[
     ("GetOrder", CUSTOMERS_AND_OPERATORS),
     ("ListOrders", CUSTOMERS_AND_OPERATORS),
     ("WatchOrder", CUSTOMERS_AND_OPERATORS),
+    ("WatchCustomerOrders", CUSTOMERS_AND_OPERATORS),
 ];

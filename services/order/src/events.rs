@@ -17,7 +17,7 @@ use sea_orm::DatabaseTransaction;
 use crate::{
     domain::OrderStatus,
     store::{accounts, catalogue, orders},
-    watch::Hub,
+    watch::{Hub, customer},
 };
 
 pub const CONSUMER: &str = "order";
@@ -66,6 +66,8 @@ impl Handler for Reactions {
         // Only after the commit, so a woken stream reads the decision itself.
         if matches!(event.payload, Some(Payload::Saga(_))) {
             self.watchers.notify(event.order_id);
+            let customer_id = event.saga_facts().customer_id;
+            self.watchers.notify(customer::customer_key(&customer_id));
         }
     }
 }

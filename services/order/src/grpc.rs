@@ -13,8 +13,9 @@ use orderly_proto::{
     common::v1::Money,
     order::v1::{
         GetOrderRequest, GetOrderResponse, ListOrdersRequest, ListOrdersResponse, Order, OrderLine,
-        OrderStatus as ProtoStatus, PlaceOrderRequest, PlaceOrderResponse, WatchOrderRequest,
-        WatchOrderResponse, order_service_server::OrderService,
+        OrderStatus as ProtoStatus, PlaceOrderRequest, PlaceOrderResponse,
+        WatchCustomerOrdersRequest, WatchOrderRequest, WatchOrderResponse,
+        order_service_server::OrderService,
     },
 };
 use sea_orm::DatabaseConnection;
@@ -26,6 +27,7 @@ use crate::{
     store::orders,
     watch::{
         Watchers,
+        customer::{self, CustomerWatch},
         stream::{self, Watch},
     },
 };
@@ -54,6 +56,8 @@ impl OrderService for OrderApi {
     async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Reply<PlaceOrderResponse> {
         Caller::check_acts_for(&request, &request.get_ref().customer_id)?;
         let order = self.placer.place(request.into_inner()).await?;
+        // Committed: the customer's WatchCustomerOrders streams read it.
+        (self.watchers.hub).notify(customer::customer_key(&order.header.customer_id));
         Ok(Response::new(PlaceOrderResponse {
             order: Some(order_message(order)),
         }))
@@ -128,6 +132,58 @@ impl OrderService for OrderApi {
             watch,
         ))))
     }
+
+    type WatchCustomerOrdersStream = Updates;
+
+    async fn watch_customer_orders(
+        &self,
+        request: Request<WatchCustomerOrdersRequest>,
+    ) -> Reply<Updates> {
+        let customer_id =
+            validate::identifier("customer_id", &request.get_ref().customer_id)?.to_owned();
+        Caller::check_acts_for(&request, &customer_id)?;
+        // Subscribed before the reads: an order placed or decided in between still wakes it.
+        let subscription = (self.watchers.hub).subscribe(customer::customer_key(&customer_id));
+        let since = orderly_common::time::now();
+        let margin = chrono::Duration::from_std(customer::CLOCK_MARGIN).unwrap_or_default();
+        let recent = changed_since(&self.db, &customer_id, since - margin).await?;
+        let pending = orders::list(
+            &self.db,
+            Some(&customer_id),
+            Some(OrderStatus::Pending),
+            None,
+            WATCHED_AT_ONCE,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let pending = pending.into_iter().map(order_message).collect();
+        let db = self.db.clone();
+        let read = move |since| {
+            let (db, customer_id) = (db.clone(), customer_id.clone());
+            async move { changed_since(&db, &customer_id, since).await }
+        };
+        let watch = CustomerWatch {
+            subscription,
+            recheck: self.watchers.recheck,
+            shutdown: self.watchers.shutdown.clone(),
+            read,
+        };
+        Ok(Response::new(Box::pin(customer::updates(
+            pending, recent, since, watch,
+        ))))
+    }
+}
+
+/// The most orders a customer watch reads at once.
+const WATCHED_AT_ONCE: u64 = 1_000;
+
+async fn changed_since(
+    db: &DatabaseConnection,
+    customer_id: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Order>, ApiError> {
+    let changed = orders::changed_since(db, customer_id, since, WATCHED_AT_ONCE).await?;
+    Ok(changed.into_iter().map(order_message).collect())
 }
 
 fn order_message(order: orders::Order) -> Order {

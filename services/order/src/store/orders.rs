@@ -66,6 +66,25 @@ pub async fn list(
     with_lines(db, headers).await
 }
 
+/// `customer_id`'s orders changed (placed or decided) at `since` or later, oldest change
+/// first, at most `limit`.
+pub async fn changed_since(
+    db: &impl ConnectionTrait,
+    customer_id: &str,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Order>, DbErr> {
+    let headers = Entity::find()
+        .filter(Column::CustomerId.eq(customer_id))
+        .filter(Column::UpdatedAt.gte(since))
+        .order_by_asc(Column::UpdatedAt)
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    with_lines(db, headers).await
+}
+
 async fn with_lines(db: &impl ConnectionTrait, headers: Vec<Model>) -> Result<Vec<Order>, DbErr> {
     let ids: Vec<Uuid> = headers.iter().map(|header| header.id).collect();
     let lines = lines::Entity::find()

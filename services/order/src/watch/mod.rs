@@ -1,5 +1,6 @@
-//! WatchOrder's hub: which orders this process's streams are waiting on, and how the consumer
-//! tells them, after its commit, that an order was decided.
+//! WatchOrder's hub: which orders (and customers, for WatchCustomerOrders) this process's
+//! streams are waiting on, and how the consumer tells them, after its commit, that an order was
+//! decided.
 //!
 //! One `watch` channel per watched order rather than one broadcast of every decision: a decision
 //! wakes only the streams of its own order (a broadcast would wake every stream for every
@@ -8,6 +9,7 @@
 //! order's entry lives exactly as long as a stream holds a [`Subscription`] on it, so the map
 //! holds no more than the open streams, whether they end or their client goes away.
 
+pub mod customer;
 pub mod stream;
 
 use std::{
