@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "orderly/notification/v1/notification.proto",
     "orderly/saga/v1/saga.proto",
     "orderly/events/v1/events.proto",
+    "orderly/query/v1/query.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -51,7 +51,7 @@ impl InDev {
     }
 }
 
-pub const ALL: [Component; 5] = [
+pub const ALL: [Component; 6] = [
     Component {
         name: orderly_order::NAME,
         default_port: orderly_order::DEFAULT_PORT,
@@ -96,6 +96,15 @@ pub const ALL: [Component; 5] = [
         access: orderly_orchestrator::access::RULES,
         migrate: migrate::<orderly_orchestrator::Migrator>,
         run_in_dev: orchestrator,
+    },
+    Component {
+        name: orderly_query::NAME,
+        default_port: orderly_query::DEFAULT_PORT,
+        api: orderly_proto::query::v1::order_view_service_server::SERVICE_NAME,
+        calls: &[],
+        access: orderly_query::access::RULES,
+        migrate: migrate::<orderly_query::Migrator>,
+        run_in_dev: query,
     },
 ];
 
@@ -157,6 +166,16 @@ fn notification(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
             notifications_webhook: None,
         };
         orderly_notification::run(&config, dev.shutdown).await
+    })
+}
+
+fn query(dev: InDev) -> BoxFuture<'static, Result<(), ComponentError>> {
+    Box::pin(async move {
+        let config = orderly_query::Config {
+            service: dev.service,
+            strict_wait_ms: orderly_query::DEFAULT_STRICT_WAIT_MS,
+        };
+        orderly_query::run(&config, dev.shutdown).await
     })
 }
 

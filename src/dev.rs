@@ -1,5 +1,6 @@
-//! `orderly dev`: the whole system in one process (embedded broker, four services, orchestrator),
-//! each server on its own port, seeded with demo data so the README walk-through works at once.
+//! `orderly dev`: the whole system in one process (embedded broker, four services, orchestrator,
+//! query side), each server on its own port, seeded with demo data so the README walk-through
+//! works at once.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -48,6 +49,8 @@ pub struct DevArgs {
     pub notification_port: u16,
     #[arg(long, env = "ORDERLY_ORCHESTRATOR_PORT", default_value_t = orderly_orchestrator::DEFAULT_PORT)]
     pub orchestrator_port: u16,
+    #[arg(long, env = "ORDERLY_QUERY_PORT", default_value_t = orderly_query::DEFAULT_PORT)]
+    pub query_port: u16,
     #[arg(long, env = "ORDERLY_BROKER_PORT", default_value_t = 9092)]
     pub broker_port: u16,
 
@@ -275,6 +278,7 @@ fn endpoints(args: &DevArgs) -> Vec<Endpoint> {
         (orderly_payment::NAME, args.payment_port),
         (orderly_notification::NAME, args.notification_port),
         (orderly_orchestrator::NAME, args.orchestrator_port),
+        (orderly_query::NAME, args.query_port),
     ];
     components::ALL
         .iter()

@@ -59,6 +59,8 @@ pub enum Command {
     Notification(orderly_notification::Config),
     /// Run the saga orchestrator
     Orchestrator(orderly_orchestrator::Config),
+    /// Run the query side: the read model of orders and its projection
+    Query(orderly_query::Config),
     /// Apply database migrations and exit
     Migrate(MigrateArgs),
     /// List the components: name, default port, API and the components each calls
@@ -137,6 +139,7 @@ fn process_name(command: &Command) -> String {
         Command::Payment(_) => orderly_payment::NAME,
         Command::Notification(_) => orderly_notification::NAME,
         Command::Orchestrator(_) => orderly_orchestrator::NAME,
+        Command::Query(_) => orderly_query::NAME,
         Command::Migrate(_) => "migrate",
         Command::Components => "components",
         Command::Token(_) => "token",
@@ -170,6 +173,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Orchestrator(config) => orderly_orchestrator::run(&config, Shutdown::on_signals())
             .await
             .context("orchestrator"),
+        Command::Query(config) => orderly_query::run(&config, Shutdown::on_signals())
+            .await
+            .context("query side"),
         Command::Migrate(args) => migrate::run(args).await,
         Command::Components => {
             components::print();

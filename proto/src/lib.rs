@@ -48,6 +48,12 @@ pub mod saga {
     }
 }
 
+pub mod query {
+    pub mod v1 {
+        tonic::include_proto!("orderly.query.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("orderly.events.v1");

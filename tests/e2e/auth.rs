@@ -28,6 +28,10 @@ use orderly_proto::{
         DepositRequest, GetAccountRequest, ListPaymentsRequest, OpenAccountRequest,
         RefundPaymentRequest, payment_service_client::PaymentServiceClient,
     },
+    query::v1::{
+        GetOrderViewRequest, PauseProjectionRequest, ResumeProjectionRequest,
+        order_view_service_client::OrderViewServiceClient,
+    },
     saga::v1::{
         DiscardDeadLetterRequest, GetDeadLetterRequest, GetSagaRequest, ListDeadLettersRequest,
         ListSagasRequest, RedriveDeadLettersRequest, ResolveSagaRequest, RetrySagaRequest,
@@ -48,7 +52,7 @@ use crate::support::{
 };
 
 /// Every RPC, called with requests that would change something if let through.
-const RPCS: [&str; 26] = [
+const RPCS: [&str; 29] = [
     "UpsertProduct",
     "Restock",
     "GetProduct",
@@ -75,10 +79,13 @@ const RPCS: [&str; 26] = [
     "GetDeadLetter",
     "RedriveDeadLetters",
     "DiscardDeadLetter",
+    "GetOrderView",
+    "PauseProjection",
+    "ResumeProjection",
 ];
 
 /// What a customer's token may call for its own customer (and is refused for another's).
-const CUSTOMERS_OWN: [&str; 8] = [
+const CUSTOMERS_OWN: [&str; 9] = [
     "GetAccount",
     "ListPayments",
     "PlaceOrder",
@@ -87,6 +94,7 @@ const CUSTOMERS_OWN: [&str; 8] = [
     "WatchOrder",
     "WatchCustomerOrders",
     "ListNotifications",
+    "GetOrderView",
 ];
 
 /// What anyone signed in may call: the catalogue.
@@ -132,6 +140,7 @@ impl Caller<'_> {
         let mut orders = OrderServiceClient::new(self.channel("order"));
         let mut notifications = NotificationServiceClient::new(self.channel("notification"));
         let mut sagas = SagaServiceClient::new(self.channel("orchestrator"));
+        let mut views = OrderViewServiceClient::new(self.channel("query"));
         let alice = || "alice".to_owned();
         match rpc {
             "UpsertProduct" => inventory
@@ -272,6 +281,18 @@ impl Caller<'_> {
                     id: order_id,
                     reason: "hide the evidence".into(),
                 })
+                .await
+                .map(drop),
+            "GetOrderView" => (views.get_order_view(GetOrderViewRequest {
+                order_id,
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+            "PauseProjection" => (views.pause_projection(PauseProjectionRequest {}))
+                .await
+                .map(drop),
+            "ResumeProjection" => (views.resume_projection(ResumeProjectionRequest {}))
                 .await
                 .map(drop),
             other => panic!("no RPC {other}"),

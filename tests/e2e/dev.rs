@@ -39,7 +39,7 @@ impl Dev {
 
     pub async fn start_with_ports(
         data_dir: &std::path::Path,
-        ports: [u16; 5],
+        ports: [u16; 6],
         broker_port: u16,
         envs: &[(&str, &str)],
         log: Option<&std::path::Path>,
@@ -90,8 +90,8 @@ impl Dev {
             .expect("known component")
     }
 
-    fn ports(&self) -> [u16; 5] {
-        let mut ports = [0; 5];
+    fn ports(&self) -> [u16; 6] {
+        let mut ports = [0; 6];
         for (port, (_, addr)) in ports.iter_mut().zip(&self.endpoints) {
             *port = addr.port();
         }

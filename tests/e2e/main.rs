@@ -30,6 +30,7 @@ mod limits;
 mod migrate;
 mod observability;
 mod rate_limits;
+mod reads;
 mod replicas;
 mod saga;
 mod scale_out;

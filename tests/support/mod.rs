@@ -155,7 +155,7 @@ async fn poll_health(
 }
 
 /// The service components, as `orderly <component>` runs them (the binary's registry).
-pub const SERVICES: [&str; 5] = {
+pub const SERVICES: [&str; 6] = {
     let all = &orderly::components::ALL;
     [
         all[0].name,
@@ -163,6 +163,7 @@ pub const SERVICES: [&str; 5] = {
         all[2].name,
         all[3].name,
         all[4].name,
+        all[5].name,
     ]
 };
 

@@ -161,15 +161,27 @@ def find_binary() -> Path | None:
     return max(found, key=lambda f: f.stat().st_mtime) if found else None
 
 
-def registry() -> tuple[str, ...]:
-    """The components the binary runs, from `orderly components` (its registry); empty when
-    there is no binary, which the drift checks then report."""
+@lru_cache(maxsize=None)
+def components_table() -> tuple[tuple[str, ...], ...]:
+    """`orderly components` (the binary's registry), one row per component: name, default
+    port, API and, if any, the components it calls; empty when there is no binary, which the
+    drift checks then report."""
     binary = find_binary()
     if binary is None:
         return ()
     out = subprocess.run([str(binary), "components"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, f"`orderly components` failed: {out.stderr}"
-    return tuple(line.split()[0] for line in out.stdout.splitlines()[1:] if line.strip())
+    return tuple(tuple(line.split(None, 3)) for line in out.stdout.splitlines()[1:] if line.strip())
+
+
+def registry() -> tuple[str, ...]:
+    """The components the binary runs, from `orderly components`."""
+    return tuple(row[0] for row in components_table())
+
+
+def registry_ports() -> dict[str, int]:
+    """component -> its default port, from `orderly components`."""
+    return {row[0]: int(row[1]) for row in components_table()}
 
 
 # Every component the chart must deploy: what the binary's registry lists.

@@ -57,7 +57,7 @@ def test_without_signing_nothing_of_it_renders(good):
     ids=["default-key", "own-key"],
 )
 def test_every_component_mounts_the_keys_and_is_pointed_at_them(signing, key):
-    """One Secret for all five (they share the keys), its one key projected, readable by the
+    """One Secret for all six (they share the keys), its one key projected, readable by the
     pod's group alone like the TLS key, and the file the binary reads is the one projected."""
     by_component = pods(manifests(render({**REQUIRED, "events": {"signing": signing}})))
     assert set(by_component) == set(COMPONENTS)

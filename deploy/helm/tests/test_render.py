@@ -148,7 +148,8 @@ def test_topic_settings_reach_the_components():
 
 def test_default_pools_fit_postgres_and_lanes_divide_partitions():
     """Every default pod's pool, and the listening connection of order and orchestrator pods,
-    fit in PostgreSQL's default max_connections (100): a pod turned away does not start. And
+    fit in PostgreSQL's default max_connections (100, of which 3 are kept for superusers): a pod
+    turned away does not start. And
     the consumer lanes divide every topic's partitions, so one order's events share a lane."""
     docs = rendered_set("defaults")
     data = settings_configmap(docs)["data"]
@@ -158,7 +159,7 @@ def test_default_pools_fit_postgres_and_lanes_divide_partitions():
         for d in of_kind(docs, "Deployment")
     }
     listening = pods["order"] + pods["orchestrator"]
-    assert sum(pods.values()) * pool + listening <= 100, (pods, pool)
+    assert sum(pods.values()) * pool + listening <= 100 - 3, (pods, pool)
     lanes = int(data["ORDERLY_CONSUMER_LANES"])
     partitions = [int(data["ORDERLY_KAFKA_PARTITIONS"])] + [
         int(entry.split("=")[1]) for entry in data["ORDERLY_KAFKA_TOPIC_PARTITIONS"].split(",")

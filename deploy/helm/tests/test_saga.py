@@ -39,7 +39,7 @@ def test_declared_definitions_are_mounted_into_the_orchestrator_only():
     (volume,) = [v for v in spec["volumes"] if v["name"] == "saga"]
     assert volume["configMap"]["name"] == config["metadata"]["name"]
     assert "checksum/saga" in orchestrator["spec"]["template"]["metadata"]["annotations"]
-    for other in ("order", "inventory", "payment", "notification"):
+    for other in ("order", "inventory", "payment", "notification", "query"):
         assert "ORDERLY_SAGA_DEFINITIONS" not in env_of(deployment(rendered_set("all-on"), other))
 
 

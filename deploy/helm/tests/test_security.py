@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import (
     COMPONENTS, GOOD_VALUES, REQUIRED, chart, ingress_to, load_values, manifests, network_policies, of_kind,
-    pod_specs, render, rendered_set, services, settings_configmap,
+    pod_specs, registry_ports, render, rendered_set, services, settings_configmap,
 )
 
 # Env vars that carry credentials (test_drift also derives these from the binary's --help).
@@ -88,7 +88,8 @@ def test_default_ports_match_the_binary():
     ports = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["ports"][0]["port"]
              for d in services(rendered_set("defaults"))}
     assert ports == {"order": 50051, "inventory": 50052, "payment": 50053,
-                     "notification": 50054, "orchestrator": 50055}
+                     "notification": 50054, "orchestrator": 50055, "query": 50056}
+    assert ports == registry_ports(), "services.<name>.port differs from `orderly components`"
 
 
 def _policies(values) -> dict[str, dict]:
@@ -196,7 +197,7 @@ def test_only_client_facing_grpc_is_open_to_every_pod(good):
     overrides = GOOD_VALUES[name]().get("services", {})
     client_facing = {component for component, svc in chart().values["services"].items()
                      if not overrides.get(component, {}).get("callers", svc["callers"])}
-    assert client_facing == {"order", "notification"}
+    assert client_facing == {"order", "notification", "query"}
     for component, spec in network_policies(docs).items():
         for rule in spec["ingress"]:
             if "from" in rule:

@@ -226,6 +226,12 @@ impl Started {
         ));
     }
 
+    /// The lease of the replica that publishes the outbox and does the component's other
+    /// one-at-a-time background work.
+    pub fn housekeeping(&self) -> Lease {
+        self.housekeeping.clone()
+    }
+
     /// Runs `task` in the background until shutdown; `serve` waits for it when draining.
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.background.spawn(task);

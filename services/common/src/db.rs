@@ -43,10 +43,12 @@ impl Default for Pool {
 /// never block the writer.
 pub async fn connect(url: &str, pool: Pool) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
+    // A connection is waited for well within a request's timeout (10 s by default), so that a
+    // database that went away is answered UNAVAILABLE, not a request cut off at its deadline.
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
     if let Some(path) = sqlite_path(url) {
         if let Some(parent) = Path::new(path)
             .parent()

@@ -27,12 +27,13 @@ pub use tokens::{Claims, TokenError, Verifier};
 
 /// Every component whose certificate can speak for it (the binary's component table checks it
 /// lists the same).
-pub const COMPONENTS: [&str; 5] = [
+pub const COMPONENTS: [&str; 6] = [
     "order",
     "inventory",
     "payment",
     "notification",
     "orchestrator",
+    "query",
 ];
 
 /// What a token may do, by its `roles` claim.

@@ -1,0 +1,20 @@
+//! Schema of the query side's database: the read model of orders and the position the
+//! projection has applied the event topics to.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(orderly_migration_messaging::Migration),
+            Box::new(orderly_migration_messaging::Leases),
+            Box::new(orderly_migration_messaging::OutboxNotify),
+            Box::new(m0001_initial::Migration),
+        ]
+    }
+}
