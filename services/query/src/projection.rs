@@ -100,6 +100,11 @@ pub struct Projection {
 impl Projection {
     /// Projects while this replica holds the lease and nobody paused it, until shutdown.
     pub async fn run(mut self) {
+        // Every partition is assigned once, at the start: wait until the topics exist (another
+        // component may still be creating them).
+        if !topics::ensure_with_retry(&self.kafka, &topics::all(), &self.shutdown).await {
+            return;
+        }
         let mut paused = self.control.paused.subscribe();
         loop {
             let fence = match (self.lease.fence(), *paused.borrow_and_update()) {
