@@ -8,20 +8,14 @@ use std::{
 };
 
 use crate::support::{
-    Options, System, free_port, loopback,
+    self, Options, System, free_port, loopback,
     orders::{order_request, place, seed},
     process::BIN,
     quiet,
 };
 
 fn ctl(system: &System, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("ctl")
-        .args(["--orchestrator", &system.addr("orchestrator").to_string()])
-        .args(["--order", &system.addr("order").to_string()])
-        .args(args)
-        .output()
-        .expect("orderly ctl runs")
+    support::ctl::run(system, args)
 }
 
 fn stdout_of(output: &Output) -> String {

@@ -5,7 +5,7 @@
 //! and why. A discarded dead letter stays discarded when the rest are redriven.
 
 use std::{
-    process::{Command, Output},
+    process::Output,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -18,19 +18,13 @@ use rdkafka::message::OwnedHeaders;
 use serde_json::Value;
 
 use crate::support::{
-    Options, System, invariants,
+    self, Options, System, invariants,
     orders::{order_request, place, seed},
-    process::BIN,
     quiet, topic, webhook,
 };
 
 fn ctl(system: &System, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("ctl")
-        .args(["--orchestrator", &system.addr("orchestrator").to_string()])
-        .args(args)
-        .output()
-        .expect("orderly ctl runs")
+    support::ctl::run(system, args)
 }
 
 fn json_of(output: &Output) -> Value {
