@@ -5,6 +5,7 @@ pub mod components;
 mod ctl;
 mod dev;
 mod migrate;
+mod rebuild;
 mod saga;
 pub mod secure;
 mod seed;
@@ -68,9 +69,12 @@ pub enum Command {
     /// Print a token signed by the issuer of `orderly dev --secure` (for grpcurl's
     /// `-H 'authorization: Bearer <token>'`)
     Token(secure::TokenArgs),
-    /// Operate a running deployment over its public APIs: sagas (list, show, retry, resolve)
-    /// and orders (watch)
+    /// Operate a running deployment over its public APIs: sagas (list, show, retry, resolve),
+    /// dead letters, consumer lag and orders (watch)
     Ctl(ctl::CtlArgs),
+    /// Rebuild the query side's read model from the topics, beside the one reads use, and
+    /// follow it (a progress bar with rate and ETA) until reads switch to it
+    Rebuild(rebuild::RebuildArgs),
     /// Check saga definition files (TOML, one version each) as the orchestrator would, and
     /// print each version's steps
     Saga {
@@ -104,9 +108,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let process = process_name(&command);
     // Commands that answer on stdout keep their logs off it.
     let logs_to = match command {
-        Command::Ctl(_) | Command::Token(_) | Command::Components | Command::Saga { .. } => {
-            LogsTo::Stderr
-        }
+        Command::Ctl(_)
+        | Command::Rebuild(_)
+        | Command::Token(_)
+        | Command::Components
+        | Command::Saga { .. } => LogsTo::Stderr,
         _ => LogsTo::Stdout,
     };
     let telemetry = telemetry::init(cli.log_format, DEFAULT_LOG_FILTER, &process, logs_to)
@@ -119,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Token(_)
             | Command::Saga { .. }
             | Command::Ctl(_)
+            | Command::Rebuild(_)
     );
     if let (MetricsAddr::At(addr), true) = (cli.metrics_addr, serves_metrics) {
         orderly_common::metrics::serve(addr)
@@ -145,6 +152,7 @@ fn process_name(command: &Command) -> String {
         Command::Token(_) => "token",
         Command::Saga { .. } => "saga",
         Command::Ctl(_) => "ctl",
+        Command::Rebuild(_) => "rebuild",
     };
     telemetry::service_name(component)
 }
@@ -184,5 +192,6 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Saga { files } => saga::check(&files),
         Command::Token(args) => secure::print_token(&args),
         Command::Ctl(args) => ctl::run(args).await,
+        Command::Rebuild(args) => rebuild::run(args).await,
     }
 }

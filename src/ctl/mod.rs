@@ -30,6 +30,20 @@ pub struct CtlArgs {
     #[arg(long, env = "ORDERLY_CTL_ORDER", default_value = "localhost:50051")]
     pub order: String,
 
+    #[command(flatten)]
+    pub dial: DialArgs,
+
+    /// Tables for people, or JSON for scripts (one object per line for `orders watch`)
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// How calls reach a deployment: TLS or not, and as whom.
+#[derive(Args, Debug)]
+pub struct DialArgs {
     /// CA certificate (PEM) to trust: with it, calls go over TLS (`orderly dev --secure` keeps
     /// its CA at <data-dir>/secure/ca.pem)
     #[arg(long, env = "ORDERLY_CTL_CACERT")]
@@ -38,13 +52,12 @@ pub struct CtlArgs {
     /// Bearer token sent with every call (an operator's, for sagas; see `orderly token`)
     #[arg(long, env = "ORDERLY_CTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
 
-    /// Tables for people, or JSON for scripts (one object per line for `orders watch`)
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
-
-    #[command(subcommand)]
-    pub command: CtlCommand,
+impl DialArgs {
+    pub fn dial(&self) -> anyhow::Result<Dial> {
+        Dial::new(self.cacert.as_deref(), self.token.as_deref())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,7 +82,7 @@ pub enum CtlCommand {
 }
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let dial = Dial::new(args.cacert.as_deref(), args.token.as_deref())?;
+    let dial = args.dial.dial()?;
     match args.command {
         CtlCommand::Sagas(command) => {
             sagas::run(command, dial.channel(&args.orchestrator)?, args.output).await
@@ -88,6 +101,6 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
 pub type CtlChannel = InterceptedService<Channel, Bearer>;
 
 /// A refused call, as the operator reads it: the code and the server's message.
-fn refused(what: &str, status: &tonic::Status) -> anyhow::Error {
+pub(crate) fn refused(what: &str, status: &tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{what}: {:?}: {}", status.code(), status.message())
 }

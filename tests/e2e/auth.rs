@@ -29,8 +29,8 @@ use orderly_proto::{
         RefundPaymentRequest, payment_service_client::PaymentServiceClient,
     },
     query::v1::{
-        GetOrderViewRequest, PauseProjectionRequest, ResumeProjectionRequest,
-        order_view_service_client::OrderViewServiceClient,
+        GetOrderViewRequest, PauseProjectionRequest, RebuildReadModelRequest,
+        ResumeProjectionRequest, order_view_service_client::OrderViewServiceClient,
     },
     saga::v1::{
         DiscardDeadLetterRequest, GetDeadLetterRequest, GetSagaRequest, ListDeadLettersRequest,
@@ -52,7 +52,7 @@ use crate::support::{
 };
 
 /// Every RPC, called with requests that would change something if let through.
-const RPCS: [&str; 29] = [
+const RPCS: [&str; 30] = [
     "UpsertProduct",
     "Restock",
     "GetProduct",
@@ -82,6 +82,7 @@ const RPCS: [&str; 29] = [
     "GetOrderView",
     "PauseProjection",
     "ResumeProjection",
+    "RebuildReadModel",
 ];
 
 /// What a customer's token may call for its own customer (and is refused for another's).
@@ -293,6 +294,9 @@ impl Caller<'_> {
                 .await
                 .map(drop),
             "ResumeProjection" => (views.resume_projection(ResumeProjectionRequest {}))
+                .await
+                .map(drop),
+            "RebuildReadModel" => (views.rebuild_read_model(RebuildReadModelRequest {}))
                 .await
                 .map(drop),
             other => panic!("no RPC {other}"),

@@ -31,6 +31,7 @@ mod migrate;
 mod observability;
 mod rate_limits;
 mod reads;
+mod rebuild;
 mod replicas;
 mod saga;
 mod scale_out;

@@ -134,7 +134,7 @@ def test_topic_settings_reach_the_components():
     data = settings_configmap(rendered_set("defaults"))["data"]
     assert data["ORDERLY_KAFKA_PARTITIONS"] == "6"
     assert data["ORDERLY_KAFKA_TOPIC_PARTITIONS"] == "orderly.orders.v1=12"
-    assert data["ORDERLY_KAFKA_RETENTION_HOURS"] == "168"
+    assert data["ORDERLY_KAFKA_RETENTION_HOURS"] == "0"
     assert data["ORDERLY_KAFKA_DEAD_LETTER_RETENTION_HOURS"] == "720"
     values = copy.deepcopy(GOOD_VALUES["defaults"]())
     values["kafka"]["topicPartitions"] = {"orderly.sagas.v1": 4, "orderly.orders.v1": 24}

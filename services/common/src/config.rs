@@ -19,8 +19,8 @@ const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const CONSUMER_LANES: u16 = 3;
 const REPLICATION_FACTOR: i32 = 1;
-/// A week, Kafka's own default, made explicit so that every cluster keeps the same.
-const RETENTION_HOURS: u64 = 7 * 24;
+/// For good: the domain topics are the record the query side's read model is rebuilt from.
+const RETENTION_HOURS: u64 = 0;
 /// Thirty days: time for an operator to look at a dead letter and redrive it.
 const DEAD_LETTER_RETENTION_HOURS: u64 = 30 * 24;
 const DEPENDENCY_TIMEOUT_MS: u64 = 2_000;
@@ -256,7 +256,8 @@ pub struct KafkaArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub consumer_lanes: u16,
 
-    /// How long domain topics keep events, in hours
+    /// How long domain topics keep events, in hours; 0 keeps them for good, so that `orderly
+    /// rebuild` finds every order's events (the catalogue and the accounts are compacted)
     #[arg(long, env = "ORDERLY_KAFKA_RETENTION_HOURS", default_value_t = RETENTION_HOURS)]
     pub kafka_retention_hours: u64,
 

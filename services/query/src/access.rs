@@ -1,5 +1,6 @@
 //! Who may call each RPC of OrderViewService (see `orderly_common::auth`): customers for their
-//! own orders and operators for anyone's; pausing the projection is for operators.
+//! own orders and operators for anyone's; pausing the projection and rebuilding the read model
+//! are for operators.
 
 use orderly_common::auth::{Access, Role, Rules};
 
@@ -12,4 +13,5 @@ pub const RULES: Rules = &[
     ),
     ("PauseProjection", OPERATORS),
     ("ResumeProjection", OPERATORS),
+    ("RebuildReadModel", OPERATORS),
 ];

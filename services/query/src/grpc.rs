@@ -8,7 +8,7 @@ use orderly_proto::{
     common::v1::Money,
     query::v1::{
         Consistency, GetOrderViewRequest, GetOrderViewResponse, OrderView, PauseProjectionRequest,
-        Position, ProjectionState, ResumeProjectionRequest, Staleness,
+        Position, ProjectionState, RebuildReadModelRequest, ResumeProjectionRequest, Staleness,
         order_view_service_server::OrderViewService,
     },
 };
@@ -16,10 +16,11 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    generations,
     log::{End, Log},
     positions,
     projection::{Control, TOPICS},
-    views,
+    rebuild, views,
 };
 
 /// How often a STRICT read looks at the positions again while it waits, for a projection
@@ -52,7 +53,10 @@ impl OrderViewService for QueryApi {
         } else {
             self.staleness().await?
         };
-        let view = views::find(&self.db, order_id)
+        let generation = generations::current(&self.db)
+            .await
+            .map_err(ApiError::from)?;
+        let view = views::find(&self.db, generation, order_id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("order", order_id.to_string()))?;
@@ -81,6 +85,23 @@ impl OrderViewService for QueryApi {
         tracing::info!("projection resumed");
         self.state().await
     }
+
+    type RebuildReadModelStream = rebuild::ProgressStream;
+
+    async fn rebuild_read_model(
+        &self,
+        _request: Request<RebuildReadModelRequest>,
+    ) -> Reply<Self::RebuildReadModelStream> {
+        let building = rebuild::start(&self.db).await.map_err(ApiError::from)?;
+        self.control.rebuild_asked();
+        tracing::info!(generation = building.generation, "rebuild asked");
+        Ok(Response::new(rebuild::progress(
+            self.db.clone(),
+            self.log.clone(),
+            self.control.clone(),
+            building,
+        )))
+    }
 }
 
 impl QueryApi {
@@ -100,7 +121,7 @@ impl QueryApi {
                 None
             }
         };
-        let stored = positions::all(&self.db).await?;
+        let stored = positions::current(&self.db).await?;
         Ok(staleness(ends.as_deref(), &stored))
     }
 
@@ -111,7 +132,7 @@ impl QueryApi {
         let deadline = tokio::time::Instant::now() + self.strict_wait;
         let mut applied = self.control.applied();
         loop {
-            let stored = positions::all(&self.db).await.map_err(ApiError::from)?;
+            let stored = positions::current(&self.db).await.map_err(ApiError::from)?;
             let staleness = staleness(Some(&ends), &stored);
             if staleness.events_behind == 0 {
                 return Ok(staleness);
@@ -207,6 +228,7 @@ mod tests {
         End {
             topic: topic.into(),
             partition,
+            start: 0,
             offset,
         }
     }
@@ -215,6 +237,7 @@ mod tests {
     fn events_behind_count_every_partition_from_its_position_or_its_start() {
         let now = orderly_common::time::now();
         let stored = vec![positions::Model {
+            generation: 1,
             topic: "a".into(),
             partition: 0,
             next_offset: 7,

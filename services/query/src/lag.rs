@@ -14,7 +14,7 @@ const EVERY: Duration = Duration::from_secs(5);
 pub async fn report(db: DatabaseConnection, log: Log, lease: Lease, shutdown: Shutdown) {
     loop {
         if lease.fence().is_some()
-            && let (Ok(ends), Ok(stored)) = (log.ends(TOPICS).await, positions::all(&db).await)
+            && let (Ok(ends), Ok(stored)) = (log.ends(TOPICS).await, positions::current(&db).await)
         {
             for end in ends {
                 let next = (stored.iter())

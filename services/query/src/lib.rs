@@ -4,11 +4,13 @@
 //! behind it is; STRICT once it has caught up with what was published when the read began.
 
 pub mod access;
+mod generations;
 mod grpc;
 mod lag;
 mod log;
 mod positions;
 mod projection;
+mod rebuild;
 mod views;
 
 use std::time::Duration;

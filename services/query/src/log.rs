@@ -13,11 +13,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 /// The broker is asked with this bound, so a read never hangs on a broker that is away.
 const ASK_WITHIN: Duration = Duration::from_secs(5);
 
-/// One partition of a topic and where it ends.
+/// One partition of a topic and where it starts and ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct End {
     pub topic: String,
     pub partition: i32,
+    /// The offset of the oldest record the broker still holds (retention deletes older ones).
+    pub start: i64,
     /// The offset the next record will get.
     pub offset: i64,
 }
@@ -35,7 +37,7 @@ impl Log {
         })
     }
 
-    /// Every partition of `topics` with its end.
+    /// Every partition of `topics` with its start and end.
     pub async fn ends(&self, topics: &'static [&'static str]) -> Result<Vec<End>, KafkaError> {
         let client = self.client.clone();
         let asked = tokio::task::spawn_blocking(move || {
@@ -44,11 +46,12 @@ impl Log {
                 let metadata = client.fetch_metadata(Some(topic), ASK_WITHIN)?;
                 for listed in metadata.topics() {
                     for partition in listed.partitions() {
-                        let (_, high) =
+                        let (low, high) =
                             client.fetch_watermarks(topic, partition.id(), ASK_WITHIN)?;
                         ends.push(End {
                             topic: (*topic).to_owned(),
                             partition: partition.id(),
+                            start: low,
                             offset: high,
                         });
                     }

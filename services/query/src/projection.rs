@@ -8,6 +8,10 @@
 //! One replica projects at a time: the holder of the component's lease, fenced in every
 //! transaction. It takes every partition itself (no group rebalancing: the lease already says
 //! who works). An operator may pause it; reads go on answering from what was applied.
+//!
+//! A rebuild is a second projection, into a new generation of the read model from the
+//! beginning of every topic, beside the one reads use; when it has caught up with the topics'
+//! ends, one fenced transaction makes it current, and the old generation's rows are deleted.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -27,7 +31,7 @@ use rdkafka::{
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::watch;
 
-use crate::{log::Log, positions, views};
+use crate::{generations, log::Log, positions, views};
 
 /// The topics the read model is made of.
 pub const TOPICS: &[&str] = &[
@@ -43,12 +47,18 @@ const GROUP: &str = "query";
 /// Most events applied in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// Shared by the projection and the API: whether an operator paused it, and a count of the
-/// batches it applied (a STRICT read waits on it).
+/// How often the projecting replica looks for a rebuild another replica was asked to start,
+/// and how often a rebuild compares itself with the topics' ends while no events come.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
+/// Shared by the projection and the API: whether an operator paused it, a count of the
+/// batches it applied (a STRICT read waits on it), and a wake-up for a rebuild asked of this
+/// replica.
 #[derive(Clone)]
 pub struct Control {
     paused: watch::Sender<bool>,
     applied: watch::Sender<u64>,
+    rebuild_asked: watch::Sender<u64>,
 }
 
 impl Default for Control {
@@ -56,6 +66,7 @@ impl Default for Control {
         Self {
             paused: watch::Sender::new(false),
             applied: watch::Sender::new(0),
+            rebuild_asked: watch::Sender::new(0),
         }
     }
 }
@@ -72,6 +83,12 @@ impl Control {
     /// Changes once per batch applied in this process.
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+
+    /// Tells this replica's projection that a rebuild was started (others find it within
+    /// [`LOOK_AGAIN`]).
+    pub fn rebuild_asked(&self) {
+        self.rebuild_asked.send_modify(|count| *count += 1);
     }
 }
 
@@ -97,47 +114,88 @@ pub struct Projection {
     pub shutdown: Shutdown,
 }
 
+/// When a projection of one generation stops by itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The current generation's, alone: when a rebuild is started, to run beside it.
+    RebuildStarted,
+    /// The current generation's, beside a rebuild: never (the rebuild's ends the pair).
+    RebuildEnds,
+    /// The rebuild's: when it has caught up and is switched to.
+    Switched,
+}
+
 impl Projection {
     /// Projects while this replica holds the lease and nobody paused it, until shutdown.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         // Every partition is assigned once, at the start: wait until the topics exist (another
         // component may still be creating them).
         if !topics::ensure_with_retry(&self.kafka, &topics::all(), &self.shutdown).await {
             return;
         }
+        let mut lease = self.lease.clone();
         let mut paused = self.control.paused.subscribe();
         loop {
-            let fence = match (self.lease.fence(), *paused.borrow_and_update()) {
+            let fence = match (lease.fence(), *paused.borrow_and_update()) {
                 (Some(fence), false) => Some(fence),
                 _ => None,
             };
             if let Some(fence) = fence {
-                match self.project(&fence, &mut paused).await {
-                    Ok(()) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "projection stopped, starting again from its position");
-                        tokio::select! {
-                            () = self.shutdown.requested() => return,
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
+                if let Err(error) = self.pass(&fence).await {
+                    tracing::warn!(%error, "projection stopped, starting again from its position");
+                    tokio::select! {
+                        () = self.shutdown.requested() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
+                }
+                if self.shutdown.is_triggered() {
+                    return;
                 }
                 continue;
             }
             tokio::select! {
                 () = self.shutdown.requested() => return,
-                () = self.lease.changed() => {}
+                () = lease.changed() => {}
                 _ = paused.changed() => {}
             }
         }
     }
 
-    /// Applies batches from the stored positions on, until shutdown, a pause or a lease change.
+    /// Projects the current generation, and the one being rebuilt if any, until shutdown, a
+    /// pause, a lease change, a rebuild started or a rebuild switched to.
+    async fn pass(&self, fence: &Fence) -> Result<(), ProjectionError> {
+        let current = generations::current(&self.db).await?;
+        let Some(building) = generations::building(&self.db).await? else {
+            return self.project(fence, current, Until::RebuildStarted).await;
+        };
+        tracing::info!(
+            generation = building.generation,
+            "rebuilding the read model"
+        );
+        tokio::select! {
+            projected = self.project(fence, current, Until::RebuildEnds) => projected,
+            rebuilt = self.project(fence, building.generation, Until::Switched) => {
+                rebuilt?;
+                generations::purge_retired(&self.db).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies batches to `generation` from its stored positions on, until shutdown, a pause, a
+    /// lease change or what `until` says.
     async fn project(
-        &mut self,
+        &self,
         fence: &Fence,
-        paused: &mut watch::Receiver<bool>,
+        generation: i64,
+        until: Until,
     ) -> Result<(), ProjectionError> {
+        let mut lease = self.lease.clone();
+        let mut paused = self.control.paused.subscribe();
+        let mut rebuild_asked = self.control.rebuild_asked.subscribe();
+        if *paused.borrow_and_update() || lease.fence().as_ref() != Some(fence) {
+            return Ok(());
+        }
         let consumer: StreamConsumer = client_config(&self.kafka)
             .set("group.id", GROUP)
             .set("enable.auto.commit", "false")
@@ -147,7 +205,7 @@ impl Projection {
                 self.kafka.kafka_fetch_wait_max_ms.to_string(),
             )
             .create()?;
-        let stored = positions::all(&self.db).await?;
+        let stored = positions::all(&self.db, generation).await?;
         let mut assignment = TopicPartitionList::new();
         for end in self.log.ends(TOPICS).await? {
             let from = (stored.iter())
@@ -156,12 +214,27 @@ impl Projection {
             assignment.add_partition_offset(&end.topic, end.partition, from)?;
         }
         consumer.assign(&assignment)?;
-        tracing::info!(partitions = assignment.count(), "projecting");
+        tracing::info!(generation, partitions = assignment.count(), "projecting");
+        let mut look_again = tokio::time::interval(LOOK_AGAIN);
         loop {
             let first = tokio::select! {
                 () = self.shutdown.requested() => return Ok(()),
-                () = self.lease.changed() => return Ok(()),
+                // A clone of the lease may tell of a change it saw before: only a fence that
+                // is no longer this one stops the projection.
+                () = lease.changed() => {
+                    if lease.fence().as_ref() != Some(fence) {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 _ = paused.changed() => return Ok(()),
+                _ = rebuild_asked.changed(), if until == Until::RebuildStarted => return Ok(()),
+                _ = look_again.tick(), if until != Until::RebuildEnds => {
+                    if self.stop_looking(fence, generation, until).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 message = consumer.recv() => message?,
             };
             let mut batch = vec![first];
@@ -171,13 +244,55 @@ impl Projection {
                     _ => break,
                 }
             }
-            self.apply(fence, &batch).await?;
+            self.apply(fence, generation, &batch).await?;
             self.control.applied.send_modify(|count| *count += 1);
         }
     }
 
-    /// Applies `batch` and the positions after it in one fenced transaction.
-    async fn apply(&self, fence: &Fence, batch: &[BorrowedMessage<'_>]) -> Result<(), DbErr> {
+    /// Whether the projection of `generation` should stop for what `until` says: a rebuild
+    /// started elsewhere, or this rebuild caught up (and then switched to, in a fenced
+    /// transaction).
+    async fn stop_looking(
+        &self,
+        fence: &Fence,
+        generation: i64,
+        until: Until,
+    ) -> Result<bool, ProjectionError> {
+        match until {
+            Until::RebuildEnds => Ok(false),
+            Until::RebuildStarted => Ok(generations::building(&self.db).await?.is_some()),
+            Until::Switched => {
+                let stored = positions::all(&self.db, generation).await?;
+                let ends = self.log.ends(TOPICS).await?;
+                let behind = (ends.iter()).any(|end| {
+                    let next = (stored.iter())
+                        .find(|at| at.topic == end.topic && at.partition == end.partition)
+                        .map_or(end.start, |at| at.next_offset);
+                    next < end.offset
+                });
+                if behind {
+                    return Ok(false);
+                }
+                let txn = self.db.begin().await?;
+                lease::fence(&txn, fence).await?;
+                generations::switch(&txn, generation).await?;
+                txn.commit().await?;
+                tracing::info!(
+                    generation,
+                    "the rebuilt read model is caught up: reads use it"
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    /// Applies `batch` to `generation`, and the positions after it, in one fenced transaction.
+    async fn apply(
+        &self,
+        fence: &Fence,
+        generation: i64,
+        batch: &[BorrowedMessage<'_>],
+    ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         lease::fence(&txn, fence).await?;
         let applied_at = orderly_common::time::now();
@@ -186,7 +301,7 @@ impl Projection {
             let event_at = match self.open(message) {
                 Some(event) => {
                     let at = occurred_at(&event).unwrap_or(applied_at);
-                    views::apply(&txn, &event, at).await?;
+                    views::apply(&txn, generation, &event, at).await?;
                     Some(at)
                 }
                 None => None,
@@ -196,6 +311,7 @@ impl Projection {
             after.insert(
                 key,
                 positions::Model {
+                    generation,
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
                     next_offset: message.offset() + 1,

@@ -19,6 +19,8 @@ use sea_orm::{
 #[sea_orm(table_name = "order_views")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
+    pub generation: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub order_id: Uuid,
     pub customer_id: String,
     pub status: String,
@@ -36,14 +38,19 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub async fn find(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(order_id).one(db).await
+pub async fn find(
+    db: &impl ConnectionTrait,
+    generation: i64,
+    order_id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id((generation, order_id)).one(db).await
 }
 
-/// Applies `event` (of any topic the projection reads) to its order's view, in `txn`; `at` is
-/// when it happened.
+/// Applies `event` (of any topic the projection reads) to its order's view in `generation`, in
+/// `txn`; `at` is when it happened.
 pub async fn apply(
     txn: &impl ConnectionTrait,
+    generation: i64,
     event: &Event,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
@@ -53,6 +60,7 @@ pub async fn apply(
     // A row for an order first heard of through a later step's event: what it says, and
     // PENDING until the outcome.
     let mut row = ActiveModel {
+        generation: Set(generation),
         order_id: Set(event.order_id),
         customer_id: Set(event.saga_facts().customer_id),
         status: Set("PENDING".to_owned()),
@@ -107,7 +115,7 @@ pub async fn apply(
     };
     Entity::insert(row)
         .on_conflict(
-            OnConflict::column(Column::OrderId)
+            OnConflict::columns([Column::Generation, Column::OrderId])
                 .update_columns(updated.iter().copied())
                 // The latest event's time, whichever order they are applied in.
                 .value(

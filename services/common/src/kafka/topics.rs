@@ -1,6 +1,7 @@
 //! The topics Orderly uses, and creating them. Each producer owns one topic; every topic has a
 //! dead-letter topic for messages that can never be processed. Domain topics get the partitions
-//! and retention the settings give them, except the catalogue and the accounts, which are
+//! and retention the settings give them (for good by default: they are the record a read model
+//! is rebuilt from), except the catalogue and the accounts, which are
 //! compacted (each key's latest event is kept for good); a dead-letter topic has one partition
 //! (nothing reads it in order per key, and an operator reads one log) and keeps its messages
 //! longer.
@@ -95,7 +96,12 @@ enum Retention {
 
 /// The partitions and retention `topic` is created with.
 fn settings(args: &KafkaArgs, topic: &str) -> Settings {
-    let hours = |hours: u64| Retention::Milliseconds(hours.saturating_mul(3_600_000).to_string());
+    let hours = |hours: u64| {
+        Retention::Milliseconds(match hours {
+            0 => "-1".to_owned(), // Kafka's "for good"
+            hours => hours.saturating_mul(3_600_000).to_string(),
+        })
+    };
     if is_dead_letter(topic) {
         Settings {
             partitions: 1,
@@ -190,5 +196,7 @@ mod tests {
             settings(&args, &dead_letter(CATALOGUE)),
             kept(1, "2592000000")
         );
+        args.kafka_retention_hours = 0;
+        assert_eq!(settings(&args, ORDERS), kept(12, "-1"));
     }
 }
