@@ -31,7 +31,11 @@ use rdkafka::{
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::watch;
 
-use crate::{generations, log::Log, positions, views};
+use crate::{
+    generations,
+    log::{End, Log},
+    positions, views,
+};
 
 /// The topics the read model is made of.
 pub const TOPICS: &[&str] = &[
@@ -119,10 +123,22 @@ pub struct Projection {
 enum Until {
     /// The current generation's, alone: when a rebuild is started, to run beside it.
     RebuildStarted,
-    /// The current generation's, beside a rebuild: never (the rebuild's ends the pair).
+    /// The current generation's, beside a rebuild: never (the rebuild's ends the pair). It
+    /// stops applying once the rebuild has replayed the log, so the rebuild can draw level.
     RebuildEnds,
     /// The rebuild's: when it has caught up and is switched to.
     Switched,
+}
+
+/// How far a rebuild is.
+#[derive(Debug, PartialEq, Eq)]
+enum Rebuilt {
+    /// Short of where the topics ended when it started.
+    Replaying,
+    /// Past that, and behind the current generation in some partition.
+    Replayed,
+    /// Past both: switching takes nothing from reads.
+    CaughtUp,
 }
 
 impl Projection {
@@ -166,15 +182,25 @@ impl Projection {
     async fn pass(&self, fence: &Fence) -> Result<(), ProjectionError> {
         let current = generations::current(&self.db).await?;
         let Some(building) = generations::building(&self.db).await? else {
-            return self.project(fence, current, Until::RebuildStarted).await;
+            return (self.project(
+                fence,
+                current,
+                Until::RebuildStarted,
+                &watch::Sender::new(false),
+            ))
+            .await;
         };
         tracing::info!(
             generation = building.generation,
             "rebuilding the read model"
         );
+        // Set when the rebuild has replayed the log: the current generation's projection then
+        // holds still, for the rebuild to draw level with it (under steady load both move on,
+        // and one rarely sees the other behind it in every partition at once).
+        let hold_still = watch::Sender::new(false);
         tokio::select! {
-            projected = self.project(fence, current, Until::RebuildEnds) => projected,
-            rebuilt = self.project(fence, building.generation, Until::Switched) => {
+            projected = self.project(fence, current, Until::RebuildEnds, &hold_still) => projected,
+            rebuilt = self.project(fence, building.generation, Until::Switched, &hold_still) => {
                 rebuilt?;
                 generations::purge_retired(&self.db).await?;
                 Ok(())
@@ -189,8 +215,10 @@ impl Projection {
         fence: &Fence,
         generation: i64,
         until: Until,
+        hold_still: &watch::Sender<bool>,
     ) -> Result<(), ProjectionError> {
         let mut lease = self.lease.clone();
+        let mut held = hold_still.subscribe();
         let mut paused = self.control.paused.subscribe();
         let mut rebuild_asked = self.control.rebuild_asked.subscribe();
         if *paused.borrow_and_update() || lease.fence().as_ref() != Some(fence) {
@@ -207,7 +235,9 @@ impl Projection {
             .create()?;
         let stored = positions::all(&self.db, generation).await?;
         let mut assignment = TopicPartitionList::new();
-        for end in self.log.ends(TOPICS).await? {
+        // A rebuild replays at least this far before it is switched to.
+        let ends_now = self.log.ends(TOPICS).await?;
+        for end in &ends_now {
             let from = (stored.iter())
                 .find(|at| at.topic == end.topic && at.partition == end.partition)
                 .map_or(Offset::Beginning, |at| Offset::Offset(at.next_offset));
@@ -230,10 +260,14 @@ impl Projection {
                 _ = paused.changed() => return Ok(()),
                 _ = rebuild_asked.changed(), if until == Until::RebuildStarted => return Ok(()),
                 _ = look_again.tick(), if until != Until::RebuildEnds => {
-                    if self.stop_looking(fence, generation, until).await? {
+                    if self.stop_looking(fence, generation, until, &ends_now, hold_still).await? {
                         return Ok(());
                     }
                     continue;
+                }
+                () = set(&mut held), if until == Until::RebuildEnds => {
+                    tracing::info!(generation, "holding still for the rebuild to draw level");
+                    std::future::pending().await
                 }
                 message = consumer.recv() => message?,
             };
@@ -257,21 +291,20 @@ impl Projection {
         fence: &Fence,
         generation: i64,
         until: Until,
+        ends_at_start: &[End],
+        hold_still: &watch::Sender<bool>,
     ) -> Result<bool, ProjectionError> {
         match until {
             Until::RebuildEnds => Ok(false),
             Until::RebuildStarted => Ok(generations::building(&self.db).await?.is_some()),
             Until::Switched => {
-                let stored = positions::all(&self.db, generation).await?;
-                let ends = self.log.ends(TOPICS).await?;
-                let behind = (ends.iter()).any(|end| {
-                    let next = (stored.iter())
-                        .find(|at| at.topic == end.topic && at.partition == end.partition)
-                        .map_or(end.start, |at| at.next_offset);
-                    next < end.offset
-                });
-                if behind {
-                    return Ok(false);
+                match rebuilt(&self.db, generation, ends_at_start).await? {
+                    Rebuilt::Replaying => return Ok(false),
+                    Rebuilt::Replayed => {
+                        hold_still.send_replace(true);
+                        return Ok(false);
+                    }
+                    Rebuilt::CaughtUp => {}
                 }
                 let txn = self.db.begin().await?;
                 lease::fence(&txn, fence).await?;
@@ -351,6 +384,48 @@ impl Projection {
                 None
             }
         }
+    }
+}
+
+/// How far the rebuilt `generation` is: whether it has applied every partition up to where the
+/// topics ended when it started projecting (`ends_at_start`), and as far as the current
+/// generation has, so that switching takes nothing from reads. (The topics' ends now would not
+/// do: under steady load they move on before a rebuild that keeps up is seen at them.) A
+/// partition the rebuild has no position in is where the log started then: retention may have
+/// deleted all of it.
+async fn rebuilt(
+    db: &DatabaseConnection,
+    generation: i64,
+    ends_at_start: &[End],
+) -> Result<Rebuilt, DbErr> {
+    let rebuilt = positions::all(db, generation).await?;
+    let current = positions::current(db).await?;
+    let rebuilt_to = |topic: &str, partition: i32| {
+        (rebuilt.iter())
+            .find(|at| at.topic == topic && at.partition == partition)
+            .map(|at| at.next_offset)
+            .or_else(|| {
+                (ends_at_start.iter())
+                    .find(|end| end.topic == topic && end.partition == partition)
+                    .map(|end| end.start)
+            })
+            .unwrap_or(0)
+    };
+    let replayed =
+        (ends_at_start.iter()).all(|end| rebuilt_to(&end.topic, end.partition) >= end.offset);
+    let level =
+        (current.iter()).all(|live| rebuilt_to(&live.topic, live.partition) >= live.next_offset);
+    Ok(match (replayed, level) {
+        (false, _) => Rebuilt::Replaying,
+        (true, false) => Rebuilt::Replayed,
+        (true, true) => Rebuilt::CaughtUp,
+    })
+}
+
+/// Returns once `flag` is set (never if its sender is gone unset).
+async fn set(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
