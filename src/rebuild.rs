@@ -44,7 +44,16 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     let began = Instant::now();
     let mut shown = Shown::new(args.output);
     let mut last = None;
+    let mut warned = false;
     while let Some(progress) = updates.message().await.map_err(refused)? {
+        if progress.events_lost_to_retention > 0 && !warned {
+            warned = true;
+            shown.warn(&format!(
+                "the topics no longer hold their first {} events (retention deleted them): the \
+                 rebuilt read model lacks them",
+                progress.events_lost_to_retention
+            ));
+        }
         shown.update(&progress);
         let switched = progress.switched;
         last = Some(progress);
@@ -114,13 +123,6 @@ impl Shown {
     }
 
     fn update(&mut self, progress: &RebuildProgress) {
-        if progress.events_lost_to_retention > 0 {
-            self.warn(&format!(
-                "the topics no longer hold their first {} events (retention deleted them): the \
-                 rebuilt read model lacks them",
-                progress.events_lost_to_retention
-            ));
-        }
         let paused = if progress.paused {
             " (the projection is paused: resume it to go on)"
         } else {
@@ -156,13 +158,12 @@ impl Shown {
         }
     }
 
-    /// Said once, above the bar if there is one.
-    fn warn(&mut self, warning: &str) {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| match self {
+    /// Above the bar if there is one.
+    fn warn(&self, warning: &str) {
+        match self {
             Self::Bar(bar) => bar.println(format!("warning: {warning}")),
             _ => eprintln!("warning: {warning}"),
-        });
+        }
     }
 
     fn finish(&self) {
