@@ -48,6 +48,10 @@ fi
 orderly=${ORDERLY_BIN:-$CARGO_TARGET_DIR/release/orderly}
 bench=$CARGO_TARGET_DIR/release/examples/load_bench
 [[ -x $orderly ]] || { echo "no orderly binary at $orderly" >&2; exit 1; }
+# Every component the binary has: the query side too, when it has one (an older ORDERLY_BIN
+# may not), so its projection's CPU is counted with the rest.
+components=(inventory payment order notification orchestrator)
+if "$orderly" components 2>/dev/null | grep -qw query; then components+=(query); fi
 
 pg_bin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d -t orderly-bench.XXXXXX)
@@ -115,8 +119,8 @@ wait_for_port() { # port, pid, log: until something accepts there (bounded), or 
 }
 
 # Replicas beyond the first listen on the extra ports (one set of free ports, so all differ).
-read -r p_order p_inventory p_payment p_notification p_orchestrator p_kafka p_pg extra_ports \
-    <<<"$(free_ports $((7 + 5 * replicas)))"
+read -r p_order p_inventory p_payment p_notification p_orchestrator p_query p_kafka p_pg \
+    extra_ports <<<"$(free_ports $((8 + 6 * replicas)))"
 endpoints=(--order "127.0.0.1:$p_order" --inventory "127.0.0.1:$p_inventory"
     --payment "127.0.0.1:$p_payment" --orchestrator "127.0.0.1:$p_orchestrator")
 
@@ -127,14 +131,18 @@ start_sqlite() {
         secure_flags=(--secure --rate-limit-per-sec 0)
         bench_flags+=(--secure-dir "$work/data/secure")
     fi
+    # In the environment, so that an older ORDERLY_BIN without a query side still starts.
+    export ORDERLY_QUERY_PORT=$p_query
     "$orderly" --metrics-addr off dev --data-dir "$work/data" --no-seed --host 127.0.0.1 \
         "${secure_flags[@]}" \
         --order-port "$p_order" --inventory-port "$p_inventory" --payment-port "$p_payment" \
         --notification-port "$p_notification" --orchestrator-port "$p_orchestrator" \
         --broker-port "$p_kafka" >"$work/dev.log" 2>&1 &
     pids+=("$!")
-    for port in "$p_order" "$p_inventory" "$p_payment" "$p_notification" "$p_orchestrator"; do
-        wait_for_port "$port" "${pids[-1]}" "$work/dev.log"
+    local name port
+    for name in "${components[@]}"; do
+        port=p_$name
+        wait_for_port "${!port}" "${pids[-1]}" "$work/dev.log"
     done
 }
 
@@ -144,7 +152,7 @@ start_postgres_cluster() { # default settings: fsync and synchronous_commit on
     as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 >/dev/null
     as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 60 \
         -o "-p $p_pg -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-    for component in order inventory payment notification orchestrator; do
+    for component in "${components[@]}"; do
         as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$p_pg" -U postgres "orderly_$component"
     done
 }
@@ -171,7 +179,7 @@ start_postgres() {
     local name replica port i=1 k=0 extra
     declare -A ports=()
     read -r -a extra <<<"$extra_ports"
-    for name in inventory payment order notification orchestrator; do
+    for name in "${components[@]}"; do
         port=p_$name
         ports[$name-1]=${!port}
         for ((replica = 2; replica <= replicas; replica++)); do
@@ -190,14 +198,14 @@ start_postgres() {
     export ORDERLY_ORCHESTRATOR_ENDPOINT
     ORDERLY_ORCHESTRATOR_ENDPOINT=$(IFS=,; echo "${orchestrator[*]}")
     # As a deployment does (the chart's migration job), before any replica starts.
-    for name in inventory payment order notification orchestrator; do
+    for name in "${components[@]}"; do
         "$orderly" migrate "$name" --database-url "postgres://postgres@127.0.0.1:$p_pg/orderly_$name" \
             >>"$work/migrate.log" 2>&1 || { tail -20 "$work/migrate.log" >&2; exit 1; }
     done
     local deps=(--inventory-endpoint "$(IFS=,; echo "${inventory[*]}")"
         --payment-endpoint "$(IFS=,; echo "${payment[*]}")")
     local started=()
-    for name in inventory payment order notification orchestrator; do
+    for name in "${components[@]}"; do
         for ((replica = 1; replica <= replicas; replica++)); do
             case $name in
                 order | orchestrator) start_component "$name" "$replica" "${ports[$name-$replica]}" "${deps[@]}" ;;

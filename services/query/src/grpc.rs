@@ -162,11 +162,8 @@ impl QueryApi {
 /// The positions against the topics' ends (when known): events not applied yet, per partition
 /// and in all, and the latest times.
 fn staleness(ends: Option<&[End]>, stored: &[positions::Model]) -> Staleness {
-    let next_of = |topic: &str, partition: i32| {
-        (stored.iter())
-            .find(|at| at.topic == topic && at.partition == partition)
-            .map_or(0, |at| at.next_offset)
-    };
+    let next_of =
+        |topic: &str, partition: i32| positions::next_offset(stored, topic, partition).unwrap_or(0);
     let positions: Vec<Position> = match ends {
         Some(ends) => (ends.iter())
             .map(|end| Position {

@@ -17,9 +17,7 @@ pub async fn report(db: DatabaseConnection, log: Log, lease: Lease, shutdown: Sh
             && let (Ok(ends), Ok(stored)) = (log.ends(TOPICS).await, positions::current(&db).await)
         {
             for end in ends {
-                let next = (stored.iter())
-                    .find(|at| at.topic == end.topic && at.partition == end.partition)
-                    .map_or(0, |at| at.next_offset);
+                let next = positions::next_offset(&stored, &end.topic, end.partition).unwrap_or(0);
                 let lag = (end.offset - next).max(0);
                 metrics::consumer_lag(crate::NAME, &end.topic, end.partition, lag);
             }

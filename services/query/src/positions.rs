@@ -33,6 +33,13 @@ pub async fn all(db: &impl ConnectionTrait, generation: i64) -> Result<Vec<Model
         .await
 }
 
+/// The next offset `stored` has for `partition` of `topic`, if it has one.
+pub fn next_offset(stored: &[Model], topic: &str, partition: i32) -> Option<i64> {
+    (stored.iter())
+        .find(|at| at.topic == topic && at.partition == partition)
+        .map(|at| at.next_offset)
+}
+
 /// The positions of the generation reads use (asked each time: a rebuild may switch it).
 pub async fn current(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
     all(db, crate::generations::current(db).await?).await

@@ -238,9 +238,8 @@ impl Projection {
         // A rebuild replays at least this far before it is switched to.
         let ends_now = self.log.ends(TOPICS).await?;
         for end in &ends_now {
-            let from = (stored.iter())
-                .find(|at| at.topic == end.topic && at.partition == end.partition)
-                .map_or(Offset::Beginning, |at| Offset::Offset(at.next_offset));
+            let from = positions::next_offset(&stored, &end.topic, end.partition)
+                .map_or(Offset::Beginning, Offset::Offset);
             assignment.add_partition_offset(&end.topic, end.partition, from)?;
         }
         consumer.assign(&assignment)?;
@@ -401,9 +400,7 @@ async fn rebuilt(
     let rebuilt = positions::all(db, generation).await?;
     let current = positions::current(db).await?;
     let rebuilt_to = |topic: &str, partition: i32| {
-        (rebuilt.iter())
-            .find(|at| at.topic == topic && at.partition == partition)
-            .map(|at| at.next_offset)
+        positions::next_offset(&rebuilt, topic, partition)
             .or_else(|| {
                 (ends_at_start.iter())
                     .find(|end| end.topic == topic && end.partition == partition)

@@ -104,9 +104,7 @@ impl Follow {
 fn count(ends: &[End], stored: &[positions::Model]) -> RebuildProgress {
     let mut progress = RebuildProgress::default();
     for end in ends {
-        let next = (stored.iter())
-            .find(|at| at.topic == end.topic && at.partition == end.partition)
-            .map_or(end.start, |at| at.next_offset);
+        let next = positions::next_offset(stored, &end.topic, end.partition).unwrap_or(end.start);
         progress.events_total += end.offset - end.start;
         progress.events_applied += (next.clamp(end.start, end.offset)) - end.start;
         progress.events_lost_to_retention += end.start;
