@@ -454,6 +454,38 @@ async fn metrics_count_sagas_dead_letters_and_lag_as_orders_flow() {
             1.0
         );
     }
+    // What the relays published is deleted from their outboxes (together, a moment after the
+    // broker acknowledged it), and was published once: the counts above.
+    for component in ["order", "inventory", "payment", "orchestrator"] {
+        wait_outbox_emptied(&system, component).await;
+    }
+}
+
+/// Waits until `component`'s outbox table holds no row; panics after `WAIT`.
+async fn wait_outbox_emptied(system: &System, component: &str) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let file = system.dir.path().join(format!("{component}.db"));
+    let url = orderly_common::db::sqlite_url(&file);
+    let db = orderly_common::db::connect(&url, orderly_common::db::Pool::default())
+        .await
+        .unwrap();
+    let count = Statement::from_string(
+        db.get_database_backend(),
+        "select count(*) as n from outbox",
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let row = db.query_one_raw(count.clone()).await.unwrap().unwrap();
+        let rows: i64 = row.try_get("", "n").unwrap();
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{component}'s outbox still holds {rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Scrapes `component` until `ready` holds; panics with the last scrape's series after `WAIT`.

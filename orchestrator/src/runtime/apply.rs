@@ -183,11 +183,10 @@ pub async fn load(
     order_id: Uuid,
     settings: &Settings,
 ) -> Result<Option<Loaded>, ApplyError> {
-    let Some(header) = txn.saga(order_id).await? else {
+    let Some((header, rows)) = txn.saga_with_steps(order_id).await? else {
         return Ok(None);
     };
     let definition = settings.definition(&header)?;
-    let rows = txn.steps(order_id).await?;
     let steps = definition
         .steps()
         .iter()

@@ -90,12 +90,15 @@ impl Tables for Memory {
         self.with(false, |data| data.sagas.get(&order_id).cloned())
     }
 
-    async fn steps(&self, order_id: Uuid) -> Result<Vec<steps::Model>, DbErr> {
+    async fn saga_with_steps(
+        &self,
+        order_id: Uuid,
+    ) -> Result<Option<(sagas::Model, Vec<steps::Model>)>, DbErr> {
         self.with(false, |data| {
+            let saga = data.sagas.get(&order_id)?.clone();
             let rows = data.steps.values();
-            rows.filter(|row| row.order_id == order_id)
-                .cloned()
-                .collect()
+            let steps = rows.filter(|row| row.order_id == order_id).cloned();
+            Some((saga, steps.collect()))
         })
     }
 

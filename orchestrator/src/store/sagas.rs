@@ -27,7 +27,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::steps::Entity")]
+    Steps,
+}
+
+impl Related<steps::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Steps.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
 

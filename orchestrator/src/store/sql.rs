@@ -27,11 +27,15 @@ impl<C: ConnectionTrait + Sync> Tables for C {
         sagas::Entity::find_by_id(order_id).one(self).await
     }
 
-    async fn steps(&self, order_id: Uuid) -> Result<Vec<steps::Model>, DbErr> {
-        steps::Entity::find()
-            .filter(steps::Column::OrderId.eq(order_id))
+    async fn saga_with_steps(
+        &self,
+        order_id: Uuid,
+    ) -> Result<Option<(sagas::Model, Vec<steps::Model>)>, DbErr> {
+        let found = sagas::Entity::find_by_id(order_id)
+            .find_with_related(steps::Entity)
             .all(self)
-            .await
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     async fn step(&self, order_id: Uuid, name: &str) -> Result<Option<steps::Model>, DbErr> {

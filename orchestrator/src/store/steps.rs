@@ -17,6 +17,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::sagas::Entity",
+        from = "Column::OrderId",
+        to = "super::sagas::Column::OrderId"
+    )]
+    Saga,
+}
+
+impl Related<super::sagas::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Saga.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -34,10 +34,11 @@ pub trait Tables: Sync {
         order_id: Uuid,
     ) -> impl Future<Output = Result<Option<sagas::Model>, DbErr>> + Send;
 
-    fn steps(
+    /// The saga and its steps, in one statement: every event the saga consumes reads both.
+    fn saga_with_steps(
         &self,
         order_id: Uuid,
-    ) -> impl Future<Output = Result<Vec<steps::Model>, DbErr>> + Send;
+    ) -> impl Future<Output = Result<Option<(sagas::Model, Vec<steps::Model>)>, DbErr>> + Send;
 
     fn step(
         &self,

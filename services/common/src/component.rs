@@ -116,6 +116,7 @@ pub async fn start<M: MigratorTrait>(
             component: name,
             db: db.clone(),
             publisher: housekeeping.clone(),
+            relay: relay.clone(),
         },
         health.clone(),
         stuck_after,

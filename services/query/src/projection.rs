@@ -16,7 +16,6 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
 use orderly_common::{
     Shutdown,
     config::KafkaArgs,
@@ -28,7 +27,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::{BorrowedMessage, Headers},
 };
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use tokio::sync::watch;
 
 use crate::{
@@ -50,6 +49,13 @@ const GROUP: &str = "query";
 
 /// Most events applied in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// How long a batch waits for more events after its first. An order's four events arrive
+/// milliseconds apart, so without it the projection committed once per event, four commits
+/// an order at low load (on PostgreSQL some 13 ms of CPU per order at one client). It adds at
+/// most this much to the read model's lag, which EVENTUAL reads report and STRICT ones wait
+/// out.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// How often the projecting replica looks for a rebuild another replica was asked to start,
 /// and how often a rebuild compares itself with the topics' ends while no events come.
@@ -271,10 +277,16 @@ impl Projection {
                 message = consumer.recv() => message?,
             };
             let mut batch = vec![first];
+            let lingering = tokio::time::sleep(LINGER);
+            tokio::pin!(lingering);
             while batch.len() < MAX_BATCH {
-                match consumer.recv().now_or_never() {
-                    Some(Ok(message)) => batch.push(message),
-                    _ => break,
+                tokio::select! {
+                    biased;
+                    received = consumer.recv() => match received {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    },
+                    () = &mut lingering => break,
                 }
             }
             self.apply(fence, generation, &batch).await?;
@@ -326,6 +338,14 @@ impl Projection {
         batch: &[BorrowedMessage<'_>],
     ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // The read model is made again from the log: a commit lost to a crash only moves
+            // its position back with its rows, and the events are applied again. So its commits
+            // need not wait for their fsync (PostgreSQL writes them out within a fraction of a
+            // second), which the orders' own transactions do.
+            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
         lease::fence(&txn, fence).await?;
         let applied_at = orderly_common::time::now();
         let mut after: BTreeMap<(String, i32), positions::Model> = BTreeMap::new();

@@ -12,7 +12,7 @@ use rdkafka::consumer::BaseConsumer;
 use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, time::Instant};
 
-use super::outbox;
+use super::{Relay, outbox};
 use crate::{
     Shutdown,
     config::KafkaArgs,
@@ -177,6 +177,8 @@ pub struct Outbox {
     pub component: &'static str,
     pub db: DatabaseConnection,
     pub publisher: Lease,
+    /// Knows the rows it published that wait to be deleted: they are not backlog.
+    pub relay: Relay,
 }
 
 /// Samples the outbox backlog into `orderly_outbox_backlog`, and reports the outbox faulty while
@@ -189,6 +191,7 @@ pub async fn outbox(watched: Outbox, health: Health, stuck_after: Duration, shut
         component,
         db,
         mut publisher,
+        relay,
     } = watched;
     let mut last_read = Instant::now();
     loop {
@@ -201,9 +204,12 @@ pub async fn outbox(watched: Outbox, health: Health, stuck_after: Duration, shut
                 () = publisher.changed() => continue,
             }
         }
+        // Counted before the rows: a delete in between then shows less backlog, never more.
+        let published = relay.published_not_deleted();
         let fault = match outbox::standing(&db).await {
-            Ok((backlog, oldest)) => {
+            Ok((rows, oldest)) => {
                 last_read = Instant::now();
+                let backlog = rows.saturating_sub(published);
                 crate::metrics::outbox_backlog(component, backlog);
                 let waited = oldest.map(crate::time::since).unwrap_or_default();
                 (waited > stuck_after)

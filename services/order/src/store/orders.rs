@@ -26,7 +26,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::lines::Entity")]
+    Lines,
+}
+
+impl Related<lines::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Lines.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
 
@@ -37,11 +46,17 @@ pub struct Order {
     pub lines: Vec<lines::Model>,
 }
 
+/// The order with its lines, in one statement (WatchOrder reads an order at least twice).
 pub async fn find(db: &impl ConnectionTrait, order_id: Uuid) -> Result<Option<Order>, DbErr> {
-    let Some(header) = Entity::find_by_id(order_id).one(db).await? else {
-        return Ok(None);
-    };
-    Ok(with_lines(db, vec![header]).await?.pop())
+    let found = Entity::find_by_id(order_id)
+        .find_with_related(lines::Entity)
+        .order_by_asc(lines::Column::LineNo)
+        .all(db)
+        .await?;
+    Ok(found
+        .into_iter()
+        .next()
+        .map(|(header, lines)| Order { header, lines }))
 }
 
 /// Orders ordered by id (time-ordered UUIDs), optionally filtered, after `after` when given.
