@@ -6,9 +6,12 @@ use std::{sync::Arc, time::Duration};
 
 use orderly_common::{
     config::KafkaArgs,
-    kafka::{KafkaError, client_config},
+    kafka::{KafkaError, client_config, lag},
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{
+    TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+};
 
 /// The broker is asked with this bound, so a read never hangs on a broker that is away.
 const ASK_WITHIN: Duration = Duration::from_secs(5);
@@ -41,22 +44,33 @@ impl Log {
     pub async fn ends(&self, topics: &'static [&'static str]) -> Result<Vec<End>, KafkaError> {
         let client = self.client.clone();
         let asked = tokio::task::spawn_blocking(move || {
-            let mut ends = Vec::new();
+            let metadata = client.fetch_metadata(None, ASK_WITHIN)?;
+            let mut partitions = TopicPartitionList::new();
             for topic in topics {
-                let metadata = client.fetch_metadata(Some(topic), ASK_WITHIN)?;
-                for listed in metadata.topics() {
-                    for partition in listed.partitions() {
-                        let (low, high) =
-                            client.fetch_watermarks(topic, partition.id(), ASK_WITHIN)?;
-                        ends.push(End {
-                            topic: (*topic).to_owned(),
-                            partition: partition.id(),
-                            start: low,
-                            offset: high,
-                        });
-                    }
+                let listed = metadata
+                    .topics()
+                    .iter()
+                    .filter(|listed| listed.name() == *topic);
+                for partition in listed.flat_map(|listed| listed.partitions()) {
+                    partitions.add_partition(topic, partition.id());
                 }
             }
+            if partitions.count() == 0 {
+                return Ok(Vec::new());
+            }
+            let watermarks = lag::watermarks(client.as_ref(), &partitions, ASK_WITHIN)?;
+            let ends = (partitions.elements().iter())
+                .filter_map(|element| {
+                    let key = (element.topic().to_owned(), element.partition());
+                    let &(start, offset) = watermarks.get(&key)?;
+                    Some(End {
+                        topic: key.0,
+                        partition: key.1,
+                        start,
+                        offset,
+                    })
+                })
+                .collect();
             Ok::<_, KafkaError>(ends)
         })
         .await;

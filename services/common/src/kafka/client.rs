@@ -13,7 +13,10 @@ pub fn client_config(args: &KafkaArgs) -> ClientConfig {
             args.kafka_security_protocol.as_librdkafka(),
         )
         // Reconnect quickly after a broker restart instead of backing off for seconds.
-        .set("reconnect.backoff.max.ms", "1000");
+        .set("reconnect.backoff.max.ms", "1000")
+        // Orderly exports its own metrics; with pushing on, every client asked the broker for a
+        // metrics subscription again and again (KIP-714), idle or not.
+        .set("enable.metrics.push", "false");
     if let Some(mechanism) = &args.kafka_sasl_mechanism {
         config.set("sasl.mechanism", mechanism);
     }

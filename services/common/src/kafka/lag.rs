@@ -1,9 +1,9 @@
 //! Consumer-group lag from the broker: per partition of the group's topics, the high watermark
 //! minus the group's committed offset.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer, error::KafkaError as ClientError};
 
 use super::KafkaError;
 
@@ -41,13 +41,16 @@ pub fn partition_lags<C: Consumer>(
     if partitions.count() == 0 {
         return Ok(Vec::new());
     }
+    let ends = watermarks(consumer, &partitions, timeout)?;
     let committed = consumer.committed_offsets(partitions, timeout)?;
     committed
         .elements()
         .iter()
         .map(|element| {
-            let (low, high) =
-                consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+            let key = (element.topic().to_owned(), element.partition());
+            let Some(&(low, high)) = ends.get(&key) else {
+                return Err(no_offset(element.topic(), element.partition()));
+            };
             let committed = match element.offset() {
                 Offset::Offset(offset) => offset,
                 _ => low,
@@ -90,4 +93,52 @@ pub fn committed_lags<C: Consumer>(
     consumed.dedup();
     let consumed: Vec<&str> = consumed.iter().map(String::as_str).collect();
     partition_lags(consumer, &consumed, |_, _| true, timeout)
+}
+
+/// A partition's low and high watermarks: the offset of its oldest record, and the offset its
+/// next record will get.
+pub type Watermarks = (i64, i64);
+
+/// Where each of `partitions` starts and ends (its low and high watermarks), keyed by topic and
+/// partition. Two requests to each broker, earliest and latest offsets of every partition at
+/// once: librdkafka's `fetch_watermarks` asks twice per partition, which for the watchers that
+/// sample every few seconds was most of what an idle `orderly dev` asked its broker. Blocking.
+pub fn watermarks<C: Consumer>(
+    client: &C,
+    partitions: &TopicPartitionList,
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), Watermarks>, KafkaError> {
+    // ListOffsets takes -2 for a partition's earliest offset and -1 for its latest.
+    let ask = |at: Offset| -> Result<TopicPartitionList, KafkaError> {
+        let mut asked = partitions.clone();
+        asked.set_all_offsets(at)?;
+        Ok(client.offsets_for_times(asked, timeout)?)
+    };
+    let (starts, ends) = (ask(Offset::Beginning)?, ask(Offset::End)?);
+    let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
+        let element = list.find_partition(topic, partition);
+        match element
+            .as_ref()
+            .map(|element| (element.error(), element.offset()))
+        {
+            Some((Ok(()), Offset::Offset(offset))) => Ok(offset),
+            Some((Err(error), _)) => Err(KafkaError::Client(error)),
+            _ => Err(no_offset(topic, partition)),
+        }
+    };
+    (partitions.elements().iter())
+        .map(|element| {
+            let (topic, partition) = (element.topic(), element.partition());
+            let low = offset(&starts, topic, partition)?;
+            let high = offset(&ends, topic, partition)?;
+            Ok(((topic.to_owned(), partition), (low, high)))
+        })
+        .collect()
+}
+
+/// The broker said nothing about where `topic[partition]` starts or ends.
+fn no_offset(_topic: &str, _partition: i32) -> KafkaError {
+    KafkaError::Client(ClientError::OffsetFetch(
+        rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+    ))
 }
