@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use rdkafka::{Offset, TopicPartitionList, consumer::Consumer, error::KafkaError as ClientError};
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 
 use super::KafkaError;
 
@@ -136,9 +136,9 @@ pub fn watermarks<C: Consumer>(
         .collect()
 }
 
-/// The broker said nothing about where `topic[partition]` starts or ends.
-fn no_offset(_topic: &str, _partition: i32) -> KafkaError {
-    KafkaError::Client(ClientError::OffsetFetch(
-        rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-    ))
+fn no_offset(topic: &str, partition: i32) -> KafkaError {
+    KafkaError::NoOffset {
+        topic: topic.to_owned(),
+        partition,
+    }
 }

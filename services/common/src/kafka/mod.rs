@@ -28,6 +28,9 @@ pub enum KafkaError {
     #[error("the producer closed before the broker acknowledged")]
     Unacknowledged,
 
+    #[error("the broker did not say where {topic}[{partition}] starts or ends")]
+    NoOffset { topic: String, partition: i32 },
+
     #[error(transparent)]
     Keys(#[from] signing::KeysError),
 }
