@@ -14,6 +14,7 @@
 
 pub mod administrator;
 pub mod consumer;
+mod persisted;
 
 use crate::Result;
 use async_trait::async_trait;

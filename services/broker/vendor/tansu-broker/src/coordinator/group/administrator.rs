@@ -53,7 +53,7 @@ use uuid::Uuid;
 
 use crate::{Error, METER, Result};
 
-use super::{Coordinator, OffsetCommit};
+use super::{Coordinator, OffsetCommit, persisted::Persisted};
 
 const PAUSE_MS: u128 = 3_000;
 
@@ -683,6 +683,8 @@ type WrapperMap<O> = Arc<Mutex<BTreeMap<String, (Wrapper<O>, Option<Version>)>>>
 pub struct Controller<O> {
     storage: O,
     wrappers: WrapperMap<O>,
+    // Orderly's patch: what this broker wrote of each group, and saw of its members (persisted.rs).
+    persisted: Persisted,
 }
 
 impl<O> Controller<O>
@@ -693,7 +695,53 @@ where
         Ok(Self {
             storage,
             wrappers: Arc::new(Mutex::new(BTreeMap::new())),
+            persisted: Persisted::default(),
         })
+    }
+
+    // Orderly's patch: every write of a group's state is noted, so that a heartbeat or an offset
+    // commit knows whether storage is still where it started from (persisted.rs).
+    async fn write_group(
+        &self,
+        group_id: &str,
+        detail: GroupDetail,
+        version: Option<Version>,
+        now: SystemTime,
+    ) -> std::result::Result<Version, UpdateError<GroupDetail>> {
+        let written = self
+            .storage
+            .update_group(group_id, detail.clone(), version)
+            .await?;
+        self.persisted.wrote(group_id, &written, &detail, now);
+        Ok(written)
+    }
+
+    // Orderly's patch: whether `wrapper`, a heartbeat's or an offset commit's outcome, may stand
+    // without a write; if so it goes back in the map (persisted.rs).
+    fn kept_unwritten(
+        &self,
+        group_id: &str,
+        wrapper: Wrapper<O>,
+        version: Option<Version>,
+        now: SystemTime,
+    ) -> std::result::Result<(), (Wrapper<O>, Option<Version>)> {
+        let detail = GroupDetail::from(&wrapper);
+        if !self
+            .persisted
+            .is_current(group_id, version.as_ref(), &detail, now)
+        {
+            return Err((wrapper, version));
+        }
+        let Ok(mut wrappers) = self.wrappers.lock() else {
+            return Err((wrapper, version));
+        };
+        // Another operation put the group back meanwhile: its state is the newer one.
+        if wrappers.contains_key(group_id) {
+            return Err((wrapper, version));
+        }
+        self.persisted.saw(group_id, &detail);
+        _ = wrappers.insert(group_id.to_owned(), (wrapper, version));
+        Ok(())
     }
 }
 
@@ -790,8 +838,7 @@ where
             debug!(group_id, ?updated, ?version, iteration,);
 
             match self
-                .storage
-                .update_group(group_id, GroupDetail::from(&updated), version)
+                .write_group(group_id, GroupDetail::from(&updated), version, now)
                 .await
             {
                 Ok(version) => {
@@ -836,7 +883,11 @@ where
                         wrappers.insert(
                             group_id.to_owned(),
                             (
-                                Wrapper::with_storage_group_detail(self.storage.clone(), *current),
+                                Wrapper::with_storage_group_detail(
+                                    self.storage.clone(),
+                                    // Orderly's patch: contacts not yet written.
+                                    self.persisted.loaded(group_id, *current),
+                                ),
                                 Some(version),
                             ),
                         )
@@ -919,8 +970,7 @@ where
 
             debug!(group_id, ?updated, ?version, iteration,);
             match self
-                .storage
-                .update_group(group_id, GroupDetail::from(&updated), version)
+                .write_group(group_id, GroupDetail::from(&updated), version, now)
                 .await
             {
                 Ok(version) => {
@@ -964,7 +1014,11 @@ where
                         wrappers.insert(
                             group_id.to_owned(),
                             (
-                                Wrapper::with_storage_group_detail(self.storage.clone(), *current),
+                                Wrapper::with_storage_group_detail(
+                                    self.storage.clone(),
+                                    // Orderly's patch: contacts not yet written.
+                                    self.persisted.loaded(group_id, *current),
+                                ),
                                 Some(version),
                             ),
                         )
@@ -1019,8 +1073,7 @@ where
             debug!(group_id, ?wrapper, ?version, iteration,);
 
             match self
-                .storage
-                .update_group(group_id, GroupDetail::from(&wrapper), version)
+                .write_group(group_id, GroupDetail::from(&wrapper), version, now)
                 .await
             {
                 Ok(version) => {
@@ -1041,7 +1094,11 @@ where
                         wrappers.insert(
                             group_id.to_owned(),
                             (
-                                Wrapper::with_storage_group_detail(self.storage.clone(), *current),
+                                Wrapper::with_storage_group_detail(
+                                    self.storage.clone(),
+                                    // Orderly's patch: contacts not yet written.
+                                    self.persisted.loaded(group_id, *current),
+                                ),
                                 Some(version),
                             ),
                         )
@@ -1089,9 +1146,14 @@ where
             let (wrapper, body) = wrapper.offset_commit(now, &offset_commit).await;
             debug!(group_id, ?wrapper, ?version, iteration,);
 
+            // Orderly's patch: an offset commit changes nothing of the group (persisted.rs).
+            let (wrapper, version) = match self.kept_unwritten(group_id, wrapper, version, now) {
+                Ok(()) => return Ok(body),
+                Err(unwritten) => unwritten,
+            };
+
             match self
-                .storage
-                .update_group(group_id, GroupDetail::from(&wrapper), version)
+                .write_group(group_id, GroupDetail::from(&wrapper), version, now)
                 .await
             {
                 Ok(version) => {
@@ -1113,7 +1175,11 @@ where
                         wrappers.insert(
                             group_id.to_owned(),
                             (
-                                Wrapper::with_storage_group_detail(self.storage.clone(), *current),
+                                Wrapper::with_storage_group_detail(
+                                    self.storage.clone(),
+                                    // Orderly's patch: contacts not yet written.
+                                    self.persisted.loaded(group_id, *current),
+                                ),
                                 Some(version),
                             ),
                         )
@@ -1198,9 +1264,15 @@ where
 
             debug!(group_id, ?wrapper, ?version, iteration,);
 
+            // Orderly's patch: a heartbeat that changes nothing but last contacts is not written
+            // while storage's copy is fresh enough (persisted.rs).
+            let (wrapper, version) = match self.kept_unwritten(group_id, wrapper, version, now) {
+                Ok(()) => return Ok(body),
+                Err(unwritten) => unwritten,
+            };
+
             match self
-                .storage
-                .update_group(group_id, GroupDetail::from(&wrapper), version)
+                .write_group(group_id, GroupDetail::from(&wrapper), version, now)
                 .await
             {
                 Ok(version) => {
@@ -1221,7 +1293,11 @@ where
                         wrappers.insert(
                             group_id.to_owned(),
                             (
-                                Wrapper::with_storage_group_detail(self.storage.clone(), *current),
+                                Wrapper::with_storage_group_detail(
+                                    self.storage.clone(),
+                                    // Orderly's patch: contacts not yet written.
+                                    self.persisted.loaded(group_id, *current),
+                                ),
                                 Some(version),
                             ),
                         )
