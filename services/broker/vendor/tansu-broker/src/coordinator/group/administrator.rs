@@ -717,27 +717,28 @@ where
     }
 
     // Orderly's patch: whether `wrapper`, a heartbeat's or an offset commit's outcome, may stand
-    // without a write; if so it goes back in the map (persisted.rs).
+    // without a write; if so it goes back in the map (persisted.rs), if not it comes back with
+    // the detail to write.
     fn kept_unwritten(
         &self,
         group_id: &str,
         wrapper: Wrapper<O>,
         version: Option<Version>,
         now: SystemTime,
-    ) -> std::result::Result<(), (Wrapper<O>, Option<Version>)> {
+    ) -> std::result::Result<(), (Wrapper<O>, Option<Version>, GroupDetail)> {
         let detail = GroupDetail::from(&wrapper);
         if !self
             .persisted
             .is_current(group_id, version.as_ref(), &detail, now)
         {
-            return Err((wrapper, version));
+            return Err((wrapper, version, detail));
         }
         let Ok(mut wrappers) = self.wrappers.lock() else {
-            return Err((wrapper, version));
+            return Err((wrapper, version, detail));
         };
         // Another operation put the group back meanwhile: its state is the newer one.
         if wrappers.contains_key(group_id) {
-            return Err((wrapper, version));
+            return Err((wrapper, version, detail));
         }
         self.persisted.saw(group_id, &detail);
         _ = wrappers.insert(group_id.to_owned(), (wrapper, version));
@@ -1147,15 +1148,13 @@ where
             debug!(group_id, ?wrapper, ?version, iteration,);
 
             // Orderly's patch: an offset commit changes nothing of the group (persisted.rs).
-            let (wrapper, version) = match self.kept_unwritten(group_id, wrapper, version, now) {
-                Ok(()) => return Ok(body),
-                Err(unwritten) => unwritten,
-            };
+            let (wrapper, version, detail) =
+                match self.kept_unwritten(group_id, wrapper, version, now) {
+                    Ok(()) => return Ok(body),
+                    Err(unwritten) => unwritten,
+                };
 
-            match self
-                .write_group(group_id, GroupDetail::from(&wrapper), version, now)
-                .await
-            {
+            match self.write_group(group_id, detail, version, now).await {
                 Ok(version) => {
                     debug!(?group_id, ?version);
 
@@ -1266,15 +1265,13 @@ where
 
             // Orderly's patch: a heartbeat that changes nothing but last contacts is not written
             // while storage's copy is fresh enough (persisted.rs).
-            let (wrapper, version) = match self.kept_unwritten(group_id, wrapper, version, now) {
-                Ok(()) => return Ok(body),
-                Err(unwritten) => unwritten,
-            };
+            let (wrapper, version, detail) =
+                match self.kept_unwritten(group_id, wrapper, version, now) {
+                    Ok(()) => return Ok(body),
+                    Err(unwritten) => unwritten,
+                };
 
-            match self
-                .write_group(group_id, GroupDetail::from(&wrapper), version, now)
-                .await
-            {
+            match self.write_group(group_id, detail, version, now).await {
                 Ok(version) => {
                     debug!(?group_id, ?version);
 
