@@ -15,7 +15,8 @@ use orderly_common::{
     Shutdown,
     auth::{self, Role},
     component::ComponentError,
-    config::{DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
+    config::{self, DatabaseArgs, KafkaArgs, ServerArgs, ServiceConfig, SqliteSync},
+    kafka::EventProducer,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,12 @@ pub struct DevArgs {
     /// Use this Kafka instead of starting the embedded broker
     #[arg(long, env = "ORDERLY_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
+
+    /// Longest a consumer's fetch waits for data when there is none; a fetch is answered as soon
+    /// as data arrives, so this bounds idle fetches per second, not latency (but for a partition
+    /// newly assigned, which waits for the fetch in flight)
+    #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = config::FETCH_WAIT_MAX_MS)]
+    pub kafka_fetch_wait_max_ms: u32,
 
     #[command(flatten)]
     pub saga: orderly_orchestrator::SagaArgs,
@@ -149,6 +156,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .iter()
         .map(|endpoint| (endpoint.component.name, endpoint.addr))
         .collect();
+    let kafka = KafkaArgs {
+        event_keys: (authority.as_ref().map(secure::Authority::event_keys)).transpose()?,
+        kafka_fetch_wait_max_ms: args.kafka_fetch_wait_max_ms,
+        ..KafkaArgs::at(bootstrap.clone())
+    };
+    // One Kafka producer for the whole process, not one per component.
+    let producer = EventProducer::new(&kafka)?;
     let mut services: JoinSet<(&'static str, Result<(), ComponentError>)> = JoinSet::new();
     for endpoint in &endpoints {
         let mut server = ServerArgs::on(endpoint.addr);
@@ -165,11 +179,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     sqlite_sync: args.sqlite_sync,
                     ..DatabaseArgs::in_dir(args.data_dir.clone())
                 },
-                kafka: KafkaArgs {
-                    event_keys: (authority.as_ref().map(secure::Authority::event_keys))
-                        .transpose()?,
-                    ..KafkaArgs::at(bootstrap.clone())
-                },
+                kafka: kafka.clone(),
+                shared_producer: Some(producer.clone()),
             },
             addrs: addrs.clone(),
             saga: args.saga.clone(),

@@ -68,6 +68,7 @@ impl Shipping {
             server: ServerArgs::on(addr),
             database: DatabaseArgs::in_dir(dir.to_owned()),
             kafka: KafkaArgs::at(kafka),
+            shared_producer: None,
         };
         let shutdown = Shutdown::new();
         let mut started: Started =

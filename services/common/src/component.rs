@@ -88,7 +88,10 @@ pub async fn start<M: MigratorTrait>(
     let url = config.database.url_for(name);
     let db = db::connect_and_migrate_when_up::<M>(&url, config.database.pool(), shutdown).await?;
     let listener = grpc::bind(config.server.listen_addr_or(default_port)).await?;
-    let producer = EventProducer::new(&config.kafka)?;
+    let producer = match &config.shared_producer {
+        Some(shared) => shared.clone(),
+        None => EventProducer::new(&config.kafka)?,
+    };
     let mut background = JoinSet::new();
     let holder = lease::holder_id(listener.local_addr()?.port());
     let (relay, housekeeping, relay_task) = Relay::start(
@@ -192,11 +195,9 @@ impl Started {
         let lag_watcher = watch::consumer_lag(
             watch::Watched {
                 group: name,
-                topics,
                 member: consumer.member.clone(),
                 rejoin: rejoin.clone(),
             },
-            kafka.clone(),
             self.health.clone(),
             self.stuck_after,
             shutdown.clone(),

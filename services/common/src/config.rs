@@ -5,7 +5,7 @@ use std::{marker::PhantomData, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-use crate::{auth::AuthArgs, tls::TlsArgs};
+use crate::{auth::AuthArgs, kafka::EventProducer, tls::TlsArgs};
 
 // Defaults shared by the flags and by configs built in code (`orderly dev`, tests).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
@@ -14,7 +14,7 @@ const CONCURRENCY_LIMIT: usize = 1024;
 /// leaves room and keeps one request from costing a server much memory.
 const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
 const SHUTDOWN_GRACE_SECS: u64 = 20;
-const FETCH_WAIT_MAX_MS: u32 = 500;
+pub const FETCH_WAIT_MAX_MS: u32 = 2_000;
 const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const CONSUMER_LANES: u16 = 3;
@@ -221,7 +221,8 @@ pub struct KafkaArgs {
     pub kafka_bootstrap: String,
 
     /// Longest a consumer's fetch waits for data when there is none; a fetch is answered as soon
-    /// as data arrives, so this bounds idle fetches per second, not latency
+    /// as data arrives, so this bounds idle fetches per second, not latency (but for a partition
+    /// newly assigned, which waits for the fetch in flight)
     #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = FETCH_WAIT_MAX_MS)]
     pub kafka_fetch_wait_max_ms: u32,
 
@@ -368,6 +369,11 @@ pub struct ServiceConfig {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Publish through this producer instead of one of the component's own: `orderly dev`
+    /// shares one among its components, each producer being a Kafka client with its own
+    /// threads, timers and connections (and separate producers cannot share a request).
+    #[arg(skip)]
+    pub shared_producer: Option<EventProducer>,
 }
 
 /// A component another one calls, as the caller declares it (shared plumbing names none).

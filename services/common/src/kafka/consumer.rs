@@ -126,7 +126,15 @@ impl Member {
         )
     }
 
-    /// Sets the consumer running now (`None` before closing it).
+    /// Runs `ask` with the consumer running now, if there is one, and keeps it from being
+    /// closed meanwhile. Blocking: call it off the async threads.
+    pub fn ask<T>(&self, ask: impl FnOnce(&GroupConsumer) -> T) -> Option<T> {
+        let current = self.0.lock().ok()?;
+        current.as_deref().map(ask)
+    }
+
+    /// Sets the consumer running now (`None` before closing it; blocking while [`Self::ask`]
+    /// uses it).
     pub fn set(&self, consumer: Option<Arc<GroupConsumer>>) {
         if let Ok(mut current) = self.0.lock() {
             *current = consumer;

@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
+use rdkafka::{
+    Offset, TopicPartitionList,
+    consumer::{Consumer, ConsumerContext},
+};
 
 use super::KafkaError;
 
@@ -19,7 +22,7 @@ pub struct PartitionLag {
 
 /// Lag of `consumer`'s group on the partitions of `topics` that `wanted` accepts. Blocking:
 /// several broker round trips, each bounded by `timeout`.
-pub fn partition_lags<C: Consumer>(
+pub fn partition_lags<X: ConsumerContext, C: Consumer<X>>(
     consumer: &C,
     topics: &[&str],
     wanted: impl Fn(&str, i32) -> bool,
@@ -38,6 +41,16 @@ pub fn partition_lags<C: Consumer>(
             }
         }
     }
+    lags_of(consumer, partitions, timeout)
+}
+
+/// Lag of `consumer`'s group on `partitions`. Blocking: two broker round trips, each bounded by
+/// `timeout`.
+pub fn lags_of<X: ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    partitions: TopicPartitionList,
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, KafkaError> {
     if partitions.count() == 0 {
         return Ok(Vec::new());
     }
@@ -68,7 +81,7 @@ pub fn partition_lags<C: Consumer>(
 /// Lag of `consumer`'s group on every topic it has committed an offset on (any partition),
 /// dead-letter topics left out: what a group consumes, as the broker knows it, without knowing
 /// its topics beforehand. Blocking, like [`partition_lags`].
-pub fn committed_lags<C: Consumer>(
+pub fn committed_lags<X: ConsumerContext, C: Consumer<X>>(
     consumer: &C,
     timeout: Duration,
 ) -> Result<Vec<PartitionLag>, KafkaError> {
@@ -103,7 +116,7 @@ pub type Watermarks = (i64, i64);
 /// partition. Two requests to each broker, earliest and latest offsets of every partition at
 /// once: librdkafka's `fetch_watermarks` asks twice per partition, which for the watchers that
 /// sample every few seconds was most of what an idle `orderly dev` asked its broker. Blocking.
-pub fn watermarks<C: Consumer>(
+pub fn watermarks<X: ConsumerContext, C: Consumer<X>>(
     client: &C,
     partitions: &TopicPartitionList,
     timeout: Duration,

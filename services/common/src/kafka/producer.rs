@@ -44,6 +44,14 @@ pub struct EventProducer {
     keys: Option<Arc<EventKeys>>,
 }
 
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer")
+            .field("signs", &self.keys.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The producer and its delivery thread, which stops once every handle is dropped.
 struct Shared {
     producer: Arc<BaseProducer<Acknowledge>>,

@@ -157,14 +157,19 @@ impl<H: Handler> EventConsumer<H> {
             let consumer = Arc::new(kafka::consumer(kafka, self.name, &topics)?);
             self.member.set(Some(consumer.clone()));
             let stop = self.consume(&consumer, lanes, &rejoin, &shutdown).await;
-            self.member.set(None);
             // Async: a broker that is down must not hold up shutdown (uncommitted offsets only
             // mean redelivery, which the inbox absorbs).
             if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
                 tracing::debug!(consumer = self.name, %error, "final offset commit");
             }
-            // Closing leaves the group and waits for the broker: off the async threads.
-            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+            // Clearing the member waits for a lag sample using the consumer, and closing
+            // leaves the group and waits for the broker: both off the async threads.
+            let member = self.member.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                member.set(None);
+                drop(consumer);
+            })
+            .await;
             match stop {
                 Stop::Shutdown => return Ok(()),
                 Stop::Rejoin => {

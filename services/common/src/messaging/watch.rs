@@ -8,16 +8,15 @@ use std::{
     time::Duration,
 };
 
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::TopicPartitionList;
 use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, time::Instant};
 
 use super::{Relay, outbox};
 use crate::{
     Shutdown,
-    config::KafkaArgs,
     health::Health,
-    kafka::{Member, client_config, lag},
+    kafka::{Member, lag},
     lease::Lease,
 };
 
@@ -29,8 +28,8 @@ pub fn sample_interval(stuck_after: Duration) -> Duration {
 /// A consumer group member to watch, and how to tell its consumer to rejoin.
 pub struct Watched {
     pub group: &'static str,
-    pub topics: Arc<[String]>,
-    /// Which partitions of the group's topics this replica holds.
+    /// Which partitions of the group's topics this replica holds, and the consumer through
+    /// which the watcher asks the broker about them.
     pub member: Member,
     pub rejoin: Arc<Notify>,
 }
@@ -44,40 +43,36 @@ pub struct Watched {
 /// only hand the events it is applying to another member a second time.
 pub async fn consumer_lag(
     watched: Watched,
-    kafka: KafkaArgs,
     health: Health,
     stuck_after: Duration,
     shutdown: Shutdown,
 ) {
     let Watched {
         group,
-        topics,
         member,
         rejoin,
     } = watched;
     let source = format!("consumer {group}");
     let mut last_rejoin: Option<Instant> = None;
-    // Not subscribed, so it never joins the group: it only reads the group's committed offsets.
-    let client: BaseConsumer = match client_config(&kafka).set("group.id", group).create() {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::warn!(group, %error, "cannot watch consumer lag");
-            return;
-        }
-    };
-    let client = Arc::new(client);
     let mut progress = PartitionProgress::default();
     let mut reported: HashSet<(String, i32)> = HashSet::new();
     let mut last_sample = Instant::now();
     loop {
-        let (sampler, topics) = (client.clone(), topics.clone());
-        let held = Arc::new(member.held().unwrap_or_default());
-        let wanted = held.clone();
+        let held = member.held().unwrap_or_default();
+        let mut partitions = TopicPartitionList::new();
+        for (topic, partition) in held.keys() {
+            partitions.add_partition(topic, *partition);
+        }
+        let sampler = member.clone();
         let sampled = tokio::task::spawn_blocking(move || {
-            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            let wanted =
-                |topic: &str, partition| wanted.contains_key(&(topic.to_owned(), partition));
-            lag::partition_lags(sampler.as_ref(), &topics, wanted, Duration::from_secs(5))
+            // Asked through the member's own consumer rather than a Kafka client of the
+            // watcher's own (its threads, timers and connections, for each group): the
+            // broker's committed offsets and watermarks are the same whoever asks, so a
+            // consumer whose work stalls still cannot hide it.
+            let lags =
+                sampler.ask(|consumer| lag::lags_of(consumer, partitions, Duration::from_secs(5)));
+            // No consumer, between a leave and a join: it holds nothing.
+            lags.unwrap_or(Ok(Vec::new()))
         })
         .await;
         let fault = match sampled {
