@@ -237,6 +237,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             tracing::error!(component, %error, "stopped with an error");
         }
     }
+    // Released before the broker stops: a producer released loses its connection quietly.
+    drop(producer);
     stop_broker.cancel();
     while broker.join_next().await.is_some() {}
     first_error.map_or(Ok(()), Err)

@@ -14,7 +14,7 @@ const CONCURRENCY_LIMIT: usize = 1024;
 /// leaves room and keeps one request from costing a server much memory.
 const MAX_MESSAGE_BYTES: u32 = 1024 * 1024;
 const SHUTDOWN_GRACE_SECS: u64 = 20;
-pub const FETCH_WAIT_MAX_MS: u32 = 2_000;
+pub const FETCH_WAIT_MAX_MS: u32 = 500;
 const LINGER_MS: u32 = 2;
 const PARTITIONS: i32 = 3;
 const CONSUMER_LANES: u16 = 3;

@@ -57,10 +57,6 @@ const MAX_BATCH: usize = 512;
 /// out.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// Longest the projection's consumer waits for data when there is none, whatever the other
-/// consumers wait: see where it is set.
-const PROJECTION_FETCH_WAIT_MAX_MS: u32 = 500;
-
 /// How often the projecting replica looks for a rebuild another replica was asked to start,
 /// and how often a rebuild compares itself with the topics' ends while no events come.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
@@ -238,16 +234,9 @@ impl Projection {
             .set("group.id", GROUP)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            // Capped: partitions assigned after the consumer's first fetch went out wait for
-            // it to end, and STRICT reads wait on this consumer (one, so its idle fetches
-            // cost little).
             .set(
                 "fetch.wait.max.ms",
-                (self
-                    .kafka
-                    .kafka_fetch_wait_max_ms
-                    .min(PROJECTION_FETCH_WAIT_MAX_MS))
-                .to_string(),
+                self.kafka.kafka_fetch_wait_max_ms.to_string(),
             )
             .create()?;
         let stored = positions::all(&self.db, generation).await?;
