@@ -65,6 +65,11 @@ pub struct DevArgs {
     #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = config::FETCH_WAIT_MAX_MS)]
     pub kafka_fetch_wait_max_ms: u32,
 
+    /// How long the producer waits to fill a batch before sending it (0: at once, each hop of a
+    /// saga waits for no batch; under load batches fill while the previous one is in flight)
+    #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = config::LINGER_MS)]
+    pub kafka_linger_ms: u32,
+
     #[command(flatten)]
     pub saga: orderly_orchestrator::SagaArgs,
 
@@ -159,6 +164,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let kafka = KafkaArgs {
         event_keys: (authority.as_ref().map(secure::Authority::event_keys)).transpose()?,
         kafka_fetch_wait_max_ms: args.kafka_fetch_wait_max_ms,
+        kafka_linger_ms: args.kafka_linger_ms,
         ..KafkaArgs::at(bootstrap.clone())
     };
     // One Kafka producer for the whole process, not one per component.
