@@ -65,8 +65,8 @@ pub struct DevArgs {
     #[arg(long, env = "ORDERLY_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = config::FETCH_WAIT_MAX_MS)]
     pub kafka_fetch_wait_max_ms: u32,
 
-    /// How long the producer waits to fill a batch before sending it (0: at once, each hop of a
-    /// saga waits for no batch; under load batches fill while the previous one is in flight)
+    /// How long the producer waits to fill a batch before sending it; each hop of a saga waits
+    /// up to this long (0: at once; under load batches still fill while one is in flight)
     #[arg(long, env = "ORDERLY_KAFKA_LINGER_MS", default_value_t = config::LINGER_MS)]
     pub kafka_linger_ms: u32,
 
